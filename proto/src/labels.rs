@@ -1,0 +1,42 @@
+//! Label and annotation keys.
+//!
+//! The `com.openfaas.*` keys are OpenFaaS's, so functions deployed with existing stack files
+//! keep their meaning; `com.ferry.*` keys are ferry's own bookkeeping on containers.
+
+/// On every function container: the function's name.
+pub const FUNCTION: &str = "com.openfaas.function";
+/// On every function container: the function's namespace.
+pub const NAMESPACE: &str = "com.openfaas.namespace";
+/// Prefix under which annotations are stored as container labels (as faasd does).
+pub const ANNOTATION_PREFIX: &str = "com.openfaas.annotations.";
+
+/// Minimum replicas (also the initial count and the scale-from-zero target).
+pub const SCALE_MIN: &str = "com.openfaas.scale.min";
+/// Maximum replicas.
+pub const SCALE_MAX: &str = "com.openfaas.scale.max";
+/// Target load per replica.
+pub const SCALE_TARGET: &str = "com.openfaas.scale.target";
+/// What load means: `rps`, `inflight` or `queue`.
+pub const SCALE_TYPE: &str = "com.openfaas.scale.type";
+/// Opt in to scale to zero.
+pub const SCALE_ZERO: &str = "com.openfaas.scale.zero";
+/// Idle time before scaling to zero.
+pub const SCALE_ZERO_DURATION: &str = "com.openfaas.scale.zero-duration";
+
+/// Annotation: the named queue the function's async calls go to.
+pub const QUEUE: &str = "com.openfaas.queue";
+/// Annotation: invocations allowed, the first included.
+pub const RETRY_ATTEMPTS: &str = "com.openfaas.retry.attempts";
+/// Annotation: status codes that are retried.
+pub const RETRY_CODES: &str = "com.openfaas.retry.codes";
+/// Annotation: first backoff delay.
+pub const RETRY_MIN_WAIT: &str = "com.openfaas.retry.min_wait";
+/// Annotation: largest backoff delay.
+pub const RETRY_MAX_WAIT: &str = "com.openfaas.retry.max_wait";
+
+/// On everything a provider creates in Docker: which provider instance owns it.
+pub const FERRY_INSTANCE: &str = "com.ferry.instance";
+/// On function containers: the deployment generation the container was made from.
+pub const FERRY_GENERATION: &str = "com.ferry.generation";
+/// On function containers: a hash of the deployment spec the container was made from.
+pub const FERRY_SPEC_HASH: &str = "com.ferry.spec-hash";

@@ -1,0 +1,36 @@
+//! ferry's wire contract, shared by every binary.
+//!
+//! These are the OpenFaaS shapes that clients, functions and existing tooling already speak
+//! (faas-cli, the faas-provider API, the async queue message), plus the few extensions ferry
+//! adds. The crate has no runtime dependencies (serde and base64 only) so that every process,
+//! the function watchdog included, can use it.
+//!
+//! Layout:
+//! - [`name`]: validated function and namespace names, `name.namespace` references;
+//! - [`function`]: deployments, status, scaling, deletion, replica endpoints;
+//! - [`secret`], [`info`], [`logs`]: the other provider API bodies;
+//! - [`queue`]: the async [`queue::QueueRequest`] message (PascalCase, Go-compatible);
+//! - [`headers`], [`labels`], [`routes`]: the names other tools rely on;
+//! - [`error`]: the JSON error body every ferry API answers with;
+//! - [`duration`]: `200ms` / `5s` / `1h30m` durations used in env vars, labels and annotations.
+
+pub mod duration;
+pub mod error;
+pub mod function;
+pub mod headers;
+pub mod info;
+pub mod labels;
+pub mod logs;
+pub mod name;
+pub mod queue;
+pub mod routes;
+pub mod secret;
+
+pub use error::ErrorBody;
+pub use function::{
+    DeleteFunctionRequest, Endpoint, FunctionDeployment, FunctionEndpoints, FunctionResources,
+    FunctionStatus, FunctionUsage, ScaleServiceRequest,
+};
+pub use name::{DEFAULT_NAMESPACE, FunctionRef, Name, NameError};
+pub use queue::{CallbackUrl, QueueRequest};
+pub use secret::Secret;

@@ -1,0 +1,14 @@
+//! Process plumbing shared by ferry's binaries.
+//!
+//! Every ferry process is configured by environment variables (OpenFaaS's lower-case names),
+//! logs through `tracing`, and stops cleanly on SIGTERM. The three small modules here keep
+//! those habits identical across `gateway`, `queue-worker`, `provider-docker` and `watchdog`:
+//!
+//! - [`env`]: the [`env::Env`] source trait (the process environment, or a map in tests) and
+//!   typed parsers that name the variable in their errors;
+//! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
+//! - [`signal`]: a future that resolves on SIGTERM or SIGINT.
+
+pub mod env;
+pub mod signal;
+pub mod telemetry;

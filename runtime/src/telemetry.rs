@@ -1,0 +1,38 @@
+//! Logging set-up.
+//!
+//! `RUST_LOG` selects what is logged (default `info`); `log_format` selects `text` (default)
+//! or `json` (one object per line, for log shippers).
+
+use crate::env::{Env, EnvError};
+use tracing_subscriber::EnvFilter;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Reads `log_format` (`text` or `json`, default `text`).
+pub fn log_format(env: &impl Env) -> Result<LogFormat, EnvError> {
+    crate::env::parse_or(env, "log_format", LogFormat::Text, |v| {
+        match v.to_ascii_lowercase().as_str() {
+            "text" | "plain" | "console" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `text` or `json`".to_string()),
+        }
+    })
+}
+
+/// Installs the global `tracing` subscriber. Safe to call more than once (later calls are
+/// ignored), so tests that start several services in one process can call it freely.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 /// A duration that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {reason} (examples: 500ms, 30s, 2m, 1h30m, or 10 for seconds)")]
+#[error(
+    "invalid duration {input:?}: {reason} (examples: 500ms, 30s, 2m, 1h30m, or 10 for seconds)"
+)]
 pub struct DurationError {
     input: String,
     reason: &'static str,
@@ -16,7 +18,10 @@ pub struct DurationError {
 /// Parses `200ms`, `5s`, `2m`, `1h30m`, `1.5s`, `90` (seconds) or `0`.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
-    let err = |reason| DurationError { input: input.to_string(), reason };
+    let err = |reason| DurationError {
+        input: input.to_string(),
+        reason,
+    };
     if s.is_empty() {
         return Err(err("empty"));
     }
@@ -26,13 +31,17 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err("expected a number"));
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -57,7 +66,11 @@ fn from_secs(secs: f64) -> Option<Duration> {
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
-        return if d.is_zero() { "0s".into() } else { format!("{}us", d.as_micros()) };
+        return if d.is_zero() {
+            "0s".into()
+        } else {
+            format!("{}us", d.as_micros())
+        };
     }
     if ms % 1000 != 0 {
         return format!("{ms}ms");

@@ -12,6 +12,8 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// A body with `message`.
     pub fn new(message: impl Into<String>) -> Self {
-        ErrorBody { message: message.into() }
+        ErrorBody {
+            message: message.into(),
+        }
     }
 }

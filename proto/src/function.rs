@@ -15,10 +15,10 @@ use crate::name::{FunctionRef, Name, NameError, validate_secret_name};
 #[serde(rename_all = "camelCase")]
 pub struct FunctionDeployment {
     /// Function name (required).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub service: String,
     /// Container image reference (required).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub image: String,
     /// Namespace; the provider's default (`openfaas-fn`) when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -27,19 +27,39 @@ pub struct FunctionDeployment {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub env_process: String,
     /// Environment variables of the function's process.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub env_vars: BTreeMap<String, String>,
     /// Scheduling constraints (provider-specific).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub constraints: Vec<String>,
     /// Secret names, mounted at `/var/openfaas/secrets/<name>`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub secrets: Vec<String>,
     /// Labels (scaling settings live here: `com.openfaas.scale.*`).
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Annotations (`com.openfaas.queue`, `com.openfaas.retry.*`, ...).
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,7 +139,8 @@ impl FunctionDeployment {
     pub fn process_env(&self) -> BTreeMap<String, String> {
         let mut env = self.env_vars.clone();
         if !self.env_process.is_empty() {
-            env.entry("fprocess".to_string()).or_insert_with(|| self.env_process.clone());
+            env.entry("fprocess".to_string())
+                .or_insert_with(|| self.env_process.clone());
         }
         env
     }
@@ -132,7 +153,7 @@ pub struct FunctionStatus {
     /// Function name.
     pub name: String,
     /// Image reference.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub image: String,
     /// Namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -141,19 +162,39 @@ pub struct FunctionStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub env_process: String,
     /// Environment variables.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub env_vars: BTreeMap<String, String>,
     /// Scheduling constraints.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub constraints: Vec<String>,
     /// Secret names.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub secrets: Vec<String>,
     /// Labels.
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Annotations.
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,7 +312,7 @@ pub struct Endpoint {
     pub ready: bool,
 }
 
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Default + Deserialize<'de>,

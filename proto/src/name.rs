@@ -119,8 +119,14 @@ impl FunctionRef {
     /// when there is no dot.
     pub fn parse(s: &str, default_namespace: &Name) -> Result<Self, NameError> {
         match s.rsplit_once('.') {
-            Some((name, ns)) => Ok(FunctionRef { name: Name::new(name)?, namespace: Name::new(ns)? }),
-            None => Ok(FunctionRef { name: Name::new(s)?, namespace: default_namespace.clone() }),
+            Some((name, ns)) => Ok(FunctionRef {
+                name: Name::new(name)?,
+                namespace: Name::new(ns)?,
+            }),
+            None => Ok(FunctionRef {
+                name: Name::new(s)?,
+                namespace: default_namespace.clone(),
+            }),
         }
     }
 
@@ -134,7 +140,10 @@ impl FunctionRef {
             Some(ns) => {
                 let ns = Name::new(ns)?;
                 match Name::new(name) {
-                    Ok(n) => Ok(FunctionRef { name: n, namespace: ns }),
+                    Ok(n) => Ok(FunctionRef {
+                        name: n,
+                        namespace: ns,
+                    }),
                     Err(e) => match FunctionRef::parse(name, &ns) {
                         Ok(r) if r.namespace == ns => Ok(r),
                         _ => Err(e),
@@ -160,7 +169,9 @@ pub fn validate_secret_name(s: &str) -> Result<(), NameError> {
     if s.len() > 253 {
         return Err(NameError::TooLong(s.to_string()));
     }
-    let ok = s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    let ok = s
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
     if !ok || s.starts_with('.') || s.contains("..") {
         return Err(NameError::Invalid(s.to_string()));
     }
@@ -181,9 +192,15 @@ mod tests {
     #[test]
     fn everything_else_is_rejected() {
         assert_eq!(Name::new(""), Err(NameError::Empty));
-        assert!(matches!(Name::new("a".repeat(64)), Err(NameError::TooLong(_))));
+        assert!(matches!(
+            Name::new("a".repeat(64)),
+            Err(NameError::TooLong(_))
+        ));
         for bad in ["Figlet", "-a", "a-", "a_b", "a.b", "a/b", "a b", "é"] {
-            assert!(matches!(Name::new(bad), Err(NameError::Invalid(_))), "{bad}");
+            assert!(
+                matches!(Name::new(bad), Err(NameError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -191,7 +208,10 @@ mod tests {
     fn references_split_on_the_last_dot() {
         let def = Name::default_namespace();
         let r = FunctionRef::parse("figlet", &def).unwrap();
-        assert_eq!((r.name.as_str(), r.namespace.as_str()), ("figlet", "openfaas-fn"));
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_str()),
+            ("figlet", "openfaas-fn")
+        );
         let r = FunctionRef::parse("figlet.dev", &def).unwrap();
         assert_eq!((r.name.as_str(), r.namespace.as_str()), ("figlet", "dev"));
         assert_eq!(r.to_string(), "figlet.dev");
@@ -207,7 +227,10 @@ mod tests {
         let r = FunctionRef::resolve("f.dev", Some("dev")).unwrap();
         assert_eq!(r.to_string(), "f.dev");
         assert!(FunctionRef::resolve("f.dev", Some("prod")).is_err());
-        assert_eq!(FunctionRef::resolve("f", Some("")).unwrap().to_string(), "f.openfaas-fn");
+        assert_eq!(
+            FunctionRef::resolve("f", Some("")).unwrap().to_string(),
+            "f.openfaas-fn"
+        );
     }
 
     #[test]

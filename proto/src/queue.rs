@@ -15,13 +15,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueRequest {
     /// Original request headers (canonical names → values).
-    #[serde(rename = "Header", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Header",
+        default,
+        deserialize_with = "crate::function::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub header: BTreeMap<String, Vec<String>>,
     /// Original `Host`.
     #[serde(rename = "Host", default, skip_serializing_if = "String::is_empty")]
     pub host: String,
     /// Request body (base64 on the wire).
-    #[serde(rename = "Body", default, with = "base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Body",
+        default,
+        with = "base64_bytes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub body: Vec<u8>,
     /// Original method; the call is replayed with it.
     #[serde(rename = "Method", default)]
@@ -30,25 +40,52 @@ pub struct QueueRequest {
     #[serde(rename = "Path", default, skip_serializing_if = "String::is_empty")]
     pub path: String,
     /// Raw query string, without `?`.
-    #[serde(rename = "QueryString", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "QueryString",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub query_string: String,
     /// The function as addressed in the URL: `name` or `name.namespace`.
     #[serde(rename = "Function", default)]
     pub function: String,
     /// Target queue.
-    #[serde(rename = "QueueName", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "QueueName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub queue_name: String,
     /// Function annotations passed to the worker.
-    #[serde(rename = "Annotations", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Annotations",
+        default,
+        deserialize_with = "crate::function::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Function labels passed to the worker.
-    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Labels",
+        default,
+        deserialize_with = "crate::function::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Environment passed to the worker.
-    #[serde(rename = "Environment", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Environment",
+        default,
+        deserialize_with = "crate::function::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub environment: BTreeMap<String, String>,
     /// Where to POST the result.
-    #[serde(rename = "CallbackUrl", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CallbackUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub callback_url: Option<CallbackUrl>,
 }
 
@@ -338,6 +375,9 @@ mod tests {
         }
         let go = GoUrl::from_str("http://user:p%40ss@host:8080/x");
         let user = go.user.unwrap();
-        assert_eq!((user.username.as_str(), user.password.as_deref()), ("user", Some("p@ss")));
+        assert_eq!(
+            (user.username.as_str(), user.password.as_deref()),
+            ("user", Some("p@ss"))
+        );
     }
 }

@@ -17,14 +17,22 @@ pub struct Secret {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
     /// Binary value, base64 (standard alphabet) on the wire.
-    #[serde(default, with = "crate::queue::base64_bytes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        with = "crate::queue::base64_bytes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub raw_value: Vec<u8>,
 }
 
 impl Secret {
     /// The secret's bytes: `value` if set, else `rawValue`.
     pub fn bytes(&self) -> &[u8] {
-        if self.value.is_empty() { &self.raw_value } else { self.value.as_bytes() }
+        if self.value.is_empty() {
+            &self.raw_value
+        } else {
+            self.value.as_bytes()
+        }
     }
 }
 

@@ -270,7 +270,7 @@ impl<'de> Deserialize<'de> for CallbackUrl {
         #[serde(untagged)]
         enum Either {
             Text(String),
-            Object(GoUrl),
+            Object(Box<GoUrl>),
         }
         match Either::deserialize(d)
             .map_err(|_| D::Error::custom("CallbackUrl must be a URL string or a URL object"))?

@@ -1,1 +1,70 @@
-//! placeholder
+//! `provider-docker`: the faas-provider API on the Docker Engine.
+//!
+//! It turns function deployments into containers through the Docker Engine API (bollard),
+//! reports their replicas and readiness, and tells the gateway where each ready replica
+//! listens. Layout:
+//!
+//! - [`config`]: environment variables and defaults;
+//! - [`api`]: HTTP routes (`/system/functions`, `/system/function/{name}`,
+//!   `/system/scale-function/{name}`, `/system/endpoints/{name}`, `/system/info`,
+//!   `/system/namespaces`, `/healthz`);
+//! - [`provider`]: the operations, all built on one `reconcile` step;
+//! - [`store`]: desired state, persisted under `data_dir`;
+//! - [`docker`]: containers on the engine (create, list, stop, remove, images, network);
+//! - [`readiness`]: `/_/ready` probes of replicas;
+//! - [`error`]: the error enum and its HTTP statuses.
+
+pub mod api;
+pub mod config;
+pub mod docker;
+pub mod error;
+pub mod provider;
+pub mod readiness;
+pub mod store;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::ProviderError;
+pub use provider::Provider;
+
+/// Connects to Docker, loads desired state, serves the API on `listener` until `shutdown`
+/// resolves, and keeps replicas reconciled in the background meanwhile.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ProviderError> {
+    let engine = docker::Engine::connect(&config).await?;
+    engine.ping().await?;
+    engine.ensure_network().await?;
+    let store = store::Store::open(&config.data_dir)?;
+    let interval = config.reconcile_interval;
+    let provider = Provider::new(config, engine, store);
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let reconciler = tokio::spawn({
+        let provider = provider.clone();
+        let cancel = cancel.clone();
+        async move {
+            // Restore the desired state at once (e.g. after a restart), then periodically.
+            loop {
+                provider.reconcile_all().await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        }
+    });
+
+    tracing::info!(address = %listener.local_addr()?, "provider-docker listening");
+    let served = axum::serve(listener, api::router(provider))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    cancel.cancel();
+    let _ = reconciler.await;
+    served.map_err(ProviderError::Store)
+}

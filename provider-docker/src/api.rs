@@ -1,0 +1,186 @@
+//! The faas-provider HTTP API (plus ferry's endpoints route), mapped onto [`Provider`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferry_proto::info::{ProviderInfo, VersionInfo};
+use ferry_proto::{
+    DeleteFunctionRequest, ErrorBody, FunctionDeployment, FunctionRef, ScaleServiceRequest,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ProviderError;
+use crate::provider::Provider;
+
+type Params = Query<HashMap<String, String>>;
+type ApiResult<T> = Result<T, ProviderError>;
+
+/// The provider's routes.
+pub fn router(provider: Arc<Provider>) -> Router {
+    Router::new()
+        .route(
+            "/system/functions",
+            get(list).post(deploy).put(update).delete(delete),
+        )
+        .route("/system/function/{name}", get(status))
+        .route("/system/scale-function/{name}", post(scale))
+        .route("/system/endpoints/{name}", get(endpoints))
+        .route("/system/info", get(info))
+        .route("/system/namespaces", get(namespaces))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(provider)
+}
+
+async fn list(State(p): State<Arc<Provider>>, Query(q): Params) -> ApiResult<Response> {
+    let ns = namespace_param(&q, None)?;
+    Ok(Json(p.list(&ns).await?).into_response())
+}
+
+async fn deploy(State(p): State<Arc<Provider>>, body: Bytes) -> ApiResult<StatusCode> {
+    let d: FunctionDeployment = parse_json(&body, "a function deployment")?;
+    let f = p.deploy(d).await?;
+    tracing::info!(function = %f, "deployed");
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn update(State(p): State<Arc<Provider>>, body: Bytes) -> ApiResult<StatusCode> {
+    let d: FunctionDeployment = parse_json(&body, "a function deployment")?;
+    let f = p.update(d).await?;
+    tracing::info!(function = %f, "updated");
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn delete(
+    State(p): State<Arc<Provider>>,
+    Query(q): Params,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let req: DeleteFunctionRequest = parse_json(&body, "{\"functionName\": ...}")?;
+    if req.function_name.trim().is_empty() {
+        return Err(ProviderError::BadRequest(
+            "the \"functionName\" field is required".into(),
+        ));
+    }
+    // faas-cli sends the namespace in the body, faasd reads it from the query: accept both.
+    let ns = namespace_param(&q, Some(&req.namespace))?;
+    let f = FunctionRef::resolve(&req.function_name, Some(&ns))?;
+    p.delete(&f).await?;
+    tracing::info!(function = %f, "deleted");
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn status(
+    State(p): State<Arc<Provider>>,
+    Path(name): Path<String>,
+    Query(q): Params,
+) -> ApiResult<Response> {
+    let f = function_ref(&name, &q, None)?;
+    Ok(Json(p.status(&f).await?).into_response())
+}
+
+async fn scale(
+    State(p): State<Arc<Provider>>,
+    Path(name): Path<String>,
+    Query(q): Params,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let req: ScaleServiceRequest = parse_json(&body, "{\"serviceName\": ..., \"replicas\": N}")?;
+    let f = function_ref(&name, &q, Some(&req.namespace))?;
+    if !req.service_name.is_empty()
+        && req.service_name != name
+        && req.service_name != f.name.as_str()
+    {
+        return Err(ProviderError::BadRequest(format!(
+            "serviceName {:?} in the body does not match {:?} in the path",
+            req.service_name, name
+        )));
+    }
+    p.scale(&f, req.replicas).await?;
+    tracing::info!(function = %f, replicas = req.replicas, "scaled");
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn endpoints(
+    State(p): State<Arc<Provider>>,
+    Path(name): Path<String>,
+    Query(q): Params,
+) -> ApiResult<Response> {
+    let f = function_ref(&name, &q, None)?;
+    Ok(Json(p.endpoints(&f).await?).into_response())
+}
+
+async fn info() -> Json<ProviderInfo> {
+    Json(ProviderInfo {
+        provider: "ferry-provider-docker".into(),
+        orchestration: "docker".into(),
+        version: VersionInfo {
+            commit_message: String::new(),
+            sha: option_env!("FERRY_GIT_SHA").unwrap_or("unknown").into(),
+            release: env!("CARGO_PKG_VERSION").into(),
+        },
+    })
+}
+
+async fn namespaces(State(p): State<Arc<Provider>>) -> Json<Vec<String>> {
+    Json(p.namespaces())
+}
+
+async fn healthz(State(p): State<Arc<Provider>>) -> Response {
+    match p.engine.ping().await {
+        Ok(()) => (StatusCode::OK, "OK").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody::new(format!(
+                "the Docker engine does not answer: {e}"
+            ))),
+        )
+            .into_response(),
+    }
+}
+
+async fn not_found() -> (StatusCode, Json<ErrorBody>) {
+    (StatusCode::NOT_FOUND, Json(ErrorBody::new("no such route")))
+}
+
+/// Parses a JSON body whatever its `Content-Type` (faas-cli does not always set one), with
+/// an error that says what was expected and where parsing stopped.
+fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ProviderError::BadRequest(format!(
+            "the request body is empty; expected {expected} as JSON"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ProviderError::BadRequest(format!("malformed JSON, expected {expected}: {e}")))
+}
+
+/// The namespace from `?namespace=`, else from the body, else the default; validated.
+fn namespace_param(q: &HashMap<String, String>, body: Option<&str>) -> ApiResult<String> {
+    let ns = q
+        .get("namespace")
+        .map(String::as_str)
+        .filter(|n| !n.is_empty())
+        .or(body.filter(|n| !n.is_empty()))
+        .unwrap_or(ferry_proto::DEFAULT_NAMESPACE);
+    Ok(ferry_proto::Name::new(ns)?.to_string())
+}
+
+fn function_ref(
+    name: &str,
+    q: &HashMap<String, String>,
+    body_ns: Option<&str>,
+) -> ApiResult<FunctionRef> {
+    let explicit = q
+        .get("namespace")
+        .map(String::as_str)
+        .filter(|n| !n.is_empty())
+        .or(body_ns.filter(|n| !n.is_empty()));
+    Ok(FunctionRef::resolve(name, explicit)?)
+}

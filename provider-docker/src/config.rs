@@ -1,0 +1,155 @@
+//! `provider-docker` settings, from environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_runtime::env::{self, Env, EnvError};
+
+/// How the gateway reaches a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointMode {
+    /// Port 8080 of each replica is published on `127.0.0.1:<random>`; for a gateway on the
+    /// host (tests, development).
+    Published,
+    /// The replica's address on the functions network; for a gateway attached to that network
+    /// (compose).
+    Network,
+}
+
+/// When the provider asks the engine to pull an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull on every deploy and update.
+    Always,
+    /// Pull only when the engine does not have the image.
+    IfNotPresent,
+    /// Never pull; the image must be on the engine already.
+    Never,
+}
+
+/// Everything `provider-docker` reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `port` (8081): listen port.
+    pub port: u16,
+    /// `endpoint_mode` (`published`): `published` or `network`.
+    pub endpoint_mode: EndpointMode,
+    /// `functions_network` (`ferry-functions`): the Docker network function containers join.
+    pub network: String,
+    /// `instance` (`ferry`): value of the `com.ferry.instance` label on everything this
+    /// provider creates; providers with different instances on one engine ignore each other.
+    pub instance: String,
+    /// `data_dir` (`/var/lib/ferry/provider`): where desired state is kept.
+    pub data_dir: PathBuf,
+    /// `image_pull_policy` (`IfNotPresent`): `Always`, `IfNotPresent` or `Never`.
+    pub pull_policy: PullPolicy,
+    /// `stop_timeout` (`30s`): grace between SIGTERM and SIGKILL when a replica is removed.
+    pub stop_timeout: Duration,
+    /// `rollout_timeout` (`60s`): how long an update waits for new replicas to become ready
+    /// before the old ones are removed anyway.
+    pub rollout_timeout: Duration,
+    /// `probe_timeout` (`1s`): timeout of one readiness probe (`GET /_/ready`).
+    pub probe_timeout: Duration,
+    /// `probe_cache` (`500ms`): how long a readiness result is reused.
+    pub probe_cache: Duration,
+    /// `reconcile_interval` (`5s`): how often replica counts are checked and restored.
+    pub reconcile_interval: Duration,
+}
+
+impl Config {
+    /// Reads the configuration; every error names the variable.
+    pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
+        let endpoint_mode =
+            env::parse_or(e, "endpoint_mode", EndpointMode::Published, |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "published" => Ok(EndpointMode::Published),
+                    "network" => Ok(EndpointMode::Network),
+                    _ => Err("expected `published` or `network`".into()),
+                }
+            })?;
+        let pull_policy =
+            env::parse_or(
+                e,
+                "image_pull_policy",
+                PullPolicy::IfNotPresent,
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "always" => Ok(PullPolicy::Always),
+                    "ifnotpresent" => Ok(PullPolicy::IfNotPresent),
+                    "never" => Ok(PullPolicy::Never),
+                    _ => Err("expected `Always`, `IfNotPresent` or `Never`".into()),
+                },
+            )?;
+        let name_like = |v: &str| {
+            let ok = !v.is_empty()
+                && v.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+                && v.as_bytes()[0].is_ascii_alphanumeric();
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("use letters, digits, '-', '_' and '.'".into())
+            }
+        };
+        Ok(Config {
+            port: env::number_or(e, "port", 8081)?,
+            endpoint_mode,
+            network: env::parse_or(e, "functions_network", "ferry-functions".into(), name_like)?,
+            instance: env::parse_or(e, "instance", "ferry".into(), name_like)?,
+            data_dir: PathBuf::from(env::string_or(e, "data_dir", "/var/lib/ferry/provider")),
+            pull_policy,
+            stop_timeout: env::duration_or(e, "stop_timeout", Duration::from_secs(30))?,
+            rollout_timeout: env::duration_or(e, "rollout_timeout", Duration::from_secs(60))?,
+            probe_timeout: env::duration_or(e, "probe_timeout", Duration::from_secs(1))?,
+            probe_cache: env::duration_or(e, "probe_cache", Duration::from_millis(500))?,
+            reconcile_interval: env::duration_or(e, "reconcile_interval", Duration::from_secs(5))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(c.port, 8081);
+        assert_eq!(c.endpoint_mode, EndpointMode::Published);
+        assert_eq!(c.network, "ferry-functions");
+        assert_eq!(c.instance, "ferry");
+        assert_eq!(c.pull_policy, PullPolicy::IfNotPresent);
+        assert_eq!(c.stop_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn values_and_errors() {
+        let e: HashMap<&str, &str> = [
+            ("endpoint_mode", "Network"),
+            ("image_pull_policy", "Never"),
+            ("functions_network", "fn-net"),
+            ("stop_timeout", "2s"),
+        ]
+        .into();
+        let c = Config::from_env(&e).unwrap();
+        assert_eq!(c.endpoint_mode, EndpointMode::Network);
+        assert_eq!(c.pull_policy, PullPolicy::Never);
+        assert_eq!(c.network, "fn-net");
+        assert_eq!(c.stop_timeout, Duration::from_secs(2));
+        let bad: HashMap<&str, &str> = [("endpoint_mode", "host")].into();
+        assert!(
+            Config::from_env(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("endpoint_mode")
+        );
+        let bad: HashMap<&str, &str> = [("instance", "a b")].into();
+        assert!(
+            Config::from_env(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("instance")
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! The Docker engine, seen as a place to run function replicas.
+//!
+//! A replica is a container labelled `com.openfaas.function=<name>`,
+//! `com.openfaas.namespace=<namespace>` and `com.ferry.instance=<instance>`, created from the
+//! function's image on the functions network, with `docker-init` as PID 1 (so zombies of
+//! fork-mode functions are reaped) and the watchdog listening on port 8080.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig,
+    NetworkCreateRequest, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use ferry_proto::{FunctionRef, Name, labels};
+use futures_util::StreamExt;
+
+use crate::config::{Config, EndpointMode, PullPolicy};
+use crate::error::ProviderError;
+use crate::store::Desired;
+
+/// Port the watchdog listens on inside every function container.
+pub const WATCHDOG_PORT: u16 = 8080;
+
+/// One container of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// Container id.
+    pub id: String,
+    /// Whether the container is running.
+    pub running: bool,
+    /// Deployment generation it was created from.
+    pub generation: u64,
+    /// `host:port` of its watchdog, per the endpoint mode (None when not running).
+    pub address: Option<String>,
+    /// Creation time, Unix seconds.
+    pub created: i64,
+}
+
+/// A connection to the Docker engine, scoped to one provider instance.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    instance: String,
+    network: String,
+    mode: EndpointMode,
+    pull_policy: PullPolicy,
+    stop_timeout: Duration,
+}
+
+impl Engine {
+    /// Connects with the local defaults (`DOCKER_HOST` or `/var/run/docker.sock`) and
+    /// negotiates the API version (the engine may be older than bollard's default).
+    pub async fn connect(config: &Config) -> Result<Engine, DockerError> {
+        let docker = Docker::connect_with_local_defaults()?
+            .negotiate_version()
+            .await?;
+        Ok(Engine {
+            docker,
+            instance: config.instance.clone(),
+            network: config.network.clone(),
+            mode: config.endpoint_mode,
+            pull_policy: config.pull_policy,
+            stop_timeout: config.stop_timeout,
+        })
+    }
+
+    /// Checks that the engine answers.
+    pub async fn ping(&self) -> Result<(), DockerError> {
+        self.docker.ping().await.map(|_| ())
+    }
+
+    /// Creates the functions network if it does not exist.
+    pub async fn ensure_network(&self) -> Result<(), DockerError> {
+        let filters = HashMap::from([("name", vec![self.network.as_str()])]);
+        let existing = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        // The name filter matches substrings; look for the exact name.
+        if existing
+            .iter()
+            .any(|n| n.name.as_deref() == Some(self.network.as_str()))
+        {
+            return Ok(());
+        }
+        let request = NetworkCreateRequest {
+            name: self.network.clone(),
+            driver: Some("bridge".into()),
+            attachable: Some(true),
+            labels: Some(HashMap::from([(
+                labels::FERRY_INSTANCE.into(),
+                self.instance.clone(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => {
+                tracing::info!(network = %self.network, "created functions network");
+                Ok(())
+            }
+            // Another provider (or a concurrent call) created it first.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes sure the engine has `image`, pulling it when the policy allows.
+    pub async fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
+        let unavailable = |reason: String| ProviderError::ImageUnavailable {
+            image: image.to_string(),
+            reason,
+        };
+        let present = match self.docker.inspect_image(image).await {
+            Ok(_) => true,
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        match (self.pull_policy, present) {
+            (PullPolicy::Never, true) | (PullPolicy::IfNotPresent, true) => return Ok(()),
+            (PullPolicy::Never, false) => {
+                return Err(unavailable(
+                    "it is not present on the Docker engine and image_pull_policy is Never".into(),
+                ));
+            }
+            _ => {}
+        }
+        let (repo, tag) = split_image(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(step) = pull.next().await {
+            if let Err(e) = step {
+                let reason = match e {
+                    DockerError::DockerResponseServerError { message, .. } => message,
+                    DockerError::DockerStreamError { error } => error,
+                    other => other.to_string(),
+                };
+                let what = if present {
+                    "pulling it failed"
+                } else {
+                    "it is not present on the Docker engine and pulling it failed"
+                };
+                return Err(unavailable(format!("{what}: {reason}")));
+            }
+        }
+        tracing::info!(image, "pulled image");
+        Ok(())
+    }
+
+    /// Every container of this instance, or only those of `f`, grouped by function.
+    pub async fn replicas(
+        &self,
+        f: Option<&FunctionRef>,
+    ) -> Result<Vec<(FunctionRef, Replica)>, DockerError> {
+        let mut label_filters = vec![format!("{}={}", labels::FERRY_INSTANCE, self.instance)];
+        if let Some(f) = f {
+            label_filters.push(format!("{}={}", labels::FUNCTION, f.name));
+            label_filters.push(format!("{}={}", labels::NAMESPACE, f.namespace));
+        }
+        let filters = HashMap::from([("label", label_filters)]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self.docker.list_containers(Some(options)).await?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| self.replica(c))
+            .collect())
+    }
+
+    fn replica(&self, c: ContainerSummary) -> Option<(FunctionRef, Replica)> {
+        let labels = c.labels.as_ref()?;
+        let f = FunctionRef::new(
+            Name::new(labels.get(labels::FUNCTION)?.as_str()).ok()?,
+            Name::new(labels.get(labels::NAMESPACE)?.as_str()).ok()?,
+        );
+        let generation = labels
+            .get(labels::FERRY_GENERATION)
+            .and_then(|g| g.parse().ok())?;
+        let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
+        let address = if !running {
+            None
+        } else {
+            match self.mode {
+                EndpointMode::Published => c
+                    .ports
+                    .iter()
+                    .flatten()
+                    .find(|p| p.private_port == WATCHDOG_PORT && p.public_port.is_some())
+                    .map(|p| format!("127.0.0.1:{}", p.public_port.unwrap_or_default())),
+                EndpointMode::Network => c
+                    .network_settings
+                    .as_ref()
+                    .and_then(|n| n.networks.as_ref())
+                    .and_then(|n| n.get(&self.network))
+                    .and_then(|e| e.ip_address.clone())
+                    .filter(|ip| !ip.is_empty())
+                    .map(|ip| format!("{ip}:{WATCHDOG_PORT}")),
+            }
+        };
+        let replica = Replica {
+            id: c.id?,
+            running,
+            generation,
+            address,
+            created: c.created.unwrap_or_default(),
+        };
+        Some((f, replica))
+    }
+
+    /// Creates and starts one replica of `f`. Returns the container id.
+    pub async fn start_replica(
+        &self,
+        f: &FunctionRef,
+        want: &Desired,
+    ) -> Result<String, DockerError> {
+        let d = &want.deployment;
+        let mut container_labels: HashMap<String, String> = d.labels.clone().into_iter().collect();
+        for (k, v) in &d.annotations {
+            container_labels.insert(format!("{}{k}", labels::ANNOTATION_PREFIX), v.clone());
+        }
+        container_labels.insert(labels::FUNCTION.into(), f.name.to_string());
+        container_labels.insert(labels::NAMESPACE.into(), f.namespace.to_string());
+        container_labels.insert(labels::FERRY_INSTANCE.into(), self.instance.clone());
+        container_labels.insert(labels::FERRY_GENERATION.into(), want.generation.to_string());
+
+        let port = format!("{WATCHDOG_PORT}/tcp");
+        let port_bindings = (self.mode == EndpointMode::Published).then(|| {
+            HashMap::from([(
+                port.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )])
+        });
+        let body = ContainerCreateBody {
+            image: Some(d.image.clone()),
+            env: Some(
+                d.process_env()
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            labels: Some(container_labels),
+            exposed_ports: Some(vec![port]),
+            stop_timeout: Some(self.stop_timeout.as_secs() as i64),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.network.clone()),
+                port_bindings,
+                init: Some(true),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let suffix: u32 = rand::random();
+        let name = format!(
+            "{}-{}-{}-{:08x}",
+            self.instance, f.name, f.namespace, suffix
+        );
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self.docker.create_container(Some(options), body).await?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            let _ = self.force_remove(&created.id).await;
+            return Err(e);
+        }
+        tracing::info!(function = %f, container = %name, generation = want.generation, "started replica");
+        Ok(created.id)
+    }
+
+    /// Stops a replica gracefully (SIGTERM, then SIGKILL after the stop timeout) and removes it.
+    pub async fn stop_and_remove(&self, id: &str) -> Result<(), DockerError> {
+        let t = i32::try_from(self.stop_timeout.as_secs()).unwrap_or(i32::MAX);
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptionsBuilder::default().t(t).build()),
+            )
+            .await
+        {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => {}
+            Err(e) => {
+                tracing::warn!(container = id, error = %e, "graceful stop failed; removing by force")
+            }
+        }
+        self.force_remove(id).await
+    }
+
+    async fn force_remove(&self, id: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            // Removal already in progress.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Splits an image reference into repository and tag for a pull (`latest` when neither a
+/// tag nor a digest is given: an empty tag would pull every tag of the repository).
+pub fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn image_references_split_into_repo_and_tag() {
+        assert_eq!(split_image("alpine"), ("alpine", "latest"));
+        assert_eq!(split_image("alpine:3.19"), ("alpine", "3.19"));
+        assert_eq!(
+            split_image("ghcr.io/openfaas/figlet:latest"),
+            ("ghcr.io/openfaas/figlet", "latest")
+        );
+        assert_eq!(
+            split_image("127.0.0.1:5000/fn"),
+            ("127.0.0.1:5000/fn", "latest")
+        );
+        assert_eq!(
+            split_image("127.0.0.1:5000/fn:v2"),
+            ("127.0.0.1:5000/fn", "v2")
+        );
+        assert_eq!(split_image("fn@sha256:abc"), ("fn@sha256:abc", ""));
+    }
+}

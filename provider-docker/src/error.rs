@@ -1,0 +1,111 @@
+//! The provider's errors and their HTTP statuses, in one place.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferry_proto::ErrorBody;
+
+/// Everything an API call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The request is malformed or names something invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The function does not exist.
+    #[error("function {0} not found")]
+    NotFound(String),
+    /// The function exists already (deploy with POST).
+    #[error("function {0} already exists; use PUT /system/functions to update it")]
+    AlreadyExists(String),
+    /// The image cannot be used.
+    #[error("image {image:?} is not available: {reason}")]
+    ImageUnavailable {
+        /// The image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+    /// The Docker engine failed or could not be reached.
+    #[error("docker engine error: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    /// Reading or writing the provider's state failed.
+    #[error("state store error: {0}")]
+    Store(#[from] std::io::Error),
+}
+
+impl ProviderError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProviderError::BadRequest(_) | ProviderError::ImageUnavailable { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ProviderError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProviderError::AlreadyExists(_) => StatusCode::CONFLICT,
+            ProviderError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                ..
+            }) if *status_code < 500 => StatusCode::BAD_REQUEST,
+            ProviderError::Docker(_) => StatusCode::BAD_GATEWAY,
+            ProviderError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ProviderError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request rejected");
+        }
+        (status, Json(ErrorBody::new(self.to_string()))).into_response()
+    }
+}
+
+impl From<ferry_proto::NameError> for ProviderError {
+    fn from(e: ferry_proto::NameError) -> Self {
+        ProviderError::BadRequest(e.to_string())
+    }
+}
+
+impl From<ferry_proto::function::DeploymentError> for ProviderError {
+    fn from(e: ferry_proto::function::DeploymentError) -> Self {
+        ProviderError::BadRequest(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(
+            ProviderError::BadRequest("x".into()).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ProviderError::NotFound("f".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ProviderError::AlreadyExists("f".into()).status(),
+            StatusCode::CONFLICT
+        );
+        let image = ProviderError::ImageUnavailable {
+            image: "i".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(image.status(), StatusCode::BAD_REQUEST);
+        let engine = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "boom".into(),
+        };
+        assert_eq!(
+            ProviderError::Docker(engine).status(),
+            StatusCode::BAD_GATEWAY
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! `provider-docker`: see the library crate for what it does.
+
+use ferry_runtime::env::ProcessEnv;
+use ferry_runtime::{signal, telemetry};
+
+const HELP: &str = "\
+provider-docker: the faas-provider API on the Docker Engine
+
+Environment (defaults in brackets):
+  port                listen port [8081]
+  endpoint_mode       how the gateway reaches replicas: published | network [published]
+  functions_network   Docker network of function containers [ferry-functions]
+  instance            label value owning everything this provider creates [ferry]
+  data_dir            desired state folder [/var/lib/ferry/provider]
+  image_pull_policy   Always | IfNotPresent | Never [IfNotPresent]
+  stop_timeout        SIGTERM-to-SIGKILL grace when removing a replica [30s]
+  rollout_timeout     how long an update waits for new replicas to be ready [60s]
+  probe_timeout       timeout of one readiness probe [1s]
+  probe_cache         how long a readiness result is reused [500ms]
+  reconcile_interval  how often replica counts are restored [5s]
+  log_format          text | json [text]; RUST_LOG filters [info]
+  DOCKER_HOST         Docker engine address [unix:///var/run/docker.sock]
+";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--version") {
+        println!("provider-docker {}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let env = ProcessEnv;
+    telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
+    let config = match ferry_provider_docker::Config::from_env(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("provider-docker: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "provider-docker: cannot listen on port {}: {e}",
+                config.port
+            );
+            return std::process::ExitCode::from(69);
+        }
+    };
+    match ferry_provider_docker::run(config, listener, signal::shutdown()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("provider-docker: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

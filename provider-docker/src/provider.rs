@@ -1,0 +1,436 @@
+//! The provider's operations: deploy, update, scale, delete, status and endpoints.
+//!
+//! Every change follows one pattern: take the function's lock, write the new desired state,
+//! then [`Provider::reconcile`] the containers towards it. The periodic reconcile loop uses
+//! the same function, so a replica that died is replaced the same way a scale-up creates one.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_proto::{
+    Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, labels,
+};
+
+use crate::config::Config;
+use crate::docker::{Engine, Replica};
+use crate::error::ProviderError;
+use crate::readiness::Prober;
+use crate::store::{Desired, Store};
+
+/// Shared state behind the HTTP API.
+#[derive(Debug)]
+pub struct Provider {
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
+    store: Store,
+    prober: Prober,
+    /// Containers being stopped and removed; no longer counted or routed to.
+    terminating: Mutex<HashSet<String>>,
+}
+
+impl Provider {
+    /// Assembles a provider from its parts.
+    pub fn new(config: Config, engine: Engine, store: Store) -> Arc<Provider> {
+        let prober = Prober::new(config.probe_timeout, config.probe_cache);
+        Arc::new(Provider {
+            config,
+            engine,
+            store,
+            prober,
+            terminating: Mutex::default(),
+        })
+    }
+
+    /// `POST /system/functions`.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        d: FunctionDeployment,
+    ) -> Result<FunctionRef, ProviderError> {
+        let f = d.validate()?;
+        let lock = self.store.lock_for(&f);
+        let _guard = lock.lock().await;
+        if self.store.get(&f).is_some() {
+            return Err(ProviderError::AlreadyExists(f.to_string()));
+        }
+        self.check_secrets(&d)?;
+        self.engine.ensure_image(&d.image).await?;
+        self.engine.ensure_network().await?;
+        let want = Desired {
+            replicas: initial_replicas(&d),
+            deployment: d,
+            generation: 1,
+            created_at: now_rfc3339(),
+        };
+        self.store.put(&f, want.clone())?;
+        if let Err(e) = self.reconcile(&f, &want, false).await {
+            // Leave nothing behind from a deployment that could not start.
+            self.store.remove(&f)?;
+            self.retire_all(&f).await;
+            return Err(e);
+        }
+        Ok(f)
+    }
+
+    /// `PUT /system/functions`: new containers from the new spec replace the old ones once
+    /// they are ready (or after `rollout_timeout`).
+    pub async fn update(
+        self: &Arc<Self>,
+        d: FunctionDeployment,
+    ) -> Result<FunctionRef, ProviderError> {
+        let f = d.validate()?;
+        let lock = self.store.lock_for(&f);
+        let _guard = lock.lock().await;
+        let old = self
+            .store
+            .get(&f)
+            .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
+        self.check_secrets(&d)?;
+        self.engine.ensure_image(&d.image).await?;
+        self.engine.ensure_network().await?;
+        let want = Desired {
+            replicas: old.replicas.max(min_replicas(&d).unwrap_or(0)),
+            deployment: d,
+            generation: old.generation + 1,
+            created_at: old.created_at.clone(),
+        };
+        self.store.put(&f, want.clone())?;
+        if let Err(e) = self.reconcile(&f, &want, true).await {
+            // Keep the function as it was.
+            self.store.put(&f, old.clone())?;
+            let _ = self.reconcile(&f, &old, false).await;
+            return Err(e);
+        }
+        Ok(f)
+    }
+
+    /// `POST /system/scale-function/{name}`.
+    pub async fn scale(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        replicas: u64,
+    ) -> Result<(), ProviderError> {
+        let lock = self.store.lock_for(f);
+        let _guard = lock.lock().await;
+        let mut want = self
+            .store
+            .get(f)
+            .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
+        want.replicas = match max_replicas(&want.deployment) {
+            Some(max) => replicas.min(max),
+            None => replicas,
+        };
+        self.store.put(f, want.clone())?;
+        self.reconcile(f, &want, false).await
+    }
+
+    /// `DELETE /system/functions`: the function is gone at once; its containers drain and
+    /// are removed in the background.
+    pub async fn delete(self: &Arc<Self>, f: &FunctionRef) -> Result<(), ProviderError> {
+        let lock = self.store.lock_for(f);
+        let _guard = lock.lock().await;
+        self.store
+            .remove(f)?
+            .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
+        self.retire_all(f).await;
+        Ok(())
+    }
+
+    /// `GET /system/function/{name}`.
+    pub async fn status(&self, f: &FunctionRef) -> Result<FunctionStatus, ProviderError> {
+        let want = self
+            .store
+            .get(f)
+            .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
+        let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
+        Ok(self.status_of(f, &want, &replicas).await)
+    }
+
+    /// `GET /system/functions?namespace=`.
+    pub async fn list(&self, namespace: &str) -> Result<Vec<FunctionStatus>, ProviderError> {
+        let mut live = self.live(None).await?;
+        let functions = self.store.list(Some(namespace));
+        let statuses = functions.iter().map(|(f, want)| {
+            let replicas = live.remove(f).unwrap_or_default();
+            async move { self.status_of(f, want, &replicas).await }
+        });
+        Ok(futures_util::future::join_all(statuses).await)
+    }
+
+    /// `GET /system/endpoints/{name}`: every running replica, its address and readiness.
+    pub async fn endpoints(&self, f: &FunctionRef) -> Result<FunctionEndpoints, ProviderError> {
+        let want = self
+            .store
+            .get(f)
+            .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
+        let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
+        let running: Vec<Replica> = replicas.into_iter().filter(|r| r.running).collect();
+        let ready = self.prober.ready_all(&running).await;
+        let endpoints = running
+            .into_iter()
+            .zip(ready)
+            .filter_map(|(r, ready)| {
+                Some(Endpoint {
+                    address: r.address?,
+                    id: r.id,
+                    ready,
+                })
+            })
+            .collect();
+        Ok(FunctionEndpoints {
+            name: f.name.to_string(),
+            namespace: f.namespace.to_string(),
+            replicas: want.replicas,
+            endpoints,
+        })
+    }
+
+    /// Namespaces with functions, always including the default one.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut out = self.store.namespaces();
+        if !out.iter().any(|n| n == ferry_proto::DEFAULT_NAMESPACE) {
+            out.insert(0, ferry_proto::DEFAULT_NAMESPACE.to_string());
+        }
+        out
+    }
+
+    /// Brings every function's containers to its desired state (the periodic loop).
+    /// Functions busy with an API call are skipped until the next round.
+    pub async fn reconcile_all(self: &Arc<Self>) {
+        for (f, want) in self.store.list(None) {
+            let lock = self.store.lock_for(&f);
+            let Ok(_guard) = lock.try_lock() else {
+                continue;
+            };
+            // Re-read under the lock: the function may have changed or gone meanwhile.
+            if self.store.get(&f).as_ref() != Some(&want) {
+                continue;
+            }
+            if let Err(e) = self.reconcile(&f, &want, false).await {
+                tracing::warn!(function = %f, error = %e, "reconcile failed");
+            }
+        }
+    }
+
+    /// Creates and removes containers of `f` until they match `want`. The caller holds the
+    /// function's lock. With `wait_rollout`, containers of older generations are removed only
+    /// once the new ones are ready (or `rollout_timeout` passed).
+    async fn reconcile(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        want: &Desired,
+        wait_rollout: bool,
+    ) -> Result<(), ProviderError> {
+        let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
+        let (running, stopped): (Vec<_>, Vec<_>) = replicas.into_iter().partition(|r| r.running);
+        for r in stopped {
+            tracing::info!(function = %f, container = %r.id, "removing stopped replica");
+            self.retire(r.id);
+        }
+        let (mut current, old): (Vec<_>, Vec<_>) = running
+            .into_iter()
+            .partition(|r| r.generation == want.generation);
+        let desired = usize::try_from(want.replicas).unwrap_or(usize::MAX);
+        while current.len() < desired {
+            let id = self.engine.start_replica(f, want).await?;
+            current.push(Replica {
+                id,
+                running: true,
+                generation: want.generation,
+                address: None,
+                created: i64::MAX,
+            });
+        }
+        if current.len() > desired {
+            // Remove replicas that are not ready first, then the newest.
+            let ready = self.prober.ready_all(&current).await;
+            let mut ranked: Vec<(bool, Replica)> = ready.into_iter().zip(current).collect();
+            ranked.sort_by_key(|(ready, r)| (!*ready, std::cmp::Reverse(r.created)));
+            for (_, r) in ranked.into_iter().skip(desired) {
+                self.retire(r.id);
+            }
+        }
+        if !old.is_empty() {
+            if wait_rollout && desired > 0 && !self.wait_ready(f, want.generation, desired).await {
+                tracing::warn!(function = %f, "new replicas not ready within rollout_timeout; replacing the old ones anyway");
+            }
+            for r in old {
+                self.retire(r.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `n` replicas of `generation` are ready; false on timeout.
+    async fn wait_ready(&self, f: &FunctionRef, generation: u64, n: usize) -> bool {
+        let deadline = Instant::now() + self.config.rollout_timeout;
+        while Instant::now() < deadline {
+            if let Ok(mut live) = self.live(Some(f)).await {
+                let current: Vec<Replica> = live
+                    .remove(f)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| r.running && r.generation == generation)
+                    .collect();
+                let ready = self.prober.ready_all(&current).await;
+                if ready.iter().filter(|r| **r).count() >= n {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Containers per function, leaving out those being removed.
+    async fn live(
+        &self,
+        f: Option<&FunctionRef>,
+    ) -> Result<BTreeMap<FunctionRef, Vec<Replica>>, ProviderError> {
+        let all = self.engine.replicas(f).await?;
+        let terminating = self
+            .terminating
+            .lock()
+            .expect("terminating set poisoned")
+            .clone();
+        let mut out: BTreeMap<FunctionRef, Vec<Replica>> = BTreeMap::new();
+        for (f, r) in all
+            .into_iter()
+            .filter(|(_, r)| !terminating.contains(&r.id))
+        {
+            out.entry(f).or_default().push(r);
+        }
+        Ok(out)
+    }
+
+    async fn status_of(
+        &self,
+        f: &FunctionRef,
+        want: &Desired,
+        replicas: &[Replica],
+    ) -> FunctionStatus {
+        let ready = self.prober.ready_all(replicas).await;
+        let mut status = FunctionStatus::from_deployment(&want.deployment, f.namespace.as_str());
+        status.replicas = want.replicas;
+        status.available_replicas = ready.iter().filter(|r| **r).count() as u64;
+        status.created_at = Some(want.created_at.clone());
+        status
+    }
+
+    /// Stops and removes a container in the background; from now on it is not counted.
+    fn retire(self: &Arc<Self>, id: String) {
+        if !self
+            .terminating
+            .lock()
+            .expect("terminating set poisoned")
+            .insert(id.clone())
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = this.engine.stop_and_remove(&id).await {
+                tracing::warn!(container = %id, error = %e, "could not remove replica");
+            }
+            this.prober.forget(&id);
+            this.terminating
+                .lock()
+                .expect("terminating set poisoned")
+                .remove(&id);
+        });
+    }
+
+    async fn retire_all(self: &Arc<Self>, f: &FunctionRef) {
+        match self.engine.replicas(Some(f)).await {
+            Ok(all) => all.into_iter().for_each(|(_, r)| self.retire(r.id)),
+            Err(e) => {
+                tracing::warn!(function = %f, error = %e, "could not list replicas to remove")
+            }
+        }
+    }
+
+    fn check_secrets(&self, d: &FunctionDeployment) -> Result<(), ProviderError> {
+        // Secrets arrive with the secrets API; until then no secret exists.
+        match d.secrets.first() {
+            Some(name) => Err(ProviderError::BadRequest(format!(
+                "unable to find secret: {name}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn label_number(d: &FunctionDeployment, key: &str) -> Option<u64> {
+    let v = d.labels.get(key)?;
+    match v.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            tracing::warn!(function = %d.service, label = key, value = %v, "ignoring label that is not a number");
+            None
+        }
+    }
+}
+
+fn min_replicas(d: &FunctionDeployment) -> Option<u64> {
+    label_number(d, labels::SCALE_MIN)
+}
+
+fn max_replicas(d: &FunctionDeployment) -> Option<u64> {
+    label_number(d, labels::SCALE_MAX)
+}
+
+/// Replicas a new function starts with: `com.openfaas.scale.min`, else 1.
+fn initial_replicas(d: &FunctionDeployment) -> u64 {
+    min_replicas(d).unwrap_or(1)
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    rfc3339(secs)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_711_379_259), "2024-03-25T15:07:39Z");
+    }
+
+    #[test]
+    fn replica_labels() {
+        let mut d = FunctionDeployment::default();
+        assert_eq!(initial_replicas(&d), 1);
+        d.labels.insert(labels::SCALE_MIN.into(), "3".into());
+        d.labels.insert(labels::SCALE_MAX.into(), "x".into());
+        assert_eq!(initial_replicas(&d), 3);
+        assert_eq!(max_replicas(&d), None);
+    }
+}

@@ -1,1 +1,144 @@
-//! placeholder
+//! The function watchdog: PID 1 of every ferry function image, compatible with OpenFaaS's
+//! of-watchdog.
+//!
+//! It serves HTTP/1.1 on `port` (8080) and runs the function, `fprocess`, in one of three
+//! modes:
+//!
+//! - **`streaming`** (default): `fprocess` is forked per request. The request body streams to
+//!   its stdin, its stdout streams back as the response body, stderr goes to the log. The 200
+//!   is only committed once the first stdout bytes arrive or the process exits: an exit
+//!   without output and with a non-zero status is a 500 carrying the tail of stderr.
+//! - **`serializing`**: forked per request; stdout is collected and returned when the process
+//!   exits 0 (200, `X-Duration-Seconds`), otherwise 500 with the error and stderr.
+//! - **`http`**: `fprocess` is started once and must serve HTTP at `upstream_url`. Every
+//!   request is reverse-proxied to it (method, path and query, headers minus hop-by-hop
+//!   ones, streamed body); status and headers are copied back with `X-Duration-Seconds`.
+//!   An unreachable upstream is a 502, a timeout a 504. If the process exits, for any
+//!   reason, [`run`] returns [`WatchdogError::ChildExited`] and the container stops.
+//!
+//! Forked processes inherit the watchdog's environment plus CGI-style variables:
+//! `Http_<Header_Name>` per request header (Go casing, `-` → `_`, first value), and
+//! `Http_Method`, `Http_Path`, `Http_Query`, `Http_Host`, `Http_Content_Length`,
+//! `Http_Transfer_Encoding`. Each runs in a process group of its own, which is killed when
+//! the request times out or the client goes away.
+//!
+//! Errors made by the watchdog (timeouts, unreachable upstream, failed fork) carry
+//! `X-OpenFaaS-Internal: of-watchdog`; the `max_inflight` 429 carries
+//! `X-OpenFaaS-Internal: faas-middleware`, exactly as OpenFaaS's limiter.
+//!
+//! # Configuration (environment, of-watchdog names)
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `fprocess` / `function_process` | required | the command; split on whitespace with simple `'…'` / `"…"` quoting, no shell |
+//! | `mode` | `streaming` | `http`, `streaming` or `serializing` |
+//! | `upstream_url` / `http_upstream_url` | required in `http` mode | e.g. `http://127.0.0.1:5000` |
+//! | `read_timeout` | `30s` | see below; `0` disables |
+//! | `write_timeout` | `30s` | see below; must be > 0 |
+//! | `exec_timeout` | `30s` | see below; `0` disables |
+//! | `healthcheck_interval` | `write_timeout` | time spent reporting 503 before the listener closes |
+//! | `port` | `8080` | listening port, all interfaces |
+//! | `max_inflight` | `0` (unlimited) | concurrent function requests; more get 429 |
+//! | `content_type` | `application/octet-stream` | response `Content-Type` of the fork modes |
+//! | `suppress_lock` | `false` | do not write `/tmp/.lock` |
+//! | `ready_path` | unset | `/_/ready` asks the function at this path |
+//! | `prefix_logs` | `true` | prefix the function's log lines with time and stream name |
+//! | `http_buffer_req_body` / `buffer_http` | `false` | buffer request bodies before proxying (for upstreams without chunked support) |
+//! | `log_callid` | `false` | add the `X-Call-Id` to request log lines |
+//!
+//! Durations are written `500ms`, `30s`, `2m`, `1h30m`; a bare number means seconds.
+//!
+//! # Timeouts, precisely
+//!
+//! - **`read_timeout`** limits how long a client may take to send a request's *headers*,
+//!   counted from the moment the server starts waiting for them: when the connection opens,
+//!   or when the previous response on a keep-alive connection ends (so it is also the idle
+//!   timeout of keep-alive connections). On expiry the connection is closed without a
+//!   response. It does not limit the request body: reading the body is part of running the
+//!   function and falls under the two limits below.
+//! - **`exec_timeout`** limits the function's work per request, counted from when the
+//!   request reaches the runner. A request header `X-Timeout: <duration>` can shorten it (never
+//!   lengthen it; when `exec_timeout` is 0 it sets the limit). Fork modes: if it expires
+//!   before any output, the process group is killed and the answer is 504; after streaming
+//!   output began, the process group is killed and the response body is cut short (the
+//!   chunked body is aborted so the client sees an incomplete response). http mode: if the
+//!   upstream's response headers are not back in time the answer is 504, and a response body
+//!   still streaming at the limit is cut short the same way.
+//! - **`write_timeout`** limits the whole response, from the end of the request headers to
+//!   the last body byte, whatever the mode (Go's `http.Server.WriteTimeout`). If the
+//!   response has not started by then the answer is 504 (`X-OpenFaaS-Internal:
+//!   of-watchdog`); a body still streaming is cut short. It is also the drain budget at
+//!   shutdown.
+//!
+//! # Health, readiness and shutdown
+//!
+//! `GET /_/health` answers 200 `OK` from start-up until shutdown begins, then 503 (other
+//! methods: 405). `GET /_/ready` adds: 429 when `max_inflight` requests are running, 503 in
+//! http mode while the upstream does not accept TCP connections (checked by connecting, so
+//! readiness never runs ahead of the function's server), and, with `ready_path`, the
+//! function's own answer at that path. Neither counts toward `max_inflight`.
+//!
+//! The lock file `/tmp/.lock` ([`std::env::temp_dir`]) is written at start-up (unless
+//! `suppress_lock`) for `watchdog --run-healthcheck` exec probes; if it cannot be written
+//! the watchdog warns and carries on, as health itself is decided in memory.
+//!
+//! When the `shutdown` future passed to [`run`] resolves (SIGTERM or SIGINT in the binary):
+//! health and readiness turn 503 and the lock file is removed; requests are still served for
+//! `healthcheck_interval`; then the listener closes, idle connections close, and in-flight
+//! requests get up to `write_timeout` to finish (the rest are aborted, killing their
+//! processes); finally the http-mode process gets SIGTERM, and SIGKILL if it is still there
+//! 5 seconds later. [`run`] then returns `Ok`.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`Config`] from the environment, [`Mode`], command-line splitting;
+//! - `server`: accept loop, routing, limiter, shutdown sequence;
+//! - `health`: lock file and the `/_/health`, `/_/ready` handlers;
+//! - `runner`: `fork` (per-request processes) and `http` (reverse proxy to one process);
+//! - [`error`]: [`WatchdogError`] and its mapping to HTTP responses;
+//! - `body`: the body type and the deadline-enforcing wrapper.
+
+pub mod config;
+pub mod error;
+
+mod body;
+mod health;
+mod runner;
+mod server;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::{Config, ConfigError, Mode};
+pub use error::WatchdogError;
+
+/// The watchdog's version, printed by `watchdog --version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the watchdog on `listener` until `shutdown` resolves and the shutdown sequence (see
+/// the crate docs) has finished.
+///
+/// In http mode the function process is started first; a failure to start it, or its exit
+/// before shutdown, is returned as an error. The fork modes only fail at start-up on an
+/// invalid configuration.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WatchdogError> {
+    let runner = runner::Runner::start(&config)?;
+    let addr = listener.local_addr().map_err(|source| WatchdogError::Io {
+        context: "cannot read the listening address",
+        source,
+    })?;
+    tracing::info!(
+        %addr,
+        mode = config.mode.as_str(),
+        fprocess = %config.fprocess,
+        max_inflight = config.max_inflight,
+        "watchdog serving"
+    );
+    let state = Arc::new(server::State::new(config, runner));
+    state.health.mark_accepting();
+    server::serve(listener, state, shutdown).await
+}

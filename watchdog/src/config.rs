@@ -1,0 +1,446 @@
+//! Configuration from of-watchdog's environment variables.
+//!
+//! Every variable keeps of-watchdog's name, alias and default (see the crate docs for the
+//! table). [`Config::from_env`] reads them through [`Env`], so tests pass a map instead of
+//! touching the process environment, and every error names the variable to fix.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ferry_runtime::env::{Env, EnvError, bool_or, duration_or, first, number_or, string_or};
+use http::Uri;
+
+/// Port the watchdog listens on unless `port` says otherwise.
+pub const DEFAULT_PORT: u16 = 8080;
+/// Default of `read_timeout`, `write_timeout` and `exec_timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Response `Content-Type` of the fork modes unless `content_type` says otherwise.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// Name of the lock file written into the temporary directory (`/tmp/.lock`).
+pub const LOCK_FILE_NAME: &str = ".lock";
+
+/// The path of the lock file: `.lock` in [`std::env::temp_dir`] (`/tmp/.lock` normally).
+pub fn default_lock_path() -> PathBuf {
+    std::env::temp_dir().join(LOCK_FILE_NAME)
+}
+
+/// How the function process is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `fprocess` is started once and serves HTTP at `upstream_url`; requests are proxied.
+    Http,
+    /// `fprocess` is forked per request; stdin and stdout are streamed (the default).
+    Streaming,
+    /// `fprocess` is forked per request; stdout is buffered and returned when it exits.
+    Serializing,
+}
+
+impl Mode {
+    /// The name used in the `mode` variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Http => "http",
+            Mode::Streaming => "streaming",
+            Mode::Serializing => "serializing",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "http" => Ok(Mode::Http),
+            "streaming" => Ok(Mode::Streaming),
+            "serializing" => Ok(Mode::Serializing),
+            "static" | "inproc" | "afterburn" => Err(format!(
+                "mode {s:?} is not supported; use http, streaming or serializing"
+            )),
+            _ => Err("expected one of http, streaming, serializing".to_string()),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A variable is set to a value that cannot be used.
+    #[error(transparent)]
+    Invalid(#[from] EnvError),
+    /// A required variable is not set.
+    #[error("{name} is required: {hint}")]
+    Missing {
+        /// The variable (with its alias, if any).
+        name: &'static str,
+        /// What to set it to.
+        hint: &'static str,
+    },
+}
+
+/// Everything the watchdog needs to run. Build it with [`Config::from_env`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `fprocess` as written.
+    pub fprocess: String,
+    /// `fprocess` split into program and arguments.
+    pub command: Vec<String>,
+    /// `mode`.
+    pub mode: Mode,
+    /// `upstream_url` (http mode only): scheme and authority, plus an optional base path
+    /// without a trailing `/`. `localhost` is replaced by `127.0.0.1`, because a static
+    /// binary in a `FROM scratch` image has no resolver configuration.
+    pub upstream_url: Option<Uri>,
+    /// `read_timeout`: the longest a client may take to send a request's headers (and the
+    /// longest an idle keep-alive connection is kept). `None` when set to 0.
+    pub read_timeout: Option<Duration>,
+    /// `write_timeout`: the longest a response may take, from the end of the request's
+    /// headers to its last byte; also the drain budget at shutdown. Always > 0.
+    pub write_timeout: Duration,
+    /// `exec_timeout`: the longest the function may take per request. `None` when set to 0.
+    pub exec_timeout: Option<Duration>,
+    /// `healthcheck_interval`: how long health reports 503 before the listener closes.
+    pub healthcheck_interval: Duration,
+    /// `port`.
+    pub port: u16,
+    /// `max_inflight`: concurrent requests allowed; 0 means unlimited.
+    pub max_inflight: usize,
+    /// `content_type`: response `Content-Type` in the fork modes.
+    pub content_type: String,
+    /// `suppress_lock`: do not write the lock file.
+    pub suppress_lock: bool,
+    /// Where the lock file goes (not an env var: `/tmp/.lock`, changed only by tests).
+    pub lock_path: PathBuf,
+    /// `ready_path`: when set, readiness asks the function at this path.
+    pub ready_path: Option<String>,
+    /// `prefix_logs`: prefix the function's log lines with time and stream name.
+    pub prefix_logs: bool,
+    /// `http_buffer_req_body` / `buffer_http`: buffer request bodies before proxying.
+    pub buffer_request_body: bool,
+    /// `log_callid`: add the `X-Call-Id` to request log lines.
+    pub log_callid: bool,
+}
+
+impl Config {
+    /// Reads the configuration from `env`, applying of-watchdog's defaults.
+    pub fn from_env(env: &impl Env) -> Result<Config, ConfigError> {
+        let (fprocess_name, fprocess) =
+            first(env, &["fprocess", "function_process"]).ok_or(ConfigError::Missing {
+                name: "fprocess (or function_process)",
+                hint: "the command that runs the function, e.g. fprocess=\"node index.js\"",
+            })?;
+        let command = split_command(&fprocess).map_err(|reason| EnvError {
+            name: fprocess_name.clone(),
+            value: fprocess.clone(),
+            reason,
+        })?;
+        let mode = ferry_runtime::env::parse_or(env, "mode", Mode::Streaming, |v| v.parse())?;
+
+        let upstream_url = match first(env, &["upstream_url", "http_upstream_url"]) {
+            Some((name, value)) => Some(parse_upstream(&value).map_err(|reason| EnvError {
+                name,
+                value,
+                reason,
+            })?),
+            None if mode == Mode::Http => {
+                return Err(ConfigError::Missing {
+                    name: "upstream_url (or http_upstream_url)",
+                    hint: "mode=http proxies to the function's own server, e.g. \
+                           upstream_url=http://127.0.0.1:5000",
+                });
+            }
+            None => None,
+        };
+
+        let write_timeout = duration_or(env, "write_timeout", DEFAULT_TIMEOUT)?;
+        if write_timeout.is_zero() {
+            return Err(EnvError {
+                name: "write_timeout".into(),
+                value: env.get("write_timeout").unwrap_or_default(),
+                reason: "must be greater than 0".into(),
+            }
+            .into());
+        }
+        let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
+        let ready_path = match env.get("ready_path") {
+            Some(value) => Some(parse_ready_path(&value).map_err(|reason| EnvError {
+                name: "ready_path".into(),
+                value,
+                reason,
+            })?),
+            None => None,
+        };
+        let buffer_request_body = match first(env, &["http_buffer_req_body", "buffer_http"]) {
+            Some((name, _)) => bool_or(env, &name, false)?,
+            None => false,
+        };
+
+        Ok(Config {
+            fprocess,
+            command,
+            mode,
+            upstream_url,
+            read_timeout: non_zero(duration_or(env, "read_timeout", DEFAULT_TIMEOUT)?),
+            write_timeout,
+            exec_timeout: non_zero(duration_or(env, "exec_timeout", DEFAULT_TIMEOUT)?),
+            healthcheck_interval: duration_or(env, "healthcheck_interval", write_timeout)?,
+            port: number_or(env, "port", DEFAULT_PORT)?,
+            max_inflight: number_or(env, "max_inflight", 0usize)?,
+            content_type: string_or(env, "content_type", DEFAULT_CONTENT_TYPE),
+            suppress_lock: bool_or(env, "suppress_lock", false)?,
+            lock_path: default_lock_path(),
+            ready_path,
+            prefix_logs: bool_or(env, "prefix_logs", true)?,
+            buffer_request_body,
+            log_callid: bool_or(env, "log_callid", false)?,
+        })
+    }
+}
+
+fn parse_upstream(value: &str) -> Result<Uri, String> {
+    let uri: Uri = value
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => return Err(format!("scheme {other:?} is not supported; use http://")),
+        None => return Err("expected an absolute URL such as http://127.0.0.1:5000".into()),
+    }
+    let authority = uri.authority().ok_or("the URL has no host")?;
+    if uri.query().is_some() {
+        return Err("the URL must not have a query string".into());
+    }
+    let host = match authority.host() {
+        h if h.eq_ignore_ascii_case("localhost") => "127.0.0.1",
+        h => h,
+    };
+    let authority = match authority.port_u16() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let base = uri.path().trim_end_matches('/');
+    format!("http://{authority}{base}")
+        .parse()
+        .map_err(|e| format!("not a URL: {e}"))
+}
+
+fn parse_ready_path(value: &str) -> Result<String, String> {
+    let path = if value.starts_with('/') {
+        value.to_string()
+    } else {
+        format!("/{value}")
+    };
+    path.parse::<http::uri::PathAndQuery>()
+        .map_err(|e| format!("not a URL path: {e}"))?;
+    Ok(path)
+}
+
+/// Splits a command line into program and arguments, without a shell.
+///
+/// Words are separated by whitespace. Single quotes keep everything up to the next single
+/// quote literally; double quotes do the same, except that `\"` and `\\` inside them stand
+/// for `"` and `\`. Quoted and unquoted parts next to each other form one word (`a"b c"`
+/// is `ab c`), and `''` is an empty argument. No variables, globs or other escapes.
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    if words.is_empty() {
+        return Err("the command is empty".into());
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    fn invalid(e: ConfigError) -> EnvError {
+        match e {
+            ConfigError::Invalid(e) => e,
+            other => panic!("expected an invalid value, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_of_watchdog() {
+        let c = Config::from_env(&env(&[("fprocess", "cat")])).unwrap();
+        assert_eq!(c.command, ["cat"]);
+        assert_eq!(c.mode, Mode::Streaming);
+        assert_eq!(c.upstream_url, None);
+        assert_eq!(c.read_timeout, Some(DEFAULT_TIMEOUT));
+        assert_eq!(c.write_timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.exec_timeout, Some(DEFAULT_TIMEOUT));
+        assert_eq!(c.healthcheck_interval, DEFAULT_TIMEOUT);
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.max_inflight, 0);
+        assert_eq!(c.content_type, "application/octet-stream");
+        assert!(!c.suppress_lock && c.prefix_logs && !c.buffer_request_body && !c.log_callid);
+        assert_eq!(c.ready_path, None);
+        assert!(c.lock_path.ends_with(".lock"));
+    }
+
+    #[test]
+    fn reads_every_variable_and_aliases() {
+        let c = Config::from_env(&env(&[
+            ("function_process", "node index.js"),
+            ("mode", "HTTP"),
+            ("http_upstream_url", "http://localhost:3000/"),
+            ("read_timeout", "5"),
+            ("write_timeout", "1m"),
+            ("exec_timeout", "0"),
+            ("port", "9090"),
+            ("max_inflight", "4"),
+            ("content_type", "text/plain"),
+            ("suppress_lock", "true"),
+            ("ready_path", "ready"),
+            ("prefix_logs", "false"),
+            ("buffer_http", "true"),
+            ("log_callid", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.command, ["node", "index.js"]);
+        assert_eq!(c.mode, Mode::Http);
+        assert_eq!(
+            c.upstream_url.unwrap().to_string(),
+            "http://127.0.0.1:3000/"
+        );
+        assert_eq!(c.read_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.write_timeout, Duration::from_secs(60));
+        assert_eq!(c.exec_timeout, None);
+        assert_eq!(
+            c.healthcheck_interval,
+            Duration::from_secs(60),
+            "follows write_timeout"
+        );
+        assert_eq!((c.port, c.max_inflight), (9090, 4));
+        assert_eq!(c.content_type, "text/plain");
+        assert_eq!(c.ready_path.as_deref(), Some("/ready"));
+        assert!(c.suppress_lock && !c.prefix_logs && c.buffer_request_body && c.log_callid);
+
+        let c = Config::from_env(&env(&[
+            ("fprocess", "x"),
+            ("upstream_url", "http://10.0.0.1:5000/base/"),
+            ("http_buffer_req_body", "false"),
+            ("healthcheck_interval", "2s"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.upstream_url.unwrap().to_string(),
+            "http://10.0.0.1:5000/base"
+        );
+        assert!(!c.buffer_request_body);
+        assert_eq!(c.healthcheck_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        let e = Config::from_env(&env(&[])).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("fprocess (or function_process) is required"),
+            "{e}"
+        );
+        let e = Config::from_env(&env(&[("fprocess", "x"), ("mode", "http")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("upstream_url (or http_upstream_url) is required")
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let cases = [
+            (
+                "mode",
+                "batch",
+                "expected one of http, streaming, serializing",
+            ),
+            ("mode", "static", "not supported"),
+            ("write_timeout", "0", "must be greater than 0"),
+            ("exec_timeout", "soon", "invalid duration"),
+            ("port", "99999", ""),
+            ("max_inflight", "-1", ""),
+            ("suppress_lock", "maybe", "expected true or false"),
+            ("upstream_url", "https://x:1", "scheme"),
+            ("upstream_url", "127.0.0.1:5000", "absolute URL"),
+            ("fprocess", "sh -c 'oops", "unterminated single quote"),
+        ];
+        for (name, value, reason) in cases {
+            let mut e = env(&[("fprocess", "cat")]);
+            e.insert(name, value);
+            let err = invalid(Config::from_env(&e).unwrap_err());
+            assert_eq!(err.name, name, "{value}");
+            assert!(err.reason.contains(reason), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn splits_commands_like_a_simple_shell() {
+        let ok = |s: &str, want: &[&str]| assert_eq!(split_command(s).unwrap(), want, "{s}");
+        ok("cat", &["cat"]);
+        ok("  node   index.js \t", &["node", "index.js"]);
+        ok(
+            "sh -c 'echo \"$Http_Method\" | cat'",
+            &["sh", "-c", "echo \"$Http_Method\" | cat"],
+        );
+        ok(
+            r#"python3 -c "print('hi')""#,
+            &["python3", "-c", "print('hi')"],
+        );
+        ok(
+            r#"echo "a \"quoted\" \\ \n""#,
+            &["echo", r#"a "quoted" \ \n"#],
+        );
+        ok("a'b c'd e", &["ab cd", "e"]);
+        ok("printf '' x", &["printf", "", "x"]);
+        assert!(split_command("   ").unwrap_err().contains("empty"));
+        assert!(
+            split_command("echo \"x")
+                .unwrap_err()
+                .contains("double quote")
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! `watchdog`: PID 1 of a function image. See the `ferry_watchdog` crate docs for the
+//! configuration (environment variables) and behaviour.
+//!
+//! Flags: `--version` prints the version; `--run-healthcheck` exits 0 if the lock file
+//! `/tmp/.lock` exists and 1 otherwise (for exec health probes). Exit codes: 0 after a clean
+//! shutdown, 1 on a runtime failure (e.g. the http-mode function process exited), 64 on a
+//! configuration or usage error.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use ferry_runtime::env::ProcessEnv;
+use ferry_watchdog::{Config, VERSION, config::default_lock_path};
+
+const USAGE: &str = "usage: watchdog [--version | --run-healthcheck]\n\
+    Configured by environment variables (fprocess, mode, upstream_url, port, read_timeout,\n\
+    write_timeout, exec_timeout, healthcheck_interval, max_inflight, content_type,\n\
+    suppress_lock, ready_path, prefix_logs, http_buffer_req_body, log_callid).";
+
+/// BSD `EX_USAGE`: bad flags or configuration.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("--version" | "-version") => {
+            println!("watchdog (ferry) version {VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--run-healthcheck" | "-run-healthcheck") => {
+            return if default_lock_path().exists() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
+        Some("--help" | "-h" | "-help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("watchdog: unknown argument {other:?}\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+
+    let format = match ferry_runtime::telemetry::log_format(&ProcessEnv) {
+        Ok(format) => format,
+        Err(error) => {
+            eprintln!("watchdog: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    ferry_runtime::telemetry::init(format);
+    let config = match Config::from_env(&ProcessEnv) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("watchdog: invalid configuration: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("watchdog: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%addr, %error, "cannot listen");
+                return ExitCode::from(1);
+            }
+        };
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("watchdog listening on {addr}");
+        }
+        match ferry_watchdog::run(config, listener, ferry_runtime::signal::shutdown()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "watchdog failed");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -1,1 +1,99 @@
-//! placeholder
+//! End-to-end test harness for ferry.
+//!
+//! ferry's end-to-end tests run against the real things: a `nats-server` child process with
+//! JetStream, the local Docker engine, and function images built on this machine from the
+//! workspace's own statically linked `watchdog` and `echo-server` binaries. Nothing is pulled
+//! from a registry and nothing is skipped: when `nats-server` or the Docker engine is missing, a
+//! test fails with a message that says how to get it.
+//!
+//! # Layout
+//!
+//! - [`nats`]: [`NatsServer`], a guard around a `nats-server -js` child process on a free
+//!   loopback port with a temporary store folder; it can be stopped, killed and restarted on the
+//!   same port and store, and is killed (and its folder removed) on drop.
+//! - [`docker`]: [`docker()`] connects to the engine; [`DockerGuard`] gives a test a unique id,
+//!   labels everything the test creates with it, and removes all of it on drop, pass or fail.
+//!   Leftovers of killed test runs are swept once per process.
+//! - [`images`]: [`static_binaries()`] builds the static binaries once per process;
+//!   [`ImageSpec`] turns them plus `/bin/busybox` into a one-layer function image (the
+//!   equivalent of `FROM scratch` + `COPY`, imported from an in-memory tar in well under a
+//!   second); [`FunctionImage`] has ready-made images (`echo_http`, `cat_streaming`,
+//!   `shell_serializing`), and `build-function-images` makes them under stable names.
+//! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
+//!
+//! # Labels
+//!
+//! Every harness-created Docker object carries `com.ferry.test=<id>` ([`TEST_LABEL`]); a provider
+//! instance started by a test labels what it creates with `com.ferry.instance=<id>`
+//! ([`INSTANCE_LABEL`]). Ids look like `ferry-test-<pid>-<counter>-<random>`, so the sweeper can
+//! tell which ones belong to a test process that no longer exists.
+//!
+//! Traffic only goes to loopback and to containers on networks the test created.
+
+pub mod docker;
+pub mod images;
+pub mod nats;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub use docker::{
+    ContainerSpec, DockerGuard, INSTANCE_LABEL, RunningContainer, TEST_LABEL, docker, leftovers,
+    new_test_id, sweep_stale,
+};
+pub use images::{FunctionImage, ImageFile, ImageSpec, build_named, static_binaries};
+pub use nats::NatsServer;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// The port is not reserved: another process could take it before the caller binds it. Within
+/// this process the same port is never handed out twice, so parallel tests do not collide.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap_or_else(|e| panic!("cannot bind a free port on 127.0.0.1: {e}"));
+        let port = listener
+            .local_addr()
+            .expect("local address of a bound listener")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `true`; panics naming `what` after `timeout`.
+///
+/// For "eventually" assertions: `wait_until("replica is ready", secs(10), || async { .. })`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An HTTP client for talking to services under test: plain HTTP, no proxy from the
+/// environment, 5 s to connect, 60 s per request.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("building the test HTTP client")
+}

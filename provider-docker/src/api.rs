@@ -35,6 +35,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/system/namespaces", get(namespaces))
         .route("/healthz", get(healthz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(provider)
 }
 
@@ -147,6 +148,17 @@ async fn healthz(State(p): State<Arc<Provider>>) -> Response {
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     (StatusCode::NOT_FOUND, Json(ErrorBody::new("no such route")))
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (StatusCode, Json<ErrorBody>) {
+    let message = format!("method {method} is not allowed on {}", uri.path());
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody::new(message)),
+    )
 }
 
 /// Parses a JSON body whatever its `Content-Type` (faas-cli does not always set one), with

@@ -19,6 +19,8 @@
 //!   equivalent of `FROM scratch` + `COPY`, imported from an in-memory tar in well under a
 //!   second); [`FunctionImage`] has ready-made images (`echo_http`, `cat_streaming`,
 //!   `shell_serializing`), and `build-function-images` makes them under stable names.
+//! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
+//!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
 //!
 //! # Labels
@@ -33,6 +35,7 @@
 pub mod docker;
 pub mod images;
 pub mod nats;
+pub mod provider;
 
 use std::collections::HashSet;
 use std::future::Future;

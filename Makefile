@@ -1,0 +1,37 @@
+# ferry — build, test and run.
+#
+#   make test     every test (unit, watchdog, end-to-end against real NATS and Docker)
+#   make lint     rustfmt and clippy, warnings as errors
+#   make static   the statically linked binaries that go into FROM-scratch images
+#   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
+
+CARGO ?= cargo
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_DIR := $(CURDIR)/target/$(STATIC_TARGET)/release
+STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin echo-server
+
+.PHONY: test lint static images test-clean
+
+test: lint static
+	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) test --workspace --all-targets
+	$(MAKE) --no-print-directory test-clean
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The explicit --target is required: with it, RUSTFLAGS apply to the target only and not to
+# build scripts and proc macros, which cannot be linked statically.
+static:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) $(STATIC_BINS)
+
+images: static
+	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images
+
+# Removes anything a killed test run left in Docker (tests clean up after themselves; this is
+# the safety net for runs that were killed with SIGKILL).
+test-clean:
+	@for kind in container network image volume; do \
+	  ids=$$(docker $$kind ls -q --filter label=com.ferry.test 2>/dev/null); \
+	  [ -z "$$ids" ] || docker $$kind rm -f $$ids >/dev/null 2>&1 || true; \
+	done

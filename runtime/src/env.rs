@@ -29,13 +29,17 @@ impl Env for ProcessEnv {
 
 impl Env for HashMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
-        HashMap::get(self, name).filter(|v| !v.trim().is_empty()).cloned()
+        HashMap::get(self, name)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
     }
 }
 
 impl Env for HashMap<&str, &str> {
     fn get(&self, name: &str) -> Option<String> {
-        HashMap::get(self, name).filter(|v| !v.trim().is_empty()).map(|v| v.to_string())
+        HashMap::get(self, name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.to_string())
     }
 }
 
@@ -54,7 +58,9 @@ pub struct EnvError {
 /// The first of `names` that is set (for variables with aliases, e.g. `upstream_url` and
 /// `http_upstream_url`).
 pub fn first(env: &impl Env, names: &[&str]) -> Option<(String, String)> {
-    names.iter().find_map(|n| env.get(n).map(|v| (n.to_string(), v)))
+    names
+        .iter()
+        .find_map(|n| env.get(n).map(|v| (n.to_string(), v)))
 }
 
 /// Parses `name` with `parse`, or returns `default` when it is unset.
@@ -85,7 +91,9 @@ where
     T: FromStr,
     T::Err: Display,
 {
-    parse_or(env, name, default, |v| v.parse::<T>().map_err(|e| e.to_string()))
+    parse_or(env, name, default, |v| {
+        v.parse::<T>().map_err(|e| e.to_string())
+    })
 }
 
 /// A boolean: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case), or `default`.
@@ -95,7 +103,9 @@ pub fn bool_or(env: &impl Env, name: &str, default: bool) -> Result<bool, EnvErr
 
 /// A duration such as `200ms`, `5s`, `2m`, `1h30m` or a bare number of seconds, or `default`.
 pub fn duration_or(env: &impl Env, name: &str, default: Duration) -> Result<Duration, EnvError> {
-    parse_or(env, name, default, |v| ferry_proto::duration::parse(v).map_err(|e| e.to_string()))
+    parse_or(env, name, default, |v| {
+        ferry_proto::duration::parse(v).map_err(|e| e.to_string())
+    })
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -126,11 +136,17 @@ mod tests {
     fn values_are_parsed_and_errors_name_the_variable() {
         let e = env(&[("n", "12"), ("t", "1m5s"), ("b", "Yes"), ("bad", "twelve")]);
         assert_eq!(number_or(&e, "n", 0u32), Ok(12));
-        assert_eq!(duration_or(&e, "t", Duration::ZERO), Ok(Duration::from_secs(65)));
+        assert_eq!(
+            duration_or(&e, "t", Duration::ZERO),
+            Ok(Duration::from_secs(65))
+        );
         assert_eq!(bool_or(&e, "b", false), Ok(true));
         let err = number_or(&e, "bad", 0u32).unwrap_err();
         assert_eq!(err.name, "bad");
-        assert!(err.to_string().starts_with("bad=\"twelve\" is not valid"), "{err}");
+        assert!(
+            err.to_string().starts_with("bad=\"twelve\" is not valid"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`function`]: deployments, status, scaling, deletion, replica endpoints;
 //! - [`secret`], [`info`], [`logs`]: the other provider API bodies;
 //! - [`queue`]: the async [`queue::QueueRequest`] message (PascalCase, Go-compatible);
+//! - [`jetstream`]: stream, subject and consumer names of the async queue;
 //! - [`headers`], [`labels`], [`routes`]: the names other tools rely on;
 //! - [`error`]: the JSON error body every ferry API answers with;
 //! - [`duration`]: `200ms` / `5s` / `1h30m` durations used in env vars, labels and annotations.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod function;
 pub mod headers;
 pub mod info;
+pub mod jetstream;
 pub mod labels;
 pub mod logs;
 pub mod name;

@@ -7,8 +7,12 @@
 //! - [`env`]: the [`env::Env`] source trait (the process environment, or a map in tests) and
 //!   typed parsers that name the variable in their errors;
 //! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
-//! - [`signal`]: a future that resolves on SIGTERM or SIGINT.
+//! - [`signal`]: a future that resolves on SIGTERM or SIGINT;
+//! - `jetstream` (feature `jetstream`): NATS connection and the calls stream, set up the same
+//!   way by the gateway and the queue-worker.
 
 pub mod env;
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
 pub mod signal;
 pub mod telemetry;

@@ -1,0 +1,68 @@
+//! Names of ferry's JetStream objects, shared by the gateway (publisher) and the
+//! queue-workers (consumers).
+//!
+//! All queued calls live in one stream, [`CALLS_STREAM`], with work-queue retention (a call
+//! is deleted once a worker acknowledges it). Each call's subject names its queue and its
+//! function, `ferry.calls.<queue>.<name>.<namespace>`, so that:
+//!
+//! - each queue has one durable pull consumer ([`consumer_name`]) filtered on
+//!   `ferry.calls.<queue>.>`, shared by every worker of that queue (competing consumers);
+//! - a function's backlog can be counted by subject.
+
+use crate::name::FunctionRef;
+
+/// The stream holding queued calls.
+pub const CALLS_STREAM: &str = "ferry-calls";
+/// Every call subject starts with this.
+pub const CALLS_SUBJECT_PREFIX: &str = "ferry.calls";
+/// The shared queue (OpenFaaS's default channel name).
+pub const DEFAULT_QUEUE: &str = "faas-request";
+/// NATS header carrying the call id on every queued message.
+pub const CALL_ID_HEADER: &str = "Ferry-Call-Id";
+
+/// `ferry.calls.<queue>.<name>.<namespace>`.
+pub fn call_subject(queue: &str, function: &FunctionRef) -> String {
+    format!(
+        "{CALLS_SUBJECT_PREFIX}.{queue}.{}.{}",
+        function.name, function.namespace
+    )
+}
+
+/// The subject filter of a queue's consumer: `ferry.calls.<queue>.>`.
+pub fn queue_filter(queue: &str) -> String {
+    format!("{CALLS_SUBJECT_PREFIX}.{queue}.>")
+}
+
+/// The durable consumer shared by the workers of `queue`.
+pub fn consumer_name(queue: &str) -> String {
+    format!("ferry-workers-{queue}")
+}
+
+/// Whether `queue` can be used as a queue name (a subject token and part of a consumer name):
+/// letters, digits, `-` and `_`, at most 64 characters.
+pub fn valid_queue_name(queue: &str) -> bool {
+    !queue.is_empty()
+        && queue.len() <= 64
+        && queue
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::Name;
+
+    #[test]
+    fn names() {
+        let f = FunctionRef::new(Name::new("figlet").unwrap(), Name::default_namespace());
+        assert_eq!(
+            call_subject(DEFAULT_QUEUE, &f),
+            "ferry.calls.faas-request.figlet.openfaas-fn"
+        );
+        assert_eq!(queue_filter("slow"), "ferry.calls.slow.>");
+        assert_eq!(consumer_name("slow"), "ferry-workers-slow");
+        assert!(valid_queue_name("faas-request") && valid_queue_name("slow_2"));
+        assert!(!valid_queue_name("") && !valid_queue_name("a.b") && !valid_queue_name("a>"));
+    }
+}

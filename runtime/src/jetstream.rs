@@ -1,0 +1,96 @@
+//! NATS JetStream set-up shared by the gateway and the queue-worker.
+//!
+//! Both processes connect the same way (reconnecting forever, starting even when NATS is not
+//! up yet) and both create the calls stream if it is absent, with the same settings, so
+//! either may start first.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use ferry_proto::jetstream::{CALLS_STREAM, CALLS_SUBJECT_PREFIX};
+
+use crate::env::{self, Env, EnvError};
+
+/// Connection and stream settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats_url` (`nats://127.0.0.1:4222`).
+    pub url: String,
+    /// `nats_stream_replicas` (1): replicas of the calls stream (3 in a NATS cluster).
+    pub stream_replicas: usize,
+    /// `nats_duplicate_window` (`2m`): how long JetStream remembers message ids, the window in
+    /// which a re-submitted call with the same id is stored only once.
+    pub duplicate_window: Duration,
+    /// `nats_max_age` (`0` = forever): how long an unprocessed call may stay in the stream.
+    pub max_age: Duration,
+}
+
+impl NatsConfig {
+    /// Reads `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`.
+    pub fn from_env(e: &impl Env) -> Result<NatsConfig, EnvError> {
+        Ok(NatsConfig {
+            url: env::string_or(e, "nats_url", "nats://127.0.0.1:4222"),
+            stream_replicas: env::number_or(e, "nats_stream_replicas", 1)?,
+            duplicate_window: env::duration_or(
+                e,
+                "nats_duplicate_window",
+                Duration::from_secs(120),
+            )?,
+            max_age: env::duration_or(e, "nats_max_age", Duration::ZERO)?,
+        })
+    }
+}
+
+/// Connects to NATS as `name`. Never fails because the server is down: the client keeps
+/// trying in the background (check [`async_nats::Client::connection_state`]); connection
+/// changes are logged.
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let name_for_log = name.to_string();
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let name = name_for_log.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!(client = %name, "connected to NATS")
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(client = %name, "disconnected from NATS")
+                    }
+                    other => tracing::warn!(client = %name, event = %other, "NATS event"),
+                }
+            }
+        })
+        .connect(url)
+        .await
+}
+
+/// The calls stream's configuration.
+pub fn calls_stream_config(config: &NatsConfig) -> stream::Config {
+    stream::Config {
+        name: CALLS_STREAM.to_string(),
+        description: Some("ferry: queued async function calls".to_string()),
+        subjects: vec![format!("{CALLS_SUBJECT_PREFIX}.>")],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: config.stream_replicas,
+        duplicate_window: config.duplicate_window,
+        max_age: config.max_age,
+        ..Default::default()
+    }
+}
+
+/// Returns the calls stream, creating it if it does not exist.
+pub async fn ensure_calls_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    js.get_or_create_stream(calls_stream_config(config)).await
+}

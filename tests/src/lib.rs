@@ -19,6 +19,8 @@
 //!   equivalent of `FROM scratch` + `COPY`, imported from an in-memory tar in well under a
 //!   second); [`FunctionImage`] has ready-made images (`echo_http`, `cat_streaming`,
 //!   `shell_serializing`), and `build-function-images` makes them under stable names.
+//! - [`callback`]: [`callback::CallbackReceiver`], an HTTP server standing in for an
+//!   `X-Callback-Url`, recording what it receives.
 //! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
 //!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
@@ -32,6 +34,7 @@
 //!
 //! Traffic only goes to loopback and to containers on networks the test created.
 
+pub mod callback;
 pub mod docker;
 pub mod images;
 pub mod nats;

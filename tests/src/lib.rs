@@ -21,6 +21,8 @@
 //!   `shell_serializing`), and `build-function-images` makes them under stable names.
 //! - [`callback`]: [`callback::CallbackReceiver`], an HTTP server standing in for an
 //!   `X-Callback-Url`, recording what it receives.
+//! - [`process`]: ferry binaries as real child processes ([`process::ServiceProcess`]), for
+//!   tests that kill one with SIGKILL.
 //! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
 //!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
@@ -38,6 +40,7 @@ pub mod callback;
 pub mod docker;
 pub mod images;
 pub mod nats;
+pub mod process;
 pub mod provider;
 
 use std::collections::HashSet;

@@ -1,0 +1,118 @@
+//! ferry's own binaries run as real child processes, for tests that need to kill one
+//! (SIGKILL: no shutdown code runs, exactly like a crashed or OOM-killed process).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// The path of binary `bin` of workspace package `package`, built once per process with
+/// `cargo build` (the test profile's host build, not the static one).
+pub fn host_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("{package}/{bin}");
+    if let Some(path) = built.get(&key) {
+        return path.clone();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
+    let mut child = Command::new(&cargo)
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .args([
+            "-p",
+            package,
+            "--bin",
+            bin,
+            "--message-format",
+            "json-render-diagnostics",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running cargo to build {bin}: {e}"));
+    let mut path = None;
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line.expect("cargo output"))
+        else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact" && message["target"]["name"] == bin {
+            path = message["executable"].as_str().map(PathBuf::from);
+        }
+    }
+    assert!(
+        child.wait().expect("waiting for cargo").success(),
+        "building {bin} failed"
+    );
+    let path = path.unwrap_or_else(|| panic!("cargo reported no executable for {bin}"));
+    built.insert(key, path.clone());
+    path
+}
+
+/// A ferry binary running as a child process with a given environment; killed on drop.
+pub struct ServiceProcess {
+    child: Child,
+    name: String,
+}
+
+impl ServiceProcess {
+    /// Starts `bin` of `package` with exactly `env` (plus `PATH` and `RUST_LOG`).
+    pub fn start(package: &str, bin: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let path = host_binary(package, bin);
+        let mut command = Command::new(&path);
+        command.env_clear();
+        for key in ["PATH", "RUST_LOG"] {
+            if let Some(v) = std::env::var_os(key) {
+                command.env(key, v);
+            }
+        }
+        command
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+        ServiceProcess {
+            child,
+            name: bin.to_string(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM {} failed", self.name);
+        self.child.wait().expect("waiting for the process")
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -38,6 +38,7 @@
 
 pub mod callback;
 pub mod docker;
+pub mod gateway;
 pub mod images;
 pub mod nats;
 pub mod process;

@@ -1,0 +1,230 @@
+//! The gateway's errors and their HTTP statuses, in one place.
+//!
+//! Every error the gateway itself produces (as opposed to a function's own error response,
+//! which is passed through untouched) answers with a JSON [`ErrorBody`] and
+//! `X-OpenFaaS-Internal: proxy`, so callers and the queue-worker can tell platform failures
+//! from function failures.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use ferry_proto::headers::{INTERNAL_PROXY, OPENFAAS_INTERNAL};
+use ferry_proto::{ErrorBody, NameError};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{HeaderName, StatusCode};
+
+/// Everything a request (or start-up) can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// `/function/` or `/async-function/` without a name.
+    #[error("provide a function name in the request path, e.g. /function/figlet")]
+    MissingName,
+    /// The name in the path is not `name` or `name.namespace` with DNS-label parts.
+    #[error("invalid function name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was rejected.
+        reason: NameError,
+    },
+    /// `X-Callback-Url` cannot be used.
+    #[error("invalid X-Callback-Url {url:?}: {reason}")]
+    InvalidCallbackUrl {
+        /// The header's value.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The async request body is over `max_async_body` (or the queued message over NATS's
+    /// `max_payload`).
+    #[error("request body too large: async requests may carry at most {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The queued message would not fit in a NATS message.
+    #[error("request too large: {0}")]
+    PayloadTooLarge(String),
+    /// The request body could not be read.
+    #[error("cannot read the request body: {0}")]
+    BadBody(String),
+    /// The provider does not know the function.
+    #[error("function {0} not found")]
+    FunctionNotFound(String),
+    /// The function exists but no replica is ready.
+    #[error("no ready replica of function {function} ({replicas} desired)")]
+    NoReadyReplica {
+        /// The function as addressed.
+        function: String,
+        /// Desired replicas per the provider.
+        replicas: u64,
+    },
+    /// Connecting to, or talking to, the function's replica failed.
+    #[error("cannot reach function {function}: {reason}")]
+    Upstream {
+        /// The function as addressed.
+        function: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The function did not answer within `upstream_timeout`.
+    #[error("function {function} did not answer within {timeout:?}")]
+    UpstreamTimeout {
+        /// The function as addressed.
+        function: String,
+        /// `upstream_timeout`.
+        timeout: Duration,
+    },
+    /// The provider could not be reached or answered something unusable.
+    #[error("functions provider: {0}")]
+    Provider(String),
+    /// NATS JetStream did not store the async call.
+    #[error("the call was not queued: {0}")]
+    QueueUnavailable(String),
+    /// No route matches.
+    #[error("no such route: {0}")]
+    RouteNotFound(String),
+    /// A bug or an unexpected condition.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Serving failed (start-up or the listener).
+    #[error("serving HTTP failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The NATS client could not be created (e.g. a malformed `nats_url`).
+    #[error("cannot connect to NATS: {0}")]
+    NatsConnect(#[from] async_nats::ConnectError),
+}
+
+impl GatewayError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::MissingName
+            | GatewayError::InvalidName { .. }
+            | GatewayError::InvalidCallbackUrl { .. }
+            | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
+            GatewayError::FunctionNotFound(_) | GatewayError::RouteNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            GatewayError::NoReadyReplica { .. } | GatewayError::QueueUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Internal(_) | GatewayError::Io(_) | GatewayError::NatsConnect(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// [`GatewayError::InvalidName`] for `name`.
+    pub fn invalid_name(name: &str, reason: NameError) -> Self {
+        GatewayError::InvalidName {
+            name: name.to_string(),
+            reason,
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match status {
+            StatusCode::INTERNAL_SERVER_ERROR => tracing::error!(error = %self, "request failed"),
+            s if s.is_server_error() => tracing::warn!(error = %self, "request failed"),
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        let body = serde_json::to_vec(&ErrorBody::new(self.to_string()))
+            .unwrap_or_else(|_| b"{\"message\":\"error\"}".to_vec());
+        let mut response = Response::new(axum::body::Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            HeaderName::from_static(OPENFAAS_INTERNAL),
+            HeaderValue::from_static(INTERNAL_PROXY),
+        );
+        if matches!(self, GatewayError::QueueUnavailable(_)) {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let f = || "echo".to_string();
+        let cases = [
+            (GatewayError::MissingName, 400),
+            (
+                GatewayError::InvalidName {
+                    name: "A".into(),
+                    reason: NameError::Invalid("A".into()),
+                },
+                400,
+            ),
+            (
+                GatewayError::InvalidCallbackUrl {
+                    url: "x".into(),
+                    reason: "r",
+                },
+                400,
+            ),
+            (GatewayError::BadBody("reset".into()), 400),
+            (GatewayError::FunctionNotFound(f()), 404),
+            (GatewayError::RouteNotFound("/".into()), 404),
+            (GatewayError::BodyTooLarge { limit: 1 }, 413),
+            (GatewayError::PayloadTooLarge("max_payload".into()), 413),
+            (
+                GatewayError::NoReadyReplica {
+                    function: f(),
+                    replicas: 0,
+                },
+                503,
+            ),
+            (GatewayError::QueueUnavailable("down".into()), 503),
+            (
+                GatewayError::Upstream {
+                    function: f(),
+                    reason: "refused".into(),
+                },
+                502,
+            ),
+            (GatewayError::Provider("down".into()), 502),
+            (
+                GatewayError::UpstreamTimeout {
+                    function: f(),
+                    timeout: Duration::from_secs(1),
+                },
+                504,
+            ),
+            (GatewayError::Internal("bug".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn responses_are_json_and_marked_internal() {
+        let response = GatewayError::FunctionNotFound("echo.dev".into()).into_response();
+        assert_eq!(response.status(), 404);
+        assert_eq!(response.headers()[OPENFAAS_INTERNAL], "proxy");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.message, "function echo.dev not found");
+
+        let response = GatewayError::QueueUnavailable("NATS is down".into()).into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+}

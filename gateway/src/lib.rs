@@ -1,0 +1,162 @@
+//! `gateway`: ferry's public entry point, wire-compatible with the OpenFaaS gateway.
+//!
+//! - **Sync calls**, any method on `/function/{name}[.{ns}][/sub/path][?query]`, go straight to
+//!   a ready replica of the function (no NATS on this path). Replica addresses come from the
+//!   provider's `GET /system/endpoints/{name}`, cached per function for `endpoint_cache_ttl`
+//!   and refreshed in the background; calls are spread round-robin; a replica that refuses
+//!   connections is skipped and the list refreshed. One pooled keep-alive HTTP/1 client
+//!   (`TCP_NODELAY`) streams bodies both ways. Hop-by-hop headers are stripped both ways;
+//!   `X-Call-Id` (generated if absent), `X-Start-Time` (Unix ns), `X-Forwarded-For` and
+//!   `X-Forwarded-Host` (when absent) are added. Errors: invalid name `400`, unknown function
+//!   `404`, no ready replica `503`, replica unreachable `502`, no answer within
+//!   `upstream_timeout` `504`.
+//! - **Async calls**, any method on `/async-function/...`: the function must exist (`404`),
+//!   `X-Callback-Url` must be an absolute http(s) URL (`400`), the body at most
+//!   `max_async_body` (`413`). The call is published as an OpenFaaS `QueueRequest` on
+//!   `ferry.calls.<queue>.<name>.<namespace>` (the queue from the `com.openfaas.queue`
+//!   annotation, else `faas-request`) with the call id as `Nats-Msg-Id` and `Ferry-Call-Id`,
+//!   and answered `202` with `X-Call-Id` only once JetStream acknowledged it; NATS down →
+//!   `503`, never a `202`.
+//! - **`/system/*`** is forwarded to the provider as it is; `GET /healthz` reports NATS and
+//!   the provider; anything else is a `404`. Every error the gateway makes itself is JSON
+//!   `{"message"}` with `X-OpenFaaS-Internal: proxy`.
+//!
+//! The gateway starts even when NATS is down: the client reconnects in the background and a
+//! task creates the calls stream as soon as it can, while sync calls are served meanwhile.
+//!
+//! # Configuration
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `port` | `8080` | listen port (all interfaces) |
+//! | `functions_provider_url` | `http://127.0.0.1:8081` | provider API base URL (`http://`) |
+//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server |
+//! | `nats_stream_replicas` | `1` | replicas of the calls stream (3 in a NATS cluster) |
+//! | `nats_duplicate_window` | `2m` | a re-submitted call id is stored once within this |
+//! | `nats_max_age` | `0` (forever) | how long an unprocessed call may stay queued |
+//! | `upstream_timeout` | `60s` | longest sync call (`504` past it; a streaming response is cut); also how long `/system/*` waits for the provider's response headers |
+//! | `max_async_body` | `524288` (512 KiB) | largest async request body (`413` beyond); accepts `512KiB`, `1MiB` |
+//! | `publish_timeout` | `5s` | how long an async submission waits for the JetStream ack (`503` past it) |
+//! | `endpoint_cache_ttl` | `1s` | how long a function's replica list is used before it is refreshed |
+//! | `function_cache_ttl` | `5s` | how long the async path remembers that a function exists (and its queue) |
+//! | `provider_timeout` | `5s` | timeout of the gateway's own provider look-ups (endpoints, status, health) |
+//! | `log_format` | `text` | `text` or `json`; `RUST_LOG` filters (default `info`) |
+//!
+//! # Layout
+//!
+//! - [`config`]: environment variables and defaults;
+//! - [`error`]: [`GatewayError`], its HTTP statuses and JSON body, in one place;
+//! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
+//!   `system`, `health`);
+//! - `proxy`: forwarding a request upstream and streaming the response back;
+//! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
+//! - `path`: splitting `/function/{name}/sub/path`;
+//! - `endpoints`: replica addresses per function and round-robin choice;
+//! - `functions`: existence, queue and annotations of a function, for the async path;
+//! - `cache`: the per-function cache both use (stale-while-revalidate, coalesced misses);
+//! - `provider`: the shared HTTP client and the gateway's own provider look-ups;
+//! - `queue`: the JetStream publisher and the task that keeps the calls stream in place.
+
+mod cache;
+pub mod config;
+mod endpoints;
+pub mod error;
+mod functions;
+mod headers;
+mod path;
+mod provider;
+mod proxy;
+mod queue;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use error::GatewayError;
+
+use endpoints::Endpoints;
+use functions::Functions;
+use provider::{HttpClient, ProviderClient};
+use queue::Queue;
+
+/// How often cache entries of functions nobody calls are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Everything a request handler needs.
+struct Gateway {
+    config: Config,
+    client: HttpClient,
+    provider: ProviderClient,
+    endpoints: Endpoints,
+    functions: Functions,
+    queue: Queue,
+}
+
+/// Connects to NATS (in the background if it is down), serves the gateway on `listener`
+/// until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let client = provider::http_client();
+    let provider = ProviderClient::new(
+        client.clone(),
+        config.provider_url.clone(),
+        config.provider_timeout,
+    );
+    let nats = ferry_runtime::jetstream::connect(&config.nats.url, "ferry-gateway").await?;
+    let queue = Queue::new(nats, &config.nats, config.publish_timeout);
+    let gateway = Arc::new(Gateway {
+        endpoints: Endpoints::new(provider.clone(), config.endpoint_cache_ttl),
+        functions: Functions::new(provider.clone(), config.function_cache_ttl),
+        client,
+        provider,
+        queue: queue.clone(),
+        config,
+    });
+
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(queue.keep_stream(gateway.config.nats.clone(), cancel.clone()));
+    tasks.spawn(sweep(gateway.clone(), cancel.clone()));
+
+    tracing::info!(
+        address = %listener.local_addr()?,
+        provider = %gateway.config.provider_url,
+        nats = %gateway.config.nats.url,
+        "gateway listening"
+    );
+    let app = routes::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!("gateway stopped");
+    served.map_err(GatewayError::Io)
+}
+
+/// Forgets cached functions that nobody called for a while (they are refreshed on use, so
+/// an old entry is an unused one).
+async fn sweep(gateway: Arc<Gateway>, cancel: CancellationToken) {
+    let idle = (gateway.config.endpoint_cache_ttl * 10)
+        .max(gateway.config.function_cache_ttl * 10)
+        .max(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+        }
+        gateway.endpoints.sweep(idle);
+        gateway.functions.sweep(idle);
+    }
+}

@@ -1,0 +1,61 @@
+//! `gateway`: see the library crate for what it does.
+
+use ferry_runtime::env::ProcessEnv;
+use ferry_runtime::{signal, telemetry};
+
+const HELP: &str = "\
+gateway: ferry's public entry point (OpenFaaS-compatible gateway)
+
+Routes: /function/{name}[.{ns}]/... (sync), /async-function/... (queued in JetStream),
+/system/* (forwarded to the provider), GET /healthz.
+
+Environment (defaults in brackets):
+  port                    listen port, all interfaces [8080]
+  functions_provider_url  provider API base URL, http:// [http://127.0.0.1:8081]
+  nats_url                NATS server [nats://127.0.0.1:4222]
+  nats_stream_replicas    replicas of the calls stream [1]
+  nats_duplicate_window   window in which a re-submitted call id is stored once [2m]
+  nats_max_age            how long an unprocessed call may stay queued, 0 = forever [0]
+  upstream_timeout        longest sync call, 504 past it [60s]
+  max_async_body          largest async request body in bytes (or 512KiB, 1MiB) [524288]
+  publish_timeout         wait for the JetStream ack of an async call, 503 past it [5s]
+  endpoint_cache_ttl      how long a function's replica list is reused [1s]
+  function_cache_ttl      how long async calls remember a function exists [5s]
+  provider_timeout        timeout of the gateway's own provider look-ups [5s]
+  log_format              text | json [text]; RUST_LOG filters [info]
+";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--version") {
+        println!("gateway {}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let env = ProcessEnv;
+    telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
+    let config = match ferry_gateway::Config::from_env(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("gateway: cannot listen on port {}: {e}", config.port);
+            return std::process::ExitCode::from(69);
+        }
+    };
+    match ferry_gateway::run(config, listener, signal::shutdown()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Forwarding one request upstream (to a function replica or to the provider) and its
+//! response back, bodies streamed both ways.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::header::HOST;
+use http::{Request, Response, Version, request};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::headers::{set_forwarded, strip_hop_by_hop};
+use crate::provider::{HttpClient, error_chain};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an upstream exchange produced no response.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// No response headers before the deadline.
+    Timeout,
+    /// Connecting failed (refused, unreachable, connect timeout).
+    Connect(String),
+    /// The connection failed after it was made.
+    Failed(String),
+}
+
+/// The client's address, when the server recorded it.
+pub(crate) fn client_addr<B>(req: &Request<B>) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// Makes a request ready to be sent upstream: hop-by-hop headers removed,
+/// `X-Forwarded-For`/`-Host` added when absent, `Host` left to the client (the upstream's
+/// address), HTTP/1.1.
+pub(crate) fn prepare(parts: &mut request::Parts, client: Option<SocketAddr>) {
+    strip_hop_by_hop(&mut parts.headers);
+    set_forwarded(&mut parts.headers, client);
+    parts.headers.remove(HOST);
+    parts.version = Version::HTTP_11;
+}
+
+/// Sends `req`; the response headers must arrive before `deadline`.
+pub(crate) async fn send(
+    client: &HttpClient,
+    req: Request<Body>,
+    deadline: Instant,
+) -> Result<Response<Incoming>, SendError> {
+    match tokio::time::timeout_at(deadline, client.request(req)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
+        Ok(Err(e)) => Err(SendError::Failed(error_chain(&e))),
+        Err(_) => Err(SendError::Timeout),
+    }
+}
+
+/// The upstream response as ours: status and headers copied (hop-by-hop ones removed), the
+/// body streamed, and cut at `deadline` if one is given.
+pub(crate) fn response(
+    upstream: Response<Incoming>,
+    deadline: Option<(Instant, Duration)>,
+) -> Response<Body> {
+    let (mut parts, body) = upstream.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let body = match deadline {
+        Some((at, timeout)) => Body::new(Deadline {
+            inner: body,
+            sleep: tokio::time::sleep_until(at),
+            timeout,
+        }),
+        None => Body::new(body),
+    };
+    Response::from_parts(parts, body)
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends with an error at a deadline, so that a function which
+    /// keeps streaming cannot hold a call open past `upstream_timeout`.
+    struct Deadline<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        sleep: Sleep,
+        timeout: Duration,
+    }
+}
+
+impl<B> HttpBody for Deadline<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+        }
+        ready!(this.sleep.poll(cx));
+        Poll::Ready(Some(Err(format!(
+            "response cut: the function was still sending after upstream_timeout ({:?})",
+            this.timeout
+        )
+        .into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt as _, StreamBody};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_still_streaming_at_the_deadline_is_cut() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+        let inner = StreamBody::new(tokio_stream_from(rx));
+        let body = Deadline {
+            inner,
+            sleep: tokio::time::sleep(Duration::from_millis(50)),
+            timeout: Duration::from_millis(50),
+        };
+        tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
+            .await
+            .unwrap();
+        let mut body = std::pin::pin!(body);
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "first");
+        let cut = body.frame().await.unwrap().unwrap_err();
+        assert!(cut.to_string().contains("upstream_timeout"), "{cut}");
+        drop(tx);
+    }
+
+    /// A `Stream` over an mpsc receiver, without pulling in tokio-stream.
+    fn tokio_stream_from<T>(
+        mut rx: tokio::sync::mpsc::Receiver<T>,
+    ) -> impl futures_util::Stream<Item = T> {
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+}

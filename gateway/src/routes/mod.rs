@@ -1,0 +1,51 @@
+//! The gateway's routes.
+//!
+//! | route | handler |
+//! |---|---|
+//! | any `/function/{name}[.{ns}][/sub/path]` | [`invoke`]: proxied to a ready replica |
+//! | any `/async-function/{name}[.{ns}][/sub/path]` | [`async_invoke`]: stored in JetStream, `202` |
+//! | any `/system/*` | [`system`]: forwarded to the provider |
+//! | `GET /healthz` | [`health`]: NATS and provider status |
+//! | anything else | `404` JSON |
+
+pub(crate) mod async_invoke;
+pub(crate) mod health;
+pub(crate) mod invoke;
+pub(crate) mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use crate::Gateway;
+use crate::error::GatewayError;
+
+/// All routes on `gateway`.
+pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/function", any(invoke::invoke))
+        .route("/function/", any(invoke::invoke))
+        .route("/function/{*rest}", any(invoke::invoke))
+        .route("/async-function", any(async_invoke::submit))
+        .route("/async-function/", any(async_invoke::submit))
+        .route("/async-function/{*rest}", any(async_invoke::submit))
+        .route("/system/{*rest}", any(system::forward))
+        .route(ferry_proto::routes::HEALTHZ, get(health::healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(gateway)
+}
+
+async fn not_found(uri: Uri) -> GatewayError {
+    GatewayError::RouteNotFound(uri.path().to_string())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let mut response =
+        GatewayError::RouteNotFound(format!("{method} {}", uri.path())).into_response();
+    *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

@@ -310,6 +310,8 @@ async fn async_calls_are_stored_before_they_are_accepted() {
         .header("x-callback-url", "http://127.0.0.1:9/cb?k=v")
         .header("content-type", "application/json")
         .header("x-tag", "a")
+        .header("connection", "x-hop")
+        .header("x-hop", "must not be recorded")
         .body(r#"{"n":1}"#)
         .send()
         .await
@@ -347,6 +349,9 @@ async fn async_calls_are_stored_before_they_are_accepted() {
     assert_eq!(q.header["X-Tag"], ["a"]);
     assert_eq!(q.header["Content-Type"], ["application/json"]);
     assert_eq!(q.header["X-Callback-Url"], ["http://127.0.0.1:9/cb?k=v"]);
+    for absent in ["Connection", "X-Hop", "Host"] {
+        assert!(!q.header.contains_key(absent), "{absent}: {:?}", q.header);
+    }
     assert_eq!(
         q.annotations,
         [("com.openfaas.retry.attempts".to_string(), "3".to_string())].into()

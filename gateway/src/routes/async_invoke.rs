@@ -48,7 +48,7 @@ async fn queue(
     call_id: &HeaderValue,
     start: &HeaderValue,
 ) -> Result<(), GatewayError> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = FunctionPath::parse(parts.uri.path(), ASYNC_FUNCTION)?;
     let callback_url = callback_url(&parts.headers)?;
     let limit = gateway.config.max_async_body;
@@ -59,6 +59,9 @@ async fn queue(
     gateway.queue.check_connected()?;
     let body = read_body(body, limit).await?;
 
+    // The replayed call travels on another connection: this one's hop-by-hop headers
+    // (including any named in `Connection`) are not part of it.
+    headers::strip_hop_by_hop(&mut parts.headers);
     let mut header = headers::to_go_header(&parts.headers);
     header.insert("X-Call-Id".into(), vec![text(call_id)]);
     header.insert("X-Start-Time".into(), vec![text(start)]);

@@ -43,6 +43,7 @@ pub mod images;
 pub mod nats;
 pub mod process;
 pub mod provider;
+pub mod worker;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -1,0 +1,288 @@
+//! The pull loop: JetStream set-up, flow control, one task per call, stopping.
+//!
+//! **Set-up.** The calls stream is created if missing, then the queue's durable pull consumer
+//! is created or updated (so a changed `ack_wait` or `max_ack_pending` applies when a worker
+//! starts; every worker of a queue shares the consumer, and the last to start sets them). Both
+//! steps are retried with backoff until they work: a worker started before NATS waits for it,
+//! and a consumer deleted under a running worker is recreated.
+//!
+//! **Flow control.** A semaphore holds `max_inflight` slots. The loop waits for at least one
+//! free slot, takes *all* free slots, and asks the server for at most that many messages
+//! (a pull request waiting up to `pull_expires`). Each message that arrives takes one slot into
+//! its own task, which gives the slot back when the call is acknowledged; slots the pull did not
+//! use go back when it ends. So the worker never holds a message it cannot start at once: no
+//! message waits in a client-side buffer while its `ack_wait` runs out, and what this worker
+//! cannot take stays at the server for the other workers.
+//!
+//! **Stopping.** When `cancel` fires the loop issues no new pull. A pull still open at the
+//! server may yet deliver messages until it expires; those are handed straight back (`-NAK`)
+//! so another worker gets them at once, instead of after `ack_wait`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, AckKind};
+use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM, consumer_name, queue_filter};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::call::{self, Calls};
+use crate::health::Health;
+use crate::{Config, WorkerError, lease};
+
+/// First and longest wait between failed set-up or pull attempts.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
+
+/// The pieces the loop works with.
+pub(crate) struct Consumer {
+    pub(crate) config: Arc<Config>,
+    pub(crate) js: jetstream::Context,
+    pub(crate) health: Arc<Health>,
+    pub(crate) http: reqwest::Client,
+    /// Call tasks (and the drain of a last open pull).
+    pub(crate) tracker: TaskTracker,
+    /// Stop pulling.
+    pub(crate) cancel: CancellationToken,
+    /// Give up on calls still running (the shutdown grace is over).
+    pub(crate) abandon: CancellationToken,
+}
+
+impl Consumer {
+    /// Sets up and pulls until `cancel` fires.
+    pub(crate) async fn run(self) {
+        let slots = Arc::new(Semaphore::new(self.config.max_inflight));
+        let mut backoff = Backoff::default();
+        'setup: while let Some(consumer) = self.set_up().await {
+            // Leases are renewed against the consumer's actual ack_wait (another worker may
+            // have set it), or ours if that is shorter.
+            let ack_wait = consumer.cached_info().config.ack_wait;
+            let calls = Arc::new(Calls {
+                http: self.http.clone(),
+                gateway: self.config.gateway_url.clone(),
+                upstream_timeout: self.config.upstream_timeout,
+                callback_timeout: self.config.callback_timeout,
+                renew_every: lease::renew_interval(ack_wait.min(self.config.ack_wait)),
+            });
+            loop {
+                match self.pull(&consumer, &slots, &calls).await {
+                    Ok(true) => backoff.reset(),
+                    Ok(false) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "setting the consumer up again");
+                        self.health.set_consumer_ready(false);
+                        if !self.pause(backoff.next()).await {
+                            return;
+                        }
+                        continue 'setup;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pull request for as many messages as there are free slots. `Ok(false)` when the
+    /// worker is stopping.
+    async fn pull(
+        &self,
+        consumer: &PullConsumer,
+        slots: &Arc<Semaphore>,
+        calls: &Arc<Calls>,
+    ) -> Result<bool, WorkerError> {
+        // Only this loop takes slots, so the free count can only grow before we take them.
+        let want = slots.available_permits().max(1) as u32;
+        let mut permits = tokio::select! {
+            () = self.cancel.cancelled() => return Ok(false),
+            p = slots.clone().acquire_many_owned(want) => p.expect("the slot semaphore is never closed"),
+        };
+        // Not interrupted by `cancel`: it only subscribes and sends the request (no waiting
+        // for messages), and dropping it half-way could strand messages at the server.
+        let mut batch = consumer
+            .batch()
+            .max_messages(permits.num_permits())
+            .expires(self.config.pull_expires)
+            .messages()
+            .await
+            .map_err(|e| WorkerError::Pull(e.to_string()))?;
+        let started = tokio::time::Instant::now();
+        let mut received = 0;
+        loop {
+            let next = tokio::select! {
+                () = self.cancel.cancelled() => {
+                    self.tracker.spawn(hand_back(batch, self.abandon.clone()));
+                    return Ok(false);
+                }
+                next = batch.next() => next,
+            };
+            match next {
+                None => {
+                    // A pull that ends empty well before it expires is not waiting for
+                    // anything (e.g. the server answered at once): do not spin.
+                    if received == 0 && started.elapsed() < self.config.pull_expires / 2 {
+                        return Ok(self.pause(BACKOFF.0).await);
+                    }
+                    return Ok(true);
+                }
+                Some(Err(e)) => return Err(WorkerError::Pull(e.to_string())),
+                Some(Ok(message)) => {
+                    received += 1;
+                    let Some(slot) = permits.split(1) else {
+                        // Cannot happen: the server sends at most the number asked for.
+                        let _ = message.ack_with(AckKind::Nak(None)).await;
+                        continue;
+                    };
+                    let (calls, abandon) = (calls.clone(), self.abandon.clone());
+                    self.tracker.spawn(async move {
+                        call::handle(calls, message, abandon).await;
+                        drop(slot);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Creates the stream and the consumer if needed, retrying until it works; `None` when the
+    /// worker is stopping first.
+    async fn set_up(&self) -> Option<PullConsumer> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.try_set_up().await {
+                Ok(consumer) => {
+                    let info = consumer.cached_info();
+                    tracing::info!(
+                        stream = CALLS_STREAM,
+                        consumer = %info.name,
+                        filter = %info.config.filter_subject,
+                        ack_wait = ?info.config.ack_wait,
+                        pending = info.num_pending,
+                        "consumer ready"
+                    );
+                    self.health.set_consumer_ready(true);
+                    return Some(consumer);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "JetStream not ready; retrying");
+                    if !self.pause(backoff.next()).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn try_set_up(&self) -> Result<PullConsumer, WorkerError> {
+        let setup = |e: &dyn std::fmt::Display| WorkerError::Setup(e.to_string());
+        let stream = ferry_runtime::jetstream::ensure_calls_stream(&self.js, &self.config.nats)
+            .await
+            .map_err(|e| setup(&e))?;
+        stream
+            .create_consumer(consumer_config(&self.config))
+            .await
+            .map_err(|e| setup(&e))
+    }
+
+    /// Sleeps `d`; `false` if the worker started stopping meanwhile.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = self.cancel.cancelled() => false,
+            () = tokio::time::sleep(d) => true,
+        }
+    }
+}
+
+/// The queue's shared durable consumer.
+pub(crate) fn consumer_config(config: &Config) -> pull::Config {
+    let queue = &config.queue_name;
+    pull::Config {
+        durable_name: Some(consumer_name(queue)),
+        description: Some(format!("ferry queue-workers of queue {queue}")),
+        filter_subject: queue_filter(queue),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: config.ack_wait,
+        max_ack_pending: i64::try_from(config.max_ack_pending).unwrap_or(i64::MAX),
+        ..Default::default()
+    }
+}
+
+/// Hands back (`-NAK`) whatever a pull still open at shutdown delivers, until it expires.
+async fn hand_back(mut batch: pull::Batch, abandon: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            () = abandon.cancelled() => return,
+            next = batch.next() => next,
+        };
+        match next {
+            Some(Ok(message)) => {
+                let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                let call_id = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(CALL_ID_HEADER))
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_else(|| "-".into());
+                tracing::info!(
+                    call_id,
+                    sequence,
+                    "stopping: handing a just-delivered call back"
+                );
+                if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+                    tracing::warn!(%error, call_id, sequence, "cannot hand the call back");
+                }
+            }
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
+/// Exponential backoff between [`BACKOFF`]'s bounds.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(BACKOFF.0)
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (d * 2).min(BACKOFF.1);
+        d
+    }
+
+    fn reset(&mut self) {
+        self.0 = BACKOFF.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn the_consumer_is_durable_filtered_and_explicitly_acked() {
+        let env: HashMap<&str, &str> = [("queue_name", "slow"), ("ack_wait", "45s")].into();
+        let c = consumer_config(&Config::from_env(&env).unwrap());
+        assert_eq!(c.durable_name.as_deref(), Some("ferry-workers-slow"));
+        assert_eq!(c.filter_subject, "ferry.calls.slow.>");
+        assert_eq!(c.ack_policy, AckPolicy::Explicit);
+        assert_eq!(c.deliver_policy, DeliverPolicy::All);
+        assert_eq!(c.ack_wait, Duration::from_secs(45));
+        assert_eq!(c.max_ack_pending, 10_000);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..7).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,77 @@
+//! The worker's errors, in one place: what stops [`run`](crate::run) and what can go wrong
+//! with one call.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Everything the worker can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The configuration is unusable (only for a [`Config`](crate::Config) built by hand;
+    /// `Config::from_env` reports an `EnvError`).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The NATS client could not be created (a malformed `nats_url`; a server that is down is
+    /// not an error, the worker waits for it).
+    #[error("cannot connect to NATS: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The `/healthz` listener failed.
+    #[error("health endpoint failed: {0}")]
+    Serve(#[from] std::io::Error),
+    /// JetStream could not be set up (stream or consumer); retried until it works.
+    #[error("JetStream set-up failed: {0}")]
+    Setup(String),
+    /// A pull request failed (e.g. the consumer was deleted); the consumer is set up again.
+    #[error("pulling messages failed: {0}")]
+    Pull(String),
+    /// A queued message cannot be a call (not a `QueueRequest`, or names no valid function,
+    /// path or method). It is terminated.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// The gateway could not be reached, or the connection failed mid-call.
+    #[error("function unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The function call took longer than `upstream_timeout`, or the callback longer than
+    /// `callback_timeout`.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The callback URL cannot be used.
+    #[error("invalid callback URL: {0}")]
+    CallbackUrl(String),
+    /// The callback POST failed or timed out (an answer with any status is not an error).
+    #[error("callback failed: {0}")]
+    Callback(#[source] reqwest::Error),
+}
+
+impl WorkerError {
+    /// The status reported as `X-Function-Status` when a call fails this way: 503 when the
+    /// function (through the gateway) cannot be reached, as OpenFaaS's worker does; 504 when
+    /// it runs out of `upstream_timeout`.
+    pub fn function_status(&self) -> StatusCode {
+        match self {
+            WorkerError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_statuses() {
+        assert_eq!(
+            WorkerError::Timeout(Duration::from_secs(1)).function_status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            WorkerError::InvalidMessage("x".into()).function_status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

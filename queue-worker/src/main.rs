@@ -1,0 +1,67 @@
+//! `queue-worker`: see the library crate for what it does.
+
+use ferry_runtime::env::ProcessEnv;
+use ferry_runtime::{signal, telemetry};
+
+const HELP: &str = "\
+queue-worker: runs ferry's queued (async) function calls from NATS JetStream
+
+Pulls calls from the shared consumer ferry-workers-<queue_name> of stream ferry-calls,
+invokes each function through the gateway (<gateway_url>/function/<name>...), renews the
+JetStream lease while it runs, POSTs the result to the call's X-Callback-Url, then acks.
+
+Environment (defaults in brackets):
+  nats_url               NATS server [nats://127.0.0.1:4222]
+  nats_stream_replicas   replicas of the calls stream, if created here [1]
+  nats_duplicate_window  duplicate window of the calls stream, if created here [2m]
+  nats_max_age           age limit of queued calls, if the stream is created here [0 = none]
+  gateway_url            where functions are invoked, http:// only [http://127.0.0.1:8080]
+  queue_name             queue served (letters, digits, '-', '_') [faas-request]
+  max_inflight           calls run at once by this worker [64]
+  ack_wait               JetStream lease, renewed every third of it while a call runs;
+                         how soon a dead worker's calls are redelivered (>= 1s) [30s]
+  max_ack_pending        unacked calls allowed across all workers of the queue [10000]
+  upstream_timeout       longest function call; status 504 beyond [5m]
+  callback_timeout       longest callback POST [10s]
+  shutdown_grace         on SIGTERM, time running calls get to finish [30s]
+  pull_expires           how long one pull request waits at the server [2s]
+  port                   /healthz listen port [8083]
+  log_format             text | json [text]; RUST_LOG filters [info]
+
+Durations: 200ms, 5s, 2m, 1h30m, or a bare number of seconds.
+";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--version") {
+        println!("queue-worker {}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let env = ProcessEnv;
+    telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
+    let config = match ferry_queue_worker::Config::from_env(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("queue-worker: {e}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("queue-worker: cannot listen on port {}: {e}", config.port);
+            return std::process::ExitCode::from(69);
+        }
+    };
+    match ferry_queue_worker::run(config, listener, signal::shutdown()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("queue-worker: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

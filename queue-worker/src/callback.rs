@@ -41,17 +41,13 @@ pub fn duration_seconds(d: Duration) -> String {
     format!("{:.6}", d.as_secs_f64())
 }
 
-/// Parses a callback URL: absolute `http://` only. `https://` is refused until ferry's HTTP
-/// clients are built with TLS (see the crate docs).
+/// Parses a callback URL: an absolute `http://` or `https://` URL with a host.
 pub fn callback_url(raw: &str) -> Result<Url, WorkerError> {
     let url = Url::parse(raw).map_err(|e| WorkerError::CallbackUrl(format!("{raw:?}: {e}")))?;
     match url.scheme() {
-        "http" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
-        "https" => Err(WorkerError::CallbackUrl(format!(
-            "{raw:?}: https callbacks are not supported yet"
-        ))),
+        "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
         _ => Err(WorkerError::CallbackUrl(format!(
-            "{raw:?}: not an absolute http URL"
+            "{raw:?}: not an absolute http(s) URL"
         ))),
     }
 }
@@ -120,13 +116,8 @@ mod tests {
     #[test]
     fn callback_urls() {
         assert!(callback_url("http://127.0.0.1:9000/cb?x=1").is_ok());
-        for bad in [
-            "https://example.com/cb",
-            "/relative",
-            "ftp://h/x",
-            "http://",
-            "",
-        ] {
+        assert!(callback_url("https://hooks.example.com/cb").is_ok());
+        for bad in ["/relative", "ftp://h/x", "http://", ""] {
             assert!(
                 matches!(callback_url(bad), Err(WorkerError::CallbackUrl(_))),
                 "{bad}"

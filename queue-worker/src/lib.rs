@@ -29,7 +29,7 @@
 //! | `nats_stream_replicas` | `1` | replicas of the calls stream, if the worker creates it |
 //! | `nats_duplicate_window` | `2m` | the calls stream's duplicate window, if the worker creates it |
 //! | `nats_max_age` | `0` (forever) | the calls stream's message age limit, if the worker creates it |
-//! | `gateway_url` | `http://127.0.0.1:8080` | where functions are invoked (`/function/...`); `http://` only for now |
+//! | `gateway_url` | `http://127.0.0.1:8080` | where functions are invoked (`/function/...`) |
 //! | `queue_name` | `faas-request` | queue served: consumer `ferry-workers-<queue>`, subjects `ferry.calls.<queue>.>` |
 //! | `max_inflight` | `64` | calls this worker runs at once |
 //! | `ack_wait` | `30s` | JetStream lease of a call, renewed every third of it while the call runs (at least `1s`) |
@@ -41,10 +41,8 @@
 //! | `port` | `8083` | `/healthz` listen port |
 //! | `log_format`, `RUST_LOG` | `text`, `info` | logging |
 //!
-//! Callbacks and `gateway_url` are plain `http://` for now: the workspace's `reqwest` is built
-//! without TLS, because enabling rustls on it (with the ring provider, DESIGN §9) changes it for
-//! every crate in the workspace at once and needs a provider installed before any client is
-//! built. An `https://` callback is reported as failed with that reason.
+//! Callbacks and `gateway_url` may be `http://` or `https://` (rustls with the ring provider,
+//! system root certificates).
 //!
 //! # Shutdown
 //!
@@ -102,6 +100,7 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     config.validate().map_err(WorkerError::Config)?;
     let config = Arc::new(config);
+    ferry_runtime::tls::install();
     let http = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

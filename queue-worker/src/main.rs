@@ -15,7 +15,7 @@ Environment (defaults in brackets):
   nats_stream_replicas   replicas of the calls stream, if created here [1]
   nats_duplicate_window  duplicate window of the calls stream, if created here [2m]
   nats_max_age           age limit of queued calls, if the stream is created here [0 = none]
-  gateway_url            where functions are invoked, http:// only [http://127.0.0.1:8080]
+  gateway_url            where functions are invoked, http:// or https:// [http://127.0.0.1:8080]
   queue_name             queue served (letters, digits, '-', '_') [faas-request]
   max_inflight           calls run at once by this worker [64]
   ack_wait               JetStream lease, renewed every third of it while a call runs;

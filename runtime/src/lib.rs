@@ -9,10 +9,13 @@
 //! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
 //! - [`signal`]: a future that resolves on SIGTERM or SIGINT;
 //! - `jetstream` (feature `jetstream`): NATS connection and the calls stream, set up the same
-//!   way by the gateway and the queue-worker.
+//!   way by the gateway and the queue-worker;
+//! - `tls` (feature `tls`): installs the TLS crypto provider HTTPS clients need.
 
 pub mod env;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 pub mod signal;
 pub mod telemetry;
+#[cfg(feature = "tls")]
+pub mod tls;

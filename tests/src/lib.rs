@@ -101,6 +101,7 @@ where
 /// An HTTP client for talking to services under test: plain HTTP, no proxy from the
 /// environment, 5 s to connect, 60 s per request.
 pub fn http_client() -> reqwest::Client {
+    ferry_runtime::tls::install();
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))

@@ -12,6 +12,7 @@ async fn start(options: ferry_test_functions::Options) -> String {
 #[tokio::test]
 async fn echoes_the_request_as_json() {
     let base = start(Default::default()).await;
+    ferry_runtime::tls::install();
     let resp = reqwest::Client::new()
         .patch(format!("{base}/some/path?a=1&b=2"))
         .header("X-Multi", "one")

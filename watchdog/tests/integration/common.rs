@@ -76,6 +76,7 @@ impl Drop for Watchdog {
 }
 
 pub(crate) fn client() -> reqwest::Client {
+    ferry_runtime::tls::install();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

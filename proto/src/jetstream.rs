@@ -20,12 +20,45 @@ pub const DEFAULT_QUEUE: &str = "faas-request";
 /// NATS header carrying the call id on every queued message.
 pub const CALL_ID_HEADER: &str = "Ferry-Call-Id";
 
+/// The stream of dead letters: calls that exhausted their attempts or their age, or whose
+/// callback could not be delivered. Kept until deleted or redriven (or `dead_letter_max_age`).
+pub const DEAD_LETTER_STREAM: &str = "ferry-dead-letters";
+/// Every dead-letter subject starts with this: `ferry.dead.<queue>.<name>.<namespace>`.
+pub const DEAD_LETTER_SUBJECT_PREFIX: &str = "ferry.dead";
+/// The stream of callbacks waiting for a retry (work-queue retention).
+pub const CALLBACK_STREAM: &str = "ferry-callbacks";
+/// Every callback subject starts with this: `ferry.callbacks.<queue>.<name>.<namespace>`.
+pub const CALLBACK_SUBJECT_PREFIX: &str = "ferry.callbacks";
+/// The key-value bucket of call status records, keyed by call id.
+pub const STATUS_BUCKET: &str = "ferry-call-status";
+
 /// `ferry.calls.<queue>.<name>.<namespace>`.
 pub fn call_subject(queue: &str, function: &FunctionRef) -> String {
     format!(
         "{CALLS_SUBJECT_PREFIX}.{queue}.{}.{}",
         function.name, function.namespace
     )
+}
+
+/// `ferry.dead.<queue>.<name>.<namespace>`.
+pub fn dead_letter_subject(queue: &str, function: &FunctionRef) -> String {
+    format!(
+        "{DEAD_LETTER_SUBJECT_PREFIX}.{queue}.{}.{}",
+        function.name, function.namespace
+    )
+}
+
+/// `ferry.callbacks.<queue>.<name>.<namespace>`.
+pub fn callback_subject(queue: &str, function: &FunctionRef) -> String {
+    format!(
+        "{CALLBACK_SUBJECT_PREFIX}.{queue}.{}.{}",
+        function.name, function.namespace
+    )
+}
+
+/// The durable consumer of `queue`'s pending callbacks.
+pub fn callback_consumer_name(queue: &str) -> String {
+    format!("ferry-callbacks-{queue}")
 }
 
 /// The subject filter of a queue's consumer: `ferry.calls.<queue>.>`.

@@ -11,10 +11,13 @@
 //! - [`secret`], [`info`], [`logs`]: the other provider API bodies;
 //! - [`queue`]: the async [`queue::QueueRequest`] message (PascalCase, Go-compatible);
 //! - [`jetstream`]: stream, subject and consumer names of the async queue;
+//! - [`calls`]: call status records and dead letters of the async path;
 //! - [`headers`], [`labels`], [`routes`]: the names other tools rely on;
 //! - [`error`]: the JSON error body every ferry API answers with;
+//! - [`time`]: RFC 3339 timestamps;
 //! - [`duration`]: `200ms` / `5s` / `1h30m` durations used in env vars, labels and annotations.
 
+pub mod calls;
 pub mod duration;
 pub mod error;
 pub mod function;
@@ -27,6 +30,7 @@ pub mod name;
 pub mod queue;
 pub mod routes;
 pub mod secret;
+pub mod time;
 
 pub use error::ErrorBody;
 pub use function::{

@@ -6,8 +6,11 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
-use ferry_proto::jetstream::{CALLS_STREAM, CALLS_SUBJECT_PREFIX};
+use async_nats::jetstream::{self, kv, stream};
+use ferry_proto::jetstream::{
+    CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, CALLS_SUBJECT_PREFIX,
+    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, STATUS_BUCKET,
+};
 
 use crate::env::{self, Env, EnvError};
 
@@ -23,10 +26,17 @@ pub struct NatsConfig {
     pub duplicate_window: Duration,
     /// `nats_max_age` (`0` = forever): how long an unprocessed call may stay in the stream.
     pub max_age: Duration,
+    /// `call_status_ttl` (`24h`): how long a call's status record is kept after its last
+    /// change.
+    pub call_status_ttl: Duration,
+    /// `dead_letter_max_age` (`14d` = `336h`; `0` = until deleted): how long a dead letter is
+    /// kept.
+    pub dead_letter_max_age: Duration,
 }
 
 impl NatsConfig {
-    /// Reads `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`.
+    /// Reads `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`,
+    /// `call_status_ttl`, `dead_letter_max_age`.
     pub fn from_env(e: &impl Env) -> Result<NatsConfig, EnvError> {
         Ok(NatsConfig {
             url: env::string_or(e, "nats_url", "nats://127.0.0.1:4222"),
@@ -37,6 +47,16 @@ impl NatsConfig {
                 Duration::from_secs(120),
             )?,
             max_age: env::duration_or(e, "nats_max_age", Duration::ZERO)?,
+            call_status_ttl: env::duration_or(
+                e,
+                "call_status_ttl",
+                Duration::from_secs(24 * 3600),
+            )?,
+            dead_letter_max_age: env::duration_or(
+                e,
+                "dead_letter_max_age",
+                Duration::from_secs(14 * 24 * 3600),
+            )?,
         })
     }
 }
@@ -93,4 +113,62 @@ pub async fn ensure_calls_stream(
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
     js.get_or_create_stream(calls_stream_config(config)).await
+}
+
+/// Returns the dead-letter stream, creating it if it does not exist. File storage, limits
+/// retention (kept until deleted, redriven, or older than `dead_letter_max_age`).
+pub async fn ensure_dead_letter_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    js.get_or_create_stream(stream::Config {
+        name: DEAD_LETTER_STREAM.to_string(),
+        description: Some("ferry: async calls that could not complete".to_string()),
+        subjects: vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: config.stream_replicas,
+        max_age: config.dead_letter_max_age,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Returns the stream of callbacks waiting for a retry, creating it if it does not exist.
+pub async fn ensure_callback_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    js.get_or_create_stream(stream::Config {
+        name: CALLBACK_STREAM.to_string(),
+        description: Some("ferry: callbacks of finished calls, waiting for delivery".to_string()),
+        subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: config.stream_replicas,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Returns the call-status bucket, creating it if it does not exist (history 1, file storage,
+/// records expire `call_status_ttl` after their last change).
+pub async fn ensure_status_bucket(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<kv::Store, jetstream::context::CreateKeyValueError> {
+    if let Ok(store) = js.get_key_value(STATUS_BUCKET).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: STATUS_BUCKET.to_string(),
+        description: "ferry: status of async calls, by call id".to_string(),
+        history: 1,
+        max_age: config.call_status_ttl,
+        storage: stream::StorageType::File,
+        num_replicas: config.stream_replicas,
+        ..Default::default()
+    })
+    .await
 }

@@ -15,14 +15,22 @@
 //!
 //! Request headers steer the answer: `X-Echo-Status: <code>` sets the status,
 //! `X-Echo-Sleep-Ms: <n>` delays it, and each `X-Echo-Header: Name: value` adds a response
-//! header. `GET /_/secret/<name>` returns the raw bytes of `<secrets_dir>/<name>`
-//! (`/var/openfaas/secrets` by default) or 404.
+//! header. `X-Echo-Fail-Times: <n>` makes the first `n` requests carrying the same
+//! `X-Call-Id` fail with `X-Echo-Fail-Status` (default 503), to exercise retries. The
+//! environment variable `ECHO_STATUS` sets the status of every answer that has no
+//! `X-Echo-Status` (a "broken" function that a redeploy fixes).
+//!
+//! `GET /_/secret/<name>` returns the raw bytes of `<secrets_dir>/<name>`
+//! (`/var/openfaas/secrets` by default) or 404. `GET /_/stats` returns
+//! `{"requests": n, "calls": {"<X-Call-Id>": [<Unix ms of each request>, ...]}}`: what the
+//! function saw, so tests can count invocations and their spacing.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -51,17 +59,25 @@ impl Default for Options {
     }
 }
 
+/// What the server has seen: requests per call id, with their arrival times.
+#[derive(Debug, Default)]
+pub struct Stats {
+    requests: u64,
+    calls: HashMap<String, Vec<u64>>,
+}
+
 /// Serves connections from `listener` forever (until accepting fails).
 pub async fn serve(listener: TcpListener, options: Options) -> std::io::Result<()> {
     let options = Arc::new(options);
+    let stats = Arc::new(Mutex::new(Stats::default()));
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let options = options.clone();
+        let (options, stats) = (options.clone(), stats.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let options = options.clone();
-                async move { Ok::<_, Infallible>(handle(req, &options).await) }
+                let (options, stats) = (options.clone(), stats.clone());
+                async move { Ok::<_, Infallible>(handle(req, &options, &stats).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -71,10 +87,30 @@ pub async fn serve(listener: TcpListener, options: Options) -> std::io::Result<(
 }
 
 /// Answers one request (see the crate docs).
-pub async fn handle(req: Request<Incoming>, options: &Options) -> Response<Full<Bytes>> {
+pub async fn handle(
+    req: Request<Incoming>,
+    options: &Options,
+    stats: &Mutex<Stats>,
+) -> Response<Full<Bytes>> {
     if let Some(name) = req.uri().path().strip_prefix("/_/secret/") {
         return secret(&options.secrets_dir, name).await;
     }
+    if req.uri().path() == "/_/stats" {
+        return stats_response(stats);
+    }
+    let call_id = req
+        .headers()
+        .get("x-call-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let seen = {
+        let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.requests += 1;
+        let times = stats.calls.entry(call_id).or_default();
+        times.push(unix_ms());
+        times.len() as u64
+    };
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -113,8 +149,19 @@ pub async fn handle(req: Request<Incoming>, options: &Options) -> Response<Full<
     let mut resp = Response::new(Full::new(Bytes::from(Value::to_string(&echo))));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(status) = control("x-echo-status").and_then(|v| v.trim().parse().ok()) {
+    let forced = std::env::var("ECHO_STATUS").ok();
+    let status = control("x-echo-status").or(forced.as_deref());
+    if let Some(status) = status.and_then(|v| v.trim().parse().ok()) {
         *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    }
+    let fail_times: u64 = control("x-echo-fail-times")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if seen <= fail_times {
+        let fail = control("x-echo-fail-status")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(503);
+        *resp.status_mut() = StatusCode::from_u16(fail).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     }
     for line in parts
         .headers
@@ -133,6 +180,22 @@ pub async fn handle(req: Request<Incoming>, options: &Options) -> Response<Full<
         }
     }
     resp
+}
+
+fn stats_response(stats: &Mutex<Stats>) -> Response<Full<Bytes>> {
+    let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+    let body = json!({"requests": stats.requests, "calls": stats.calls});
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 async fn secret(dir: &std::path::Path, name: &str) -> Response<Full<Bytes>> {

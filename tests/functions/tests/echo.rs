@@ -74,3 +74,33 @@ async fn serves_secrets_as_raw_bytes() {
         assert_eq!(resp.status(), 404, "{missing}");
     }
 }
+
+#[tokio::test]
+async fn fails_the_first_requests_of_a_call_and_counts_them() {
+    ferry_runtime::tls::install();
+    let base = start(Default::default()).await;
+    let client = reqwest::Client::new();
+    let call = |id: &'static str| {
+        client
+            .post(format!("{base}/"))
+            .header("X-Call-Id", id)
+            .header("X-Echo-Fail-Times", "2")
+            .header("X-Echo-Fail-Status", "429")
+            .send()
+    };
+    assert_eq!(call("a").await.unwrap().status(), 429);
+    assert_eq!(call("a").await.unwrap().status(), 429);
+    assert_eq!(call("a").await.unwrap().status(), 200);
+    assert_eq!(call("b").await.unwrap().status(), 429);
+    let stats: Value = client
+        .get(format!("{base}/_/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["requests"], 4);
+    assert_eq!(stats["calls"]["a"].as_array().unwrap().len(), 3);
+    assert_eq!(stats["calls"]["b"].as_array().unwrap().len(), 1);
+}

@@ -33,6 +33,8 @@ pub const RETRY_CODES: &str = "com.openfaas.retry.codes";
 pub const RETRY_MIN_WAIT: &str = "com.openfaas.retry.min_wait";
 /// Annotation: largest backoff delay.
 pub const RETRY_MAX_WAIT: &str = "com.openfaas.retry.max_wait";
+/// Annotation: oldest a queued call may be when it is (re)invoked; older ones are dead-lettered.
+pub const RETRY_MAX_AGE: &str = "com.openfaas.retry.max_age";
 
 /// On everything a provider creates in Docker: which provider instance owns it.
 pub const FERRY_INSTANCE: &str = "com.ferry.instance";

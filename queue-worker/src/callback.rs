@@ -1,39 +1,93 @@
 //! POSTing a call's result to its `X-Callback-Url`.
 //!
 //! As OpenFaaS does: the body is the function's response body (empty when the function could
-//! not be reached); the headers are the function's response headers (minus hop-by-hop ones and
-//! `Content-Length`) plus `X-Call-Id`, `X-Function-Name` (the `Function` as queued, e.g.
-//! `figlet` or `figlet.dev`), `X-Function-Status` (the function's status; 503 when it could not
-//! be reached, 504 when it ran out of `upstream_timeout`) and `X-Duration-Seconds` (from the
-//! message's receipt to the end of the call, six decimals). The callback's own status is only
-//! reported to the caller; retrying failed callbacks is a later step.
+//! not be reached, or when the call expired before it ran); the headers are the function's
+//! response headers (minus hop-by-hop ones and `Content-Length`) plus
+//!
+//! | header | value |
+//! |---|---|
+//! | `X-Call-Id` | the call id |
+//! | `X-Function-Name` | `Function` as queued, e.g. `figlet` or `figlet.dev` |
+//! | `X-Function-Status` | the function's status; 503 when it could not be reached, 504 when it ran out of `upstream_timeout` or expired before it ran |
+//! | `X-Duration-Seconds` | the last invocation, from the message's receipt to its end, six decimals |
+//! | `X-Retry` | retries before this result: attempts − 1 (0 when the first attempt settled it) |
+//! | `X-Retry-Max` | retries the call could get: its maximum attempts − 1 |
+//! | `X-Call-State` | the state the call ends in: `succeeded`, `failed`, `dead_lettered` or `expired` |
+//!
+//! A delivery succeeds when the receiver answers 2xx. Everything needed to deliver, or to
+//! deliver again later, is one [`CallbackJob`]: the worker tries it once inline and, if that
+//! fails, publishes it to the callback stream for the retry loop (`callback_retry`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_proto::headers::{CALL_ID, DURATION_SECONDS, FUNCTION_NAME, FUNCTION_STATUS};
+use ferry_proto::QueueRequest;
+use ferry_proto::calls::{Attempt, CallResult, CallState};
+use ferry_proto::headers::{
+    CALL_ID, DURATION_SECONDS, FUNCTION_NAME, FUNCTION_STATUS, RETRY, RETRY_MAX,
+};
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
+use serde::{Deserialize, Serialize};
 
 use crate::WorkerError;
 use crate::invoke::strip_hop_by_hop;
 
-/// The outcome of a call, as the callback receives it.
-#[derive(Debug, Clone)]
-pub struct CallResult {
-    /// `Function` as queued.
+/// The state the call ends in, on a callback.
+pub const CALL_STATE: &str = "x-call-state";
+
+/// A callback to deliver: the result, where it goes, and what the retry loop needs to finish
+/// the call. Published as JSON to `ferry.callbacks.<queue>.<name>.<namespace>` when the first
+/// delivery fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackJob {
+    /// The call id.
+    pub call_id: String,
+    /// The callback URL.
+    pub url: String,
+    /// `Function` as queued (`X-Function-Name`).
     pub function: String,
-    /// The call id, if the call has one.
-    pub call_id: Option<String>,
-    /// The function's status, or the status standing in for a failure.
-    pub status: StatusCode,
-    /// The function's response headers (none after a failure).
-    pub headers: HeaderMap,
-    /// The function's response body (empty after a failure).
-    pub body: Bytes,
-    /// From receipt of the message to the end of the call.
-    pub duration: Duration,
+    /// The queue the call came from.
+    pub queue: String,
+    /// The state the call ends in once the callback is delivered (`X-Call-State`).
+    pub state: CallState,
+    /// The function's answer (or the status standing in for a failure).
+    pub result: CallResult,
+    /// Duration of the last invocation (`X-Duration-Seconds`).
+    pub duration_seconds: f64,
+    /// Invocations made.
+    pub attempts: u32,
+    /// Every invocation, for the dead letter if the callback is never delivered.
+    #[serde(default)]
+    pub attempt_history: Vec<Attempt>,
+    /// Invocations allowed.
+    pub max_attempts: u32,
+    /// Deliveries tried before the job was queued.
+    #[serde(default)]
+    pub callback_attempts: u32,
+    /// When JetStream stored the call, Unix milliseconds (for end-to-end latency).
+    pub submitted_unix_ms: u64,
+    /// The original call, for the dead letter if the callback is never delivered.
+    pub request: QueueRequest,
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The receiver answered 2xx.
+    Delivered(u16),
+    /// It did not (or could not be reached).
+    Failed {
+        /// Its status, if it answered.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// Whether trying again cannot help (an unusable URL).
+        permanent: bool,
+    },
 }
 
 /// `X-Duration-Seconds`: seconds with six decimals, e.g. `1.250000`.
@@ -52,9 +106,34 @@ pub fn callback_url(raw: &str) -> Result<Url, WorkerError> {
     }
 }
 
-/// The callback's headers for `result`.
-pub fn callback_headers(result: &CallResult) -> HeaderMap {
-    let mut headers = result.headers.clone();
+/// A [`CallResult`] from an HTTP answer (header names lower-case, values as text).
+pub fn call_result(status: u16, headers: &HeaderMap, body: &Bytes) -> CallResult {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        map.entry(name.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    CallResult {
+        status,
+        headers: map,
+        body: body.to_vec(),
+    }
+}
+
+/// The callback's headers for `job`.
+pub fn callback_headers(job: &CallbackJob) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, values) in &job.result.headers {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in values {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.append(name.clone(), value);
+            }
+        }
+    }
     strip_hop_by_hop(&mut headers);
     headers.remove(CONTENT_LENGTH);
     let mut set = |name: &'static str, value: &str| {
@@ -62,31 +141,33 @@ pub fn callback_headers(result: &CallResult) -> HeaderMap {
             headers.insert(name, v);
         }
     };
-    set(FUNCTION_NAME, &result.function);
-    set(FUNCTION_STATUS, result.status.as_str());
-    set(DURATION_SECONDS, &duration_seconds(result.duration));
-    match &result.call_id {
-        Some(id) => set(CALL_ID, id),
-        None => {
-            headers.remove(CALL_ID);
-        }
-    }
+    set(CALL_ID, &job.call_id);
+    set(FUNCTION_NAME, &job.function);
+    set(FUNCTION_STATUS, &job.result.status.to_string());
+    set(DURATION_SECONDS, &format!("{:.6}", job.duration_seconds));
+    set(RETRY, &job.attempts.saturating_sub(1).to_string());
+    set(RETRY_MAX, &job.max_attempts.saturating_sub(1).to_string());
+    set(CALL_STATE, job.state.as_str());
     headers
 }
 
-/// POSTs `result` to `url` within `timeout`; returns the receiver's status (any status: the
-/// caller decides what a non-2xx means).
-pub async fn post(
-    client: &reqwest::Client,
-    url: Url,
-    result: &CallResult,
-    timeout: Duration,
-) -> Result<StatusCode, WorkerError> {
+/// POSTs `job` to its URL within `timeout`.
+pub async fn deliver(client: &reqwest::Client, job: &CallbackJob, timeout: Duration) -> Delivery {
+    let url = match callback_url(&job.url) {
+        Ok(url) => url,
+        Err(error) => {
+            return Delivery::Failed {
+                status: None,
+                error: error.to_string(),
+                permanent: true,
+            };
+        }
+    };
     let send = async {
         let response = client
             .post(url)
-            .headers(callback_headers(result))
-            .body(result.body.clone())
+            .headers(callback_headers(job))
+            .body(job.result.body.clone())
             .send()
             .await?;
         let status = response.status();
@@ -94,82 +175,21 @@ pub async fn post(
         response.bytes().await?;
         Ok::<_, reqwest::Error>(status)
     };
+    let failed = |status, error: String| Delivery::Failed {
+        status,
+        error,
+        permanent: false,
+    };
     match tokio::time::timeout(timeout, send).await {
-        Err(_) => Err(WorkerError::Timeout(timeout)),
-        Ok(Err(e)) => Err(WorkerError::Callback(e)),
-        Ok(Ok(status)) => Ok(status),
+        Err(_) => failed(None, WorkerError::Timeout(timeout).to_string()),
+        Ok(Err(e)) => failed(None, WorkerError::Callback(e).to_string()),
+        Ok(Ok(status)) if status.is_success() => Delivery::Delivered(status.as_u16()),
+        Ok(Ok(status)) => failed(
+            Some(status.as_u16()),
+            format!("the callback receiver answered {status}"),
+        ),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_have_six_decimals() {
-        assert_eq!(duration_seconds(Duration::ZERO), "0.000000");
-        assert_eq!(duration_seconds(Duration::from_millis(1250)), "1.250000");
-        assert_eq!(duration_seconds(Duration::from_nanos(1_500)), "0.000002");
-        assert_eq!(duration_seconds(Duration::from_secs(3600)), "3600.000000");
-    }
-
-    #[test]
-    fn callback_urls() {
-        assert!(callback_url("http://127.0.0.1:9000/cb?x=1").is_ok());
-        assert!(callback_url("https://hooks.example.com/cb").is_ok());
-        for bad in ["/relative", "ftp://h/x", "http://", ""] {
-            assert!(
-                matches!(callback_url(bad), Err(WorkerError::CallbackUrl(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn headers_carry_the_function_response_and_the_four_x_headers() {
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("text/plain"));
-        headers.insert("x-custom", HeaderValue::from_static("kept"));
-        headers.insert("content-length", HeaderValue::from_static("5"));
-        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
-        headers.insert("connection", HeaderValue::from_static("close"));
-        headers.insert("x-duration-seconds", HeaderValue::from_static("0.1"));
-        let result = CallResult {
-            function: "figlet.dev".into(),
-            call_id: Some("c-1".into()),
-            status: StatusCode::CREATED,
-            headers,
-            body: Bytes::from_static(b"hello"),
-            duration: Duration::from_millis(2500),
-        };
-        let h = callback_headers(&result);
-        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        names.sort();
-        assert_eq!(
-            names,
-            [
-                "content-type",
-                "x-call-id",
-                "x-custom",
-                "x-duration-seconds",
-                "x-function-name",
-                "x-function-status"
-            ]
-        );
-        assert_eq!(h["x-call-id"], "c-1");
-        assert_eq!(h["x-function-name"], "figlet.dev");
-        assert_eq!(h["x-function-status"], "201");
-        assert_eq!(h["x-duration-seconds"], "2.500000");
-
-        let failed = CallResult {
-            call_id: None,
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            ..result
-        };
-        let h = callback_headers(&failed);
-        assert_eq!(h["x-function-status"], "503");
-        assert!(!h.contains_key("x-call-id"));
-    }
-}
+mod tests;

@@ -7,6 +7,8 @@ use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
 use reqwest::Url;
 
+use crate::policy::{self, Backoff, DEFAULT_RETRY_CODES, RetryPolicy};
+
 /// Default `port` (the gateway has 8080, the provider 8081, the CE gateway's metrics 8082).
 pub const DEFAULT_PORT: u16 = 8083;
 /// Default `gateway_url`.
@@ -17,6 +19,18 @@ pub const DEFAULT_MAX_INFLIGHT: usize = 64;
 pub const DEFAULT_MAX_ACK_PENDING: usize = 10_000;
 /// Shortest `ack_wait` accepted: leases are renewed every third of it.
 pub const MIN_ACK_WAIT: Duration = Duration::from_secs(1);
+/// Default `max_retry_attempts`: invocations per call, the first included.
+pub const DEFAULT_MAX_RETRY_ATTEMPTS: u32 = 10;
+/// Default `initial_retry_wait`.
+pub const DEFAULT_INITIAL_RETRY_WAIT: Duration = Duration::from_secs(1);
+/// Default `max_retry_wait`.
+pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+/// Default `callback_max_attempts`.
+pub const DEFAULT_CALLBACK_MAX_ATTEMPTS: u32 = 8;
+/// Default `callback_initial_wait`.
+pub const DEFAULT_CALLBACK_INITIAL_WAIT: Duration = Duration::from_secs(1);
+/// Default `callback_max_wait`.
+pub const DEFAULT_CALLBACK_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Everything `queue-worker` reads from its environment.
 #[derive(Debug, Clone)]
@@ -51,8 +65,22 @@ pub struct Config {
     /// `pull_expires` (`2s`): how long one pull request waits at the server for messages. It
     /// also bounds how long a stopping worker waits for its last pull to end.
     pub pull_expires: Duration,
-    /// `port` (8083): listen port of `/healthz` (all interfaces).
+    /// `port` (8083): listen port of `/healthz` and `/metrics` (all interfaces).
     pub port: u16,
+    /// The default retry policy: `max_retry_attempts` (10 invocations, the first included),
+    /// `initial_retry_wait` (`1s`), `max_retry_wait` (`60s`), `retry_http_codes`
+    /// (`408,429,500,502,503,504`) and `max_event_age` (`0`: no limit). Functions override
+    /// them with `com.openfaas.retry.*` annotations.
+    pub retry: RetryPolicy,
+    /// `max_inflight_per_function` (half of `max_inflight`, at least 1): calls of one function
+    /// this worker runs at once; more are handed back for a moment, uncounted.
+    pub max_inflight_per_function: usize,
+    /// `callback_max_attempts` (8): deliveries tried for one callback, the first included;
+    /// then the call is dead-lettered as `callback_failed`.
+    pub callback_max_attempts: u32,
+    /// `callback_initial_wait` (`1s`) and `callback_max_wait` (`60s`): delays between
+    /// callback deliveries.
+    pub callback_backoff: Backoff,
 }
 
 impl Config {
@@ -108,6 +136,41 @@ impl Config {
                 reason: "must be at most 60s".into(),
             });
         }
+        let max_inflight_per_function = env::parse_or(
+            e,
+            "max_inflight_per_function",
+            (max_inflight / 2).max(1),
+            |v| match v.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(n.min(max_inflight)),
+                _ => Err("expected a number of at least 1".into()),
+            },
+        )?;
+        let retry_backoff = backoff(
+            e,
+            ("initial_retry_wait", DEFAULT_INITIAL_RETRY_WAIT),
+            ("max_retry_wait", DEFAULT_MAX_RETRY_WAIT),
+        )?;
+        let callback_backoff = backoff(
+            e,
+            ("callback_initial_wait", DEFAULT_CALLBACK_INITIAL_WAIT),
+            ("callback_max_wait", DEFAULT_CALLBACK_MAX_WAIT),
+        )?;
+        let retry = RetryPolicy {
+            max_attempts: env::parse_or(
+                e,
+                "max_retry_attempts",
+                DEFAULT_MAX_RETRY_ATTEMPTS,
+                policy::parse_attempts,
+            )?,
+            codes: env::parse_or(
+                e,
+                "retry_http_codes",
+                DEFAULT_RETRY_CODES.to_vec(),
+                policy::parse_codes,
+            )?,
+            backoff: retry_backoff,
+            max_age: env::duration_or(e, "max_event_age", Duration::ZERO)?,
+        };
         Ok(Config {
             nats,
             gateway_url,
@@ -120,6 +183,15 @@ impl Config {
             shutdown_grace: env::duration_or(e, "shutdown_grace", Duration::from_secs(30))?,
             pull_expires,
             port: env::number_or(e, "port", DEFAULT_PORT)?,
+            retry,
+            max_inflight_per_function,
+            callback_max_attempts: env::parse_or(
+                e,
+                "callback_max_attempts",
+                DEFAULT_CALLBACK_MAX_ATTEMPTS,
+                policy::parse_attempts,
+            )?,
+            callback_backoff,
         })
     }
 
@@ -142,8 +214,43 @@ impl Config {
         {
             return Err("upstream_timeout, callback_timeout and pull_expires must be > 0".into());
         }
+        let attempts = 1..=policy::MAX_ATTEMPTS_LIMIT;
+        if !attempts.contains(&self.retry.max_attempts)
+            || !attempts.contains(&self.callback_max_attempts)
+        {
+            return Err("max_retry_attempts and callback_max_attempts must be 1 to 100".into());
+        }
+        for b in [self.retry.backoff, self.callback_backoff] {
+            if b.min_wait.is_zero() || b.max_wait < b.min_wait {
+                return Err("retry waits must be > 0, the maximum at least the initial".into());
+            }
+        }
+        if self.max_inflight_per_function == 0 {
+            return Err("max_inflight_per_function must be at least 1".into());
+        }
         Ok(())
     }
+}
+
+/// A backoff from an initial and a maximum wait variable; the maximum may not be below the
+/// initial.
+fn backoff(
+    e: &impl Env,
+    (min_name, min_default): (&str, Duration),
+    (max_name, max_default): (&str, Duration),
+) -> Result<Backoff, EnvError> {
+    let min_wait = env::parse_or(e, min_name, min_default, policy::parse_wait)?;
+    let max_wait = env::parse_or(e, max_name, max_default.max(min_wait), |v| {
+        let d = policy::parse_wait(v)?;
+        if d < min_wait {
+            return Err(format!(
+                "must be at least {min_name} ({})",
+                ferry_proto::duration::format(min_wait)
+            ));
+        }
+        Ok(d)
+    })?;
+    Ok(Backoff { min_wait, max_wait })
 }
 
 /// An absolute `http://` or `https://` URL without query or fragment.
@@ -163,95 +270,4 @@ fn parse_gateway_url(v: &str) -> Result<Url, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use super::*;
-
-    fn from(pairs: &[(&str, &str)]) -> Result<Config, EnvError> {
-        let env: HashMap<&str, &str> = pairs.iter().copied().collect();
-        Config::from_env(&env)
-    }
-
-    #[test]
-    fn defaults() {
-        let c = from(&[]).unwrap();
-        assert_eq!(c.nats.url, "nats://127.0.0.1:4222");
-        assert_eq!(c.gateway_url.as_str(), "http://127.0.0.1:8080/");
-        assert_eq!(c.queue_name, "faas-request");
-        assert_eq!(c.max_inflight, 64);
-        assert_eq!(c.ack_wait, Duration::from_secs(30));
-        assert_eq!(c.max_ack_pending, 10_000);
-        assert_eq!(c.upstream_timeout, Duration::from_secs(300));
-        assert_eq!(c.callback_timeout, Duration::from_secs(10));
-        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
-        assert_eq!(c.pull_expires, Duration::from_secs(2));
-        assert_eq!(c.port, 8083);
-        assert_eq!(c.validate(), Ok(()));
-    }
-
-    #[test]
-    fn values() {
-        let c = from(&[
-            ("nats_url", "nats://nats:4222"),
-            ("gateway_url", "http://gateway:8080/prefix"),
-            ("queue_name", "slow_fns"),
-            ("max_inflight", "4"),
-            ("ack_wait", "5m5s"),
-            ("max_ack_pending", "4"),
-            ("upstream_timeout", "1h"),
-            ("callback_timeout", "500ms"),
-            ("shutdown_grace", "0"),
-            ("pull_expires", "10s"),
-            ("port", "9000"),
-        ])
-        .unwrap();
-        assert_eq!(c.nats.url, "nats://nats:4222");
-        assert_eq!(c.gateway_url.as_str(), "http://gateway:8080/prefix");
-        assert_eq!((c.queue_name.as_str(), c.max_inflight), ("slow_fns", 4));
-        assert_eq!(c.ack_wait, Duration::from_secs(305));
-        assert_eq!(c.max_ack_pending, 4);
-        assert_eq!(c.upstream_timeout, Duration::from_secs(3600));
-        assert_eq!(c.callback_timeout, Duration::from_millis(500));
-        assert_eq!(c.shutdown_grace, Duration::ZERO);
-        assert_eq!((c.pull_expires, c.port), (Duration::from_secs(10), 9000));
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        for (name, value) in [
-            ("gateway_url", "gateway:8080"),
-            ("gateway_url", "ftp://gateway"),
-            ("gateway_url", "http://gateway/?a=1"),
-            ("queue_name", "a.b"),
-            ("queue_name", "slow>"),
-            ("max_inflight", "0"),
-            ("max_inflight", "many"),
-            ("max_ack_pending", "10"),
-            ("ack_wait", "500ms"),
-            ("ack_wait", "soon"),
-            ("upstream_timeout", "0"),
-            ("callback_timeout", "0s"),
-            ("pull_expires", "2m"),
-            ("pull_expires", "1ms"),
-            ("port", "99999"),
-            ("nats_stream_replicas", "three"),
-        ] {
-            let err = from(&[(name, value)]).map(|_| ()).unwrap_err();
-            assert_eq!(err.name, name, "{name}={value}: {err}");
-        }
-    }
-
-    #[test]
-    fn validate_rejects_hand_built_nonsense() {
-        let mut c = from(&[]).unwrap();
-        c.max_ack_pending = 1;
-        assert!(c.validate().is_err());
-        let mut c = from(&[]).unwrap();
-        c.queue_name = "a b".into();
-        assert!(c.validate().is_err());
-        let mut c = from(&[]).unwrap();
-        c.ack_wait = Duration::from_millis(10);
-        assert!(c.validate().is_err());
-    }
-}
+mod tests;

@@ -1,10 +1,17 @@
-//! The pull loop: JetStream set-up, flow control, one task per call, stopping.
+//! The pull loops: JetStream set-up, flow control, one task per message, stopping.
 //!
-//! **Set-up.** The calls stream is created if missing, then the queue's durable pull consumer
-//! is created or updated (so a changed `ack_wait` or `max_ack_pending` applies when a worker
-//! starts; every worker of a queue shares the consumer, and the last to start sets them). Both
-//! steps are retried with backoff until they work: a worker started before NATS waits for it,
-//! and a consumer deleted under a running worker is recreated.
+//! A worker runs two loops of the same kind, one per [`Lane`]: the queue's calls (stream
+//! `ferry-calls`, consumer `ferry-workers-<queue>`) and the queue's callbacks waiting for a
+//! retry (stream `ferry-callbacks`, consumer `ferry-callbacks-<queue>`). Each has its own
+//! `max_inflight` slots and hands every message to its [`Handler`].
+//!
+//! **Set-up.** Before either loop starts, the dead-letter stream and the call-status bucket are
+//! created if missing ([`prepare`]). Then each loop creates its stream if missing and its
+//! durable pull consumer, or updates it (so a changed `ack_wait` or `max_ack_pending` applies
+//! when a worker starts; every worker of a queue shares the consumers, and the last to start
+//! sets them). Consumers never limit deliveries (`max_deliver` unlimited): attempts are counted
+//! by the worker. Every step is retried with backoff until it works: a worker started before
+//! NATS waits for it, and a consumer deleted under a running worker is recreated.
 //!
 //! **Flow control.** A semaphore holds `max_inflight` slots. The loop waits for at least one
 //! free slot, takes *all* free slots, and asks the server for at most that many messages
@@ -18,31 +25,102 @@
 //! server may yet deliver messages until it expires; those are handed straight back (`-NAK`)
 //! so another worker gets them at once, instead of after `ack_wait`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use async_nats::jetstream::{self, AckKind};
-use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM, consumer_name, queue_filter};
+use async_nats::jetstream::{self, AckKind, Message, kv};
+use ferry_proto::jetstream::{
+    CALL_ID_HEADER, CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, callback_consumer_name,
+    consumer_name, queue_filter,
+};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::call::{self, Calls};
 use crate::health::Health;
 use crate::{Config, WorkerError, lease};
+
+/// What a loop does with each message it receives.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// Handles `message` to its end, renewing its lease every `renew_every`; returns without
+    /// acknowledging when `abandon` fires.
+    fn handle(
+        self: Arc<Self>,
+        message: Message,
+        renew_every: Duration,
+        abandon: CancellationToken,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Which of the queue's two consumers a loop serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Queued calls.
+    Calls,
+    /// Callbacks waiting for a retry.
+    Callbacks,
+}
+
+impl Lane {
+    /// The lane's stream.
+    pub(crate) fn stream(self) -> &'static str {
+        match self {
+            Lane::Calls => CALLS_STREAM,
+            Lane::Callbacks => CALLBACK_STREAM,
+        }
+    }
+
+    /// The lane's durable consumer for `queue`.
+    pub(crate) fn consumer(self, queue: &str) -> String {
+        match self {
+            Lane::Calls => consumer_name(queue),
+            Lane::Callbacks => callback_consumer_name(queue),
+        }
+    }
+}
 
 /// First and longest wait between failed set-up or pull attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
 
-/// The pieces the loop works with.
-pub(crate) struct Consumer {
+/// Creates the dead-letter stream and the call-status bucket if missing, retrying until it
+/// works; `None` when `cancel` fires first.
+pub(crate) async fn prepare(
+    js: &jetstream::Context,
+    config: &Config,
+    cancel: &CancellationToken,
+) -> Option<kv::Store> {
+    let mut backoff = Backoff::default();
+    loop {
+        let ready = async {
+            ferry_runtime::jetstream::ensure_dead_letter_stream(js, &config.nats)
+                .await
+                .map_err(|e| e.to_string())?;
+            ferry_runtime::jetstream::ensure_status_bucket(js, &config.nats)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match ready.await {
+            Ok(store) => return Some(store),
+            Err(error) => tracing::warn!(%error, "JetStream not ready; retrying"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = tokio::time::sleep(backoff.next()) => {}
+        }
+    }
+}
+
+/// The pieces a loop works with.
+pub(crate) struct Consumer<H> {
+    pub(crate) lane: Lane,
+    pub(crate) handler: Arc<H>,
     pub(crate) config: Arc<Config>,
     pub(crate) js: jetstream::Context,
     pub(crate) health: Arc<Health>,
-    pub(crate) http: reqwest::Client,
-    /// Call tasks (and the drain of a last open pull).
+    /// Message tasks (and the drain of a last open pull).
     pub(crate) tracker: TaskTracker,
     /// Stop pulling.
     pub(crate) cancel: CancellationToken,
@@ -50,7 +128,7 @@ pub(crate) struct Consumer {
     pub(crate) abandon: CancellationToken,
 }
 
-impl Consumer {
+impl<H: Handler> Consumer<H> {
     /// Sets up and pulls until `cancel` fires.
     pub(crate) async fn run(self) {
         let slots = Arc::new(Semaphore::new(self.config.max_inflight));
@@ -59,20 +137,14 @@ impl Consumer {
             // Leases are renewed against the consumer's actual ack_wait (another worker may
             // have set it), or ours if that is shorter.
             let ack_wait = consumer.cached_info().config.ack_wait;
-            let calls = Arc::new(Calls {
-                http: self.http.clone(),
-                gateway: self.config.gateway_url.clone(),
-                upstream_timeout: self.config.upstream_timeout,
-                callback_timeout: self.config.callback_timeout,
-                renew_every: lease::renew_interval(ack_wait.min(self.config.ack_wait)),
-            });
+            let renew_every = lease::renew_interval(ack_wait.min(self.config.ack_wait));
             loop {
-                match self.pull(&consumer, &slots, &calls).await {
+                match self.pull(&consumer, &slots, renew_every).await {
                     Ok(true) => backoff.reset(),
                     Ok(false) => return,
                     Err(error) => {
-                        tracing::warn!(%error, "setting the consumer up again");
-                        self.health.set_consumer_ready(false);
+                        tracing::warn!(lane = ?self.lane, %error, "setting the consumer up again");
+                        self.health.set_consumer_ready(self.lane, false);
                         if !self.pause(backoff.next()).await {
                             return;
                         }
@@ -89,7 +161,7 @@ impl Consumer {
         &self,
         consumer: &PullConsumer,
         slots: &Arc<Semaphore>,
-        calls: &Arc<Calls>,
+        renew_every: Duration,
     ) -> Result<bool, WorkerError> {
         // Only this loop takes slots, so the free count can only grow before we take them.
         let want = slots.available_permits().max(1) as u32;
@@ -133,9 +205,9 @@ impl Consumer {
                         let _ = message.ack_with(AckKind::Nak(None)).await;
                         continue;
                     };
-                    let (calls, abandon) = (calls.clone(), self.abandon.clone());
+                    let (handler, abandon) = (self.handler.clone(), self.abandon.clone());
                     self.tracker.spawn(async move {
-                        call::handle(calls, message, abandon).await;
+                        handler.handle(message, renew_every, abandon).await;
                         drop(slot);
                     });
                 }
@@ -152,14 +224,14 @@ impl Consumer {
                 Ok(consumer) => {
                     let info = consumer.cached_info();
                     tracing::info!(
-                        stream = CALLS_STREAM,
+                        stream = self.lane.stream(),
                         consumer = %info.name,
                         filter = %info.config.filter_subject,
                         ack_wait = ?info.config.ack_wait,
                         pending = info.num_pending,
                         "consumer ready"
                     );
-                    self.health.set_consumer_ready(true);
+                    self.health.set_consumer_ready(self.lane, true);
                     return Some(consumer);
                 }
                 Err(error) => {
@@ -174,11 +246,14 @@ impl Consumer {
 
     async fn try_set_up(&self) -> Result<PullConsumer, WorkerError> {
         let setup = |e: &dyn std::fmt::Display| WorkerError::Setup(e.to_string());
-        let stream = ferry_runtime::jetstream::ensure_calls_stream(&self.js, &self.config.nats)
-            .await
-            .map_err(|e| setup(&e))?;
+        let (js, nats) = (&self.js, &self.config.nats);
+        let stream = match self.lane {
+            Lane::Calls => ferry_runtime::jetstream::ensure_calls_stream(js, nats).await,
+            Lane::Callbacks => ferry_runtime::jetstream::ensure_callback_stream(js, nats).await,
+        }
+        .map_err(|e| setup(&e))?;
         stream
-            .create_consumer(consumer_config(&self.config))
+            .create_consumer(consumer_config(&self.config, self.lane))
             .await
             .map_err(|e| setup(&e))
     }
@@ -192,16 +267,28 @@ impl Consumer {
     }
 }
 
-/// The queue's shared durable consumer.
-pub(crate) fn consumer_config(config: &Config) -> pull::Config {
+/// The queue's shared durable consumer of `lane`.
+pub(crate) fn consumer_config(config: &Config, lane: Lane) -> pull::Config {
     let queue = &config.queue_name;
+    let (description, filter_subject) = match lane {
+        Lane::Calls => (
+            format!("ferry queue-workers of queue {queue}"),
+            queue_filter(queue),
+        ),
+        Lane::Callbacks => (
+            format!("ferry queue-workers' callback retries of queue {queue}"),
+            format!("{CALLBACK_SUBJECT_PREFIX}.{queue}.>"),
+        ),
+    };
     pull::Config {
-        durable_name: Some(consumer_name(queue)),
-        description: Some(format!("ferry queue-workers of queue {queue}")),
-        filter_subject: queue_filter(queue),
+        durable_name: Some(lane.consumer(queue)),
+        description: Some(description),
+        filter_subject,
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
         ack_wait: config.ack_wait,
+        // Unlimited: the worker counts attempts itself and NAKs retries with a delay.
+        max_deliver: -1,
         max_ack_pending: i64::try_from(config.max_ack_pending).unwrap_or(i64::MAX),
         ..Default::default()
     }
@@ -268,13 +355,19 @@ mod tests {
     #[test]
     fn the_consumer_is_durable_filtered_and_explicitly_acked() {
         let env: HashMap<&str, &str> = [("queue_name", "slow"), ("ack_wait", "45s")].into();
-        let c = consumer_config(&Config::from_env(&env).unwrap());
+        let config = Config::from_env(&env).unwrap();
+        let c = consumer_config(&config, Lane::Calls);
         assert_eq!(c.durable_name.as_deref(), Some("ferry-workers-slow"));
         assert_eq!(c.filter_subject, "ferry.calls.slow.>");
         assert_eq!(c.ack_policy, AckPolicy::Explicit);
         assert_eq!(c.deliver_policy, DeliverPolicy::All);
         assert_eq!(c.ack_wait, Duration::from_secs(45));
         assert_eq!(c.max_ack_pending, 10_000);
+        assert_eq!(c.max_deliver, -1);
+        let c = consumer_config(&config, Lane::Callbacks);
+        assert_eq!(c.durable_name.as_deref(), Some("ferry-callbacks-slow"));
+        assert_eq!(c.filter_subject, "ferry.callbacks.slow.>");
+        assert_eq!((c.ack_policy, c.max_deliver), (AckPolicy::Explicit, -1));
     }
 
     #[test]

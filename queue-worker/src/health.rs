@@ -1,5 +1,9 @@
-//! `GET /healthz`: 200 when the worker is connected to NATS and its consumer exists, 503
-//! otherwise (starting, NATS down, consumer lost, stopping). The JSON body says which.
+//! The worker's HTTP routes.
+//!
+//! - `GET /healthz`: 200 when the worker is connected to NATS and both its consumers (calls
+//!   and callback retries) exist, 503 otherwise (starting, NATS down, consumer lost,
+//!   stopping). The JSON body says which.
+//! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -7,31 +11,38 @@ use std::sync::{Arc, OnceLock};
 use async_nats::connection::State;
 use axum::Router;
 use axum::extract::State as Extract;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 use tokio_util::task::TaskTracker;
+
+use crate::consumer::Lane;
+use crate::metrics::Metrics;
 
 /// What `/healthz` reports on; shared with the consumer loop.
 #[derive(Debug)]
 pub(crate) struct Health {
     queue: String,
     consumer: String,
+    callback_consumer: String,
     nats: OnceLock<async_nats::Client>,
     consumer_ready: AtomicBool,
+    callback_consumer_ready: AtomicBool,
     stopping: AtomicBool,
     /// Calls in flight.
     calls: TaskTracker,
 }
 
 impl Health {
-    pub(crate) fn new(queue: &str, consumer: &str, calls: TaskTracker) -> Health {
+    pub(crate) fn new(queue: &str, calls: TaskTracker) -> Health {
         Health {
             queue: queue.to_string(),
-            consumer: consumer.to_string(),
+            consumer: Lane::Calls.consumer(queue),
+            callback_consumer: Lane::Callbacks.consumer(queue),
             nats: OnceLock::new(),
             consumer_ready: AtomicBool::new(false),
+            callback_consumer_ready: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             calls,
         }
@@ -41,8 +52,12 @@ impl Health {
         let _ = self.nats.set(client);
     }
 
-    pub(crate) fn set_consumer_ready(&self, ready: bool) {
-        self.consumer_ready.store(ready, Ordering::Relaxed);
+    pub(crate) fn set_consumer_ready(&self, lane: Lane, ready: bool) {
+        let flag = match lane {
+            Lane::Calls => &self.consumer_ready,
+            Lane::Callbacks => &self.callback_consumer_ready,
+        };
+        flag.store(ready, Ordering::Relaxed);
     }
 
     pub(crate) fn set_stopping(&self) {
@@ -57,8 +72,9 @@ impl Health {
             None => "starting",
         };
         let consumer_ready = self.consumer_ready.load(Ordering::Relaxed);
+        let callback_consumer_ready = self.callback_consumer_ready.load(Ordering::Relaxed);
         let stopping = self.stopping.load(Ordering::Relaxed);
-        let ok = nats == "connected" && consumer_ready && !stopping;
+        let ok = nats == "connected" && consumer_ready && callback_consumer_ready && !stopping;
         let status = match (ok, stopping) {
             (true, _) => "ok",
             (false, true) => "stopping",
@@ -70,6 +86,8 @@ impl Health {
             "queue": self.queue,
             "consumer": self.consumer,
             "consumer_ready": consumer_ready,
+            "callback_consumer": self.callback_consumer,
+            "callback_consumer_ready": callback_consumer_ready,
             "inflight": self.calls.len(),
         });
         let code = if ok {
@@ -82,15 +100,23 @@ impl Health {
 }
 
 /// The worker's HTTP routes.
-pub(crate) fn router(health: Arc<Health>) -> Router {
+pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(health)
+        .route("/metrics", get(render).with_state(metrics))
 }
 
 async fn healthz(Extract(health): Extract<Arc<Health>>) -> impl IntoResponse {
     let (code, body) = health.report();
     (code, Json(body))
+}
+
+async fn render(Extract(metrics): Extract<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
 }
 
 #[cfg(test)]
@@ -99,17 +125,15 @@ mod tests {
 
     #[test]
     fn unhealthy_until_connected_with_a_consumer() {
-        let h = Health::new(
-            "faas-request",
-            "ferry-workers-faas-request",
-            TaskTracker::new(),
-        );
+        let h = Health::new("faas-request", TaskTracker::new());
         let (code, body) = h.report();
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["nats"], "starting");
         assert_eq!(body["status"], "unavailable");
         assert_eq!(body["consumer"], "ferry-workers-faas-request");
-        h.set_consumer_ready(true);
+        assert_eq!(body["callback_consumer"], "ferry-callbacks-faas-request");
+        h.set_consumer_ready(Lane::Calls, true);
+        h.set_consumer_ready(Lane::Callbacks, true);
         h.set_stopping();
         let (code, body) = h.report();
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);

@@ -1,15 +1,21 @@
 //! `queue-worker` for tests: in-process through `run()` ([`TestWorker`]) or as the real binary
 //! ([`start_process`]); a fake gateway ([`FakeGateway`]) that records the calls the worker
-//! makes; and helpers that queue calls the way the gateway does.
+//! makes and answers each as scripted (it also serves as a scriptable callback receiver);
+//! helpers that queue calls the way the gateway does; and readers of what the worker records
+//! (call status records, dead letters, queued callbacks).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM, DEFAULT_QUEUE, call_subject};
+use ferry_proto::calls::{CallStatus, DeadLetter};
+use ferry_proto::jetstream::{
+    CALL_ID_HEADER, CALLBACK_STREAM, CALLS_STREAM, DEAD_LETTER_STREAM, DEFAULT_QUEUE,
+    STATUS_BUCKET, call_subject,
+};
 use ferry_proto::{FunctionRef, Name, QueueRequest};
 use ferry_queue_worker::{Config, WorkerError};
 use http_body_util::{BodyExt, Full};
@@ -79,6 +85,14 @@ impl TestWorker {
     /// `http://127.0.0.1:<port>/healthz`.
     pub fn health_url(&self) -> &str {
         &self.health_url
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let url = self.health_url.replace("/healthz", "/metrics");
+        let response = http_client().get(url).send().await.expect("GET /metrics");
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.expect("the metrics text")
     }
 
     /// `GET /healthz`: status and JSON body (status 0 when it does not answer).
@@ -242,13 +256,16 @@ impl Reply {
     }
 }
 
-type Responder = dyn Fn(&Call, usize) -> Reply + Send + Sync;
+/// Answers a call, given every call that arrived before it.
+type Responder = dyn Fn(&Call, &[Call]) -> Reply + Send + Sync;
 
 struct GatewayState {
     calls: Mutex<Vec<Call>>,
     arrived: Notify,
     running: AtomicUsize,
     max_running: AtomicUsize,
+    /// Per function (the path segment after `/function/`): (running now, most at once).
+    per_function: Mutex<HashMap<String, (usize, usize)>>,
     responder: Box<Responder>,
 }
 
@@ -271,6 +288,26 @@ impl FakeGateway {
     pub async fn start_with(
         responder: impl Fn(&Call, usize) -> Reply + Send + Sync + 'static,
     ) -> FakeGateway {
+        FakeGateway::serve(Box::new(move |call, before| responder(call, before.len()))).await
+    }
+
+    /// Answers each call with `script(call, n)`, `n` counting the earlier calls with the same
+    /// `X-Call-Id` (0 for a call's first invocation): e.g. fail twice, then succeed.
+    pub async fn per_call(
+        script: impl Fn(&Call, usize) -> Reply + Send + Sync + 'static,
+    ) -> FakeGateway {
+        FakeGateway::serve(Box::new(move |call, before| {
+            let id = call.header("x-call-id");
+            let n = before
+                .iter()
+                .filter(|c| c.header("x-call-id") == id)
+                .count();
+            script(call, n)
+        }))
+        .await
+    }
+
+    async fn serve(responder: Box<Responder>) -> FakeGateway {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the fake gateway");
@@ -283,7 +320,8 @@ impl FakeGateway {
             arrived: Notify::new(),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
-            responder: Box::new(responder),
+            per_function: Mutex::new(HashMap::new()),
+            responder,
         });
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -311,6 +349,12 @@ impl FakeGateway {
         &self.url
     }
 
+    /// `http://127.0.0.1:<port><path>`: e.g. a callback URL when the fake stands in for a
+    /// callback receiver.
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
     /// Every call so far, in arrival order.
     pub fn calls(&self) -> Vec<Call> {
         self.state.calls.lock().expect("gateway lock").clone()
@@ -324,6 +368,22 @@ impl FakeGateway {
     /// The most calls that were running at once.
     pub fn max_concurrent(&self) -> usize {
         self.state.max_running.load(Ordering::SeqCst)
+    }
+
+    /// The most calls of `function` (as in `/function/<function>/...`) running at once.
+    pub fn max_concurrent_of(&self, function: &str) -> usize {
+        let per = self.state.per_function.lock().expect("gateway lock");
+        per.get(function).map_or(0, |(_, most)| *most)
+    }
+
+    /// The calls so far whose `X-Call-Id` is `call_id`.
+    pub fn calls_of(&self, call_id: &str) -> Vec<Call> {
+        let calls = self.state.calls.lock().expect("gateway lock");
+        calls
+            .iter()
+            .filter(|c| c.header("x-call-id") == call_id)
+            .cloned()
+            .collect()
     }
 
     /// Waits until at least `n` calls arrived (panics after `timeout`), then returns them all.
@@ -368,17 +428,37 @@ async fn answer(
         body,
         at: Instant::now(),
     };
+    let function = call
+        .path
+        .strip_prefix("/function/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+        .to_string();
     let reply = {
         let mut calls = state.calls.lock().expect("gateway lock");
-        let reply = (state.responder)(&call, calls.len());
+        let reply = (state.responder)(&call, &calls);
         calls.push(call);
         reply
     };
     let running = state.running.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_running.fetch_max(running, Ordering::SeqCst);
+    {
+        let mut per = state.per_function.lock().expect("gateway lock");
+        let (now, most) = per.entry(function.clone()).or_insert((0, 0));
+        *now += 1;
+        *most = (*most).max(*now);
+    }
     state.arrived.notify_waiters();
     tokio::time::sleep(reply.delay).await;
     state.running.fetch_sub(1, Ordering::SeqCst);
+    if let Some((now, _)) = state
+        .per_function
+        .lock()
+        .expect("gateway lock")
+        .get_mut(&function)
+    {
+        *now -= 1;
+    }
     let mut response = hyper::Response::new(Full::new(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("a valid status");
     for (name, value) in reply.headers {
@@ -438,4 +518,92 @@ pub async fn stored_calls(js: &jetstream::Context) -> u64 {
         .expect("calls stream info")
         .state
         .messages
+}
+
+/// Messages in `stream`.
+async fn stream_messages(js: &jetstream::Context, stream: &str) -> u64 {
+    let mut stream = js
+        .get_stream(stream)
+        .await
+        .unwrap_or_else(|e| panic!("the stream {stream}: {e}"));
+    stream.info().await.expect("stream info").state.messages
+}
+
+/// Callbacks waiting for a retry (messages in `ferry-callbacks`).
+pub async fn stored_callbacks(js: &jetstream::Context) -> u64 {
+    stream_messages(js, CALLBACK_STREAM).await
+}
+
+// === what the worker records ===
+
+/// The status record of `call_id`, if there is one.
+pub async fn call_status(js: &jetstream::Context, call_id: &str) -> Option<CallStatus> {
+    let bucket = js
+        .get_key_value(STATUS_BUCKET)
+        .await
+        .expect("the call-status bucket (a healthy worker created it)");
+    let value = bucket
+        .get(call_id)
+        .await
+        .expect("reading a status record")?;
+    Some(serde_json::from_slice(&value).expect("a CallStatus record"))
+}
+
+/// Creates the status record `status` (as the gateway does after storing a call).
+pub async fn create_status(js: &jetstream::Context, status: &CallStatus) {
+    let bucket = js
+        .get_key_value(STATUS_BUCKET)
+        .await
+        .expect("the call-status bucket (a healthy worker created it)");
+    let value = serde_json::to_vec(status).expect("encoding a CallStatus");
+    bucket
+        .create(&status.call_id, value.into())
+        .await
+        .expect("creating a status record");
+}
+
+/// One message of the dead-letter stream.
+#[derive(Debug, Clone)]
+pub struct StoredDeadLetter {
+    /// Its sequence in the stream.
+    pub sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// Its NATS headers (first value of each).
+    pub headers: BTreeMap<String, String>,
+    /// The letter.
+    pub letter: DeadLetter,
+}
+
+/// Every message in the dead-letter stream, oldest first.
+pub async fn dead_letters(js: &jetstream::Context) -> Vec<StoredDeadLetter> {
+    let mut stream = js
+        .get_stream(DEAD_LETTER_STREAM)
+        .await
+        .expect("the dead-letter stream (a healthy worker created it)");
+    let (messages, first, last) = {
+        let state = &stream.info().await.expect("dead-letter stream info").state;
+        (state.messages, state.first_sequence, state.last_sequence)
+    };
+    let mut letters = Vec::new();
+    if messages == 0 {
+        return letters;
+    }
+    for sequence in first..=last {
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        let headers = message
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.first()?.as_str().to_string())))
+            .collect();
+        letters.push(StoredDeadLetter {
+            sequence,
+            subject: message.subject.to_string(),
+            headers,
+            letter: serde_json::from_slice(&message.payload).expect("a DeadLetter"),
+        });
+    }
+    letters
 }

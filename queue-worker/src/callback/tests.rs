@@ -1,0 +1,108 @@
+use super::*;
+
+fn job(state: CallState, attempts: u32) -> CallbackJob {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    headers.insert("x-custom", HeaderValue::from_static("kept"));
+    headers.insert("content-length", HeaderValue::from_static("5"));
+    headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+    headers.insert("connection", HeaderValue::from_static("close"));
+    headers.insert("x-duration-seconds", HeaderValue::from_static("0.1"));
+    CallbackJob {
+        call_id: "c-1".into(),
+        url: "http://127.0.0.1:9/cb".into(),
+        function: "figlet.dev".into(),
+        queue: "faas-request".into(),
+        state,
+        result: call_result(201, &headers, &Bytes::from_static(b"hello")),
+        duration_seconds: 2.5,
+        attempts,
+        attempt_history: Vec::new(),
+        max_attempts: 10,
+        callback_attempts: 0,
+        submitted_unix_ms: 0,
+        request: QueueRequest::default(),
+    }
+}
+
+#[test]
+fn durations_have_six_decimals() {
+    assert_eq!(duration_seconds(Duration::ZERO), "0.000000");
+    assert_eq!(duration_seconds(Duration::from_millis(1250)), "1.250000");
+    assert_eq!(duration_seconds(Duration::from_nanos(1_500)), "0.000002");
+    assert_eq!(duration_seconds(Duration::from_secs(3600)), "3600.000000");
+}
+
+#[test]
+fn callback_urls() {
+    assert!(callback_url("http://127.0.0.1:9000/cb?x=1").is_ok());
+    assert!(callback_url("https://hooks.example.com/cb").is_ok());
+    for bad in ["/relative", "ftp://h/x", "http://", ""] {
+        assert!(
+            matches!(callback_url(bad), Err(WorkerError::CallbackUrl(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn headers_carry_the_function_response_and_the_call_headers() {
+    let h = callback_headers(&job(CallState::Succeeded, 3));
+    let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "content-type",
+            "x-call-id",
+            "x-call-state",
+            "x-custom",
+            "x-duration-seconds",
+            "x-function-name",
+            "x-function-status",
+            "x-retry",
+            "x-retry-max",
+        ]
+    );
+    assert_eq!(h["x-call-id"], "c-1");
+    assert_eq!(h["x-function-name"], "figlet.dev");
+    assert_eq!(h["x-function-status"], "201");
+    assert_eq!(h["x-duration-seconds"], "2.500000");
+    assert_eq!(h["x-retry"], "2");
+    assert_eq!(h["x-retry-max"], "9");
+    assert_eq!(h["x-call-state"], "succeeded");
+
+    let h = callback_headers(&job(CallState::Expired, 0));
+    assert_eq!(h["x-retry"], "0");
+    assert_eq!(h["x-call-state"], "expired");
+}
+
+#[test]
+fn jobs_round_trip_as_json() {
+    let j = job(CallState::DeadLettered, 3);
+    let json = serde_json::to_value(&j).unwrap();
+    assert_eq!(json["state"], "dead_lettered");
+    assert_eq!(json["result"]["status"], 201);
+    assert_eq!(json["result"]["headers"]["x-custom"][0], "kept");
+    assert_eq!(json["result"]["body"], "aGVsbG8=");
+    let back: CallbackJob = serde_json::from_value(json).unwrap();
+    assert_eq!(back, j);
+}
+
+#[tokio::test]
+async fn an_unusable_url_fails_for_good() {
+    let mut j = job(CallState::Succeeded, 1);
+    j.url = "not a url".into();
+    ferry_runtime::tls::install();
+    let d = deliver(&reqwest::Client::new(), &j, Duration::from_secs(1)).await;
+    assert!(
+        matches!(
+            d,
+            Delivery::Failed {
+                permanent: true,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+}

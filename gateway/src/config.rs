@@ -33,7 +33,8 @@ pub struct Config {
     /// `functions_provider_url` (`http://127.0.0.1:8081`): the faas-provider API. Plain
     /// `http://`; a path prefix is kept (`http://host/provider` → `/provider/system/...`).
     pub provider_url: ProviderUrl,
-    /// `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`.
+    /// `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`,
+    /// `call_status_ttl`, `dead_letter_max_age`.
     pub nats: NatsConfig,
     /// `upstream_timeout` (`60s`): the longest a synchronous call may take, from receipt to
     /// the function's last body byte; past it the caller gets `504` (or, once the function's
@@ -182,6 +183,11 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.provider_url.to_string(), "http://127.0.0.1:8081");
         assert_eq!(c.nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(c.nats.call_status_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            c.nats.dead_letter_max_age,
+            Duration::from_secs(14 * 24 * 3600)
+        );
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
         assert_eq!(c.max_async_body, 512 * 1024);
         assert_eq!(c.publish_timeout, Duration::from_secs(5));

@@ -48,6 +48,27 @@ pub enum GatewayError {
     /// The request body could not be read.
     #[error("cannot read the request body: {0}")]
     BadBody(String),
+    /// A call id (caller's `X-Call-Id` or in a path) that cannot be a call id.
+    #[error(
+        "invalid call id {0:?}: use 1-128 characters of A-Z a-z 0-9 - _ . = \
+         (no leading, trailing or double dot)"
+    )]
+    InvalidCallId(String),
+    /// `Idempotency-Key` cannot be used.
+    #[error("invalid Idempotency-Key: {0}")]
+    InvalidIdempotencyKey(&'static str),
+    /// A query parameter is malformed or missing.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// No status record for the call id.
+    #[error("call {0} not found (unknown, or its status record expired)")]
+    CallNotFound(String),
+    /// No dead letter for the call id.
+    #[error("no dead letter for call {0}")]
+    DeadLetterNotFound(String),
+    /// The call is not in a state that allows the operation.
+    #[error("{0}")]
+    Conflict(String),
     /// The provider does not know the function.
     #[error("function {0} not found")]
     FunctionNotFound(String),
@@ -81,6 +102,9 @@ pub enum GatewayError {
     /// NATS JetStream did not store the async call.
     #[error("the call was not queued: {0}")]
     QueueUnavailable(String),
+    /// NATS JetStream could not serve a call-status or dead-letter request.
+    #[error("NATS JetStream unavailable: {0}")]
+    Nats(String),
     /// No route matches.
     #[error("no such route: {0}")]
     RouteNotFound(String),
@@ -102,16 +126,21 @@ impl GatewayError {
             GatewayError::MissingName
             | GatewayError::InvalidName { .. }
             | GatewayError::InvalidCallbackUrl { .. }
-            | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
-            GatewayError::FunctionNotFound(_) | GatewayError::RouteNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            | GatewayError::BadBody(_)
+            | GatewayError::InvalidCallId(_)
+            | GatewayError::InvalidIdempotencyKey(_)
+            | GatewayError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            GatewayError::FunctionNotFound(_)
+            | GatewayError::RouteNotFound(_)
+            | GatewayError::CallNotFound(_)
+            | GatewayError::DeadLetterNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            GatewayError::NoReadyReplica { .. } | GatewayError::QueueUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            GatewayError::NoReadyReplica { .. }
+            | GatewayError::QueueUnavailable(_)
+            | GatewayError::Nats(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal(_) | GatewayError::Io(_) | GatewayError::NatsConnect(_) => {
@@ -147,7 +176,10 @@ impl IntoResponse for GatewayError {
             HeaderName::from_static(OPENFAAS_INTERNAL),
             HeaderValue::from_static(INTERNAL_PROXY),
         );
-        if matches!(self, GatewayError::QueueUnavailable(_)) {
+        if matches!(
+            self,
+            GatewayError::QueueUnavailable(_) | GatewayError::Nats(_)
+        ) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
@@ -178,8 +210,15 @@ mod tests {
                 400,
             ),
             (GatewayError::BadBody("reset".into()), 400),
+            (GatewayError::InvalidCallId("a/b".into()), 400),
+            (GatewayError::InvalidIdempotencyKey("empty"), 400),
+            (GatewayError::InvalidQuery("limit".into()), 400),
             (GatewayError::FunctionNotFound(f()), 404),
             (GatewayError::RouteNotFound("/".into()), 404),
+            (GatewayError::CallNotFound("c".into()), 404),
+            (GatewayError::DeadLetterNotFound("c".into()), 404),
+            (GatewayError::Conflict("running".into()), 409),
+            (GatewayError::Nats("down".into()), 503),
             (GatewayError::BodyTooLarge { limit: 1 }, 413),
             (GatewayError::PayloadTooLarge("max_payload".into()), 413),
             (

@@ -15,14 +15,38 @@
 //!   `max_async_body` (`413`). The call is published as an OpenFaaS `QueueRequest` on
 //!   `ferry.calls.<queue>.<name>.<namespace>` (the queue from the `com.openfaas.queue`
 //!   annotation, else `faas-request`) with the call id as `Nats-Msg-Id` and `Ferry-Call-Id`,
-//!   and answered `202` with `X-Call-Id` only once JetStream acknowledged it; NATS down →
-//!   `503`, never a `202`.
-//! - **`/system/*`** is forwarded to the provider as it is; `GET /healthz` reports NATS and
-//!   the provider; anything else is a `404`. Every error the gateway makes itself is JSON
-//!   `{"message"}` with `X-OpenFaaS-Internal: proxy`.
+//!   and answered `202` with `X-Call-Id` and `Location: /system/async-calls/<call_id>` only
+//!   once JetStream acknowledged it; NATS down → `503`, never a `202`. The call id is, in
+//!   this order: derived from an `Idempotency-Key` header (1–256 printable ASCII characters,
+//!   else `400`) as a UUID v5 of `"name.namespace\n" + key`, so a repeated submission within
+//!   `nats_duplicate_window` (or while the call's status record exists) is stored once and
+//!   answered with the same id, the key winning over `X-Call-Id`; the caller's `X-Call-Id`
+//!   (1–128 characters of `A-Z a-z 0-9 - _ . =`, else `400`); or a new UUID v4.
+//! - **Call status**: after the publish ack the gateway creates the call's record in the
+//!   `ferry-call-status` key-value bucket (`queued`, with the message's stream sequence and
+//!   the callback URL) unless the worker wrote one first; the worker takes it on from there.
+//!   A failed status write is logged, not reported: the call is queued but its status may be
+//!   missing. `GET /system/async-calls/{call_id}` answers the record (`200`; `404` unknown
+//!   or expired after `call_status_ttl`; `400` invalid id). `DELETE` on it cancels a `queued`
+//!   call (`202` with the `cancelled` record; its queued message is deleted) and answers
+//!   `409` for a running or finished call.
+//! - **Dead letters** (stream `ferry-dead-letters`, written by the queue-worker):
+//!   `GET /system/dead-letters?function=&namespace=&limit=&after=` pages summaries oldest
+//!   first (`limit` 50 by default, at most 500; `next` is the `after` of the next page);
+//!   `GET /system/dead-letters/{call_id}` gives the whole dead letter;
+//!   `POST /system/dead-letters/{call_id}/redrive` queues the original call again under the
+//!   same id (`202` with its status: `queued`, `redrives` + 1, attempts and their history
+//!   cleared) and deletes the dead letter; `POST /system/dead-letters/redrive?function=`
+//!   does that for every dead letter of a function (`{"redriven": n}`);
+//!   `DELETE /system/dead-letters/{call_id}` deletes one (`204`).
+//! - **`/system/*`** other than the above is forwarded to the provider as it is;
+//!   `GET /healthz` reports NATS and the provider; anything else is a `404`. Every error the
+//!   gateway makes itself is JSON `{"message"}` with `X-OpenFaaS-Internal: proxy`; the
+//!   call-status and dead-letter routes answer `503` while NATS is unavailable.
 //!
 //! The gateway starts even when NATS is down: the client reconnects in the background and a
-//! task creates the calls stream as soon as it can, while sync calls are served meanwhile.
+//! task creates the calls stream, the dead-letter stream and the status bucket as soon as it
+//! can, while sync calls are served meanwhile.
 //!
 //! # Configuration
 //!
@@ -31,9 +55,11 @@
 //! | `port` | `8080` | listen port (all interfaces) |
 //! | `functions_provider_url` | `http://127.0.0.1:8081` | provider API base URL (`http://`) |
 //! | `nats_url` | `nats://127.0.0.1:4222` | NATS server |
-//! | `nats_stream_replicas` | `1` | replicas of the calls stream (3 in a NATS cluster) |
+//! | `nats_stream_replicas` | `1` | replicas of the streams and the status bucket (3 in a NATS cluster) |
 //! | `nats_duplicate_window` | `2m` | a re-submitted call id is stored once within this |
 //! | `nats_max_age` | `0` (forever) | how long an unprocessed call may stay queued |
+//! | `call_status_ttl` | `24h` | how long a call's status record is kept after its last change (if the gateway creates the bucket) |
+//! | `dead_letter_max_age` | `336h` (14 days) | how long a dead letter is kept, `0` = until deleted (if the gateway creates the stream) |
 //! | `upstream_timeout` | `60s` | longest sync call (`504` past it; a streaming response is cut); also how long `/system/*` waits for the provider's response headers |
 //! | `max_async_body` | `524288` (512 KiB) | largest async request body (`413` beyond); accepts `512KiB`, `1MiB` |
 //! | `publish_timeout` | `5s` | how long an async submission waits for the JetStream ack (`503` past it) |
@@ -47,7 +73,7 @@
 //! - [`config`]: environment variables and defaults;
 //! - [`error`]: [`GatewayError`], its HTTP statuses and JSON body, in one place;
 //! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
-//!   `system`, `health`);
+//!   `async_calls`, `dead_letters`, `system`, `health`);
 //! - `proxy`: forwarding a request upstream and streaming the response back;
 //! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
 //! - `path`: splitting `/function/{name}/sub/path`;
@@ -55,10 +81,16 @@
 //! - `functions`: existence, queue and annotations of a function, for the async path;
 //! - `cache`: the per-function cache both use (stale-while-revalidate, coalesced misses);
 //! - `provider`: the shared HTTP client and the gateway's own provider look-ups;
-//! - `queue`: the JetStream publisher and the task that keeps the calls stream in place.
+//! - `queue`: the JetStream publisher and the task that keeps the streams and bucket in place;
+//! - `call_id`: call ids from `Idempotency-Key`, `X-Call-Id` or UUID v4;
+//! - `status`: call status records (compare-and-set) and the cancel and redrive transitions;
+//! - `dead_letters`: paging through and looking up dead letters;
+//! - `redrive`: putting dead letters back on their queue.
 
 mod cache;
+mod call_id;
 pub mod config;
+mod dead_letters;
 mod endpoints;
 pub mod error;
 mod functions;
@@ -67,7 +99,9 @@ mod path;
 mod provider;
 mod proxy;
 mod queue;
+mod redrive;
 mod routes;
+mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -125,7 +159,7 @@ pub async fn run(
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(queue.keep_stream(gateway.config.nats.clone(), cancel.clone()));
+    tasks.spawn(queue.keep_stream(cancel.clone()));
     tasks.spawn(sweep(gateway.clone(), cancel.clone()));
 
     tracing::info!(

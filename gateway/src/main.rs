@@ -6,16 +6,20 @@ use ferry_runtime::{signal, telemetry};
 const HELP: &str = "\
 gateway: ferry's public entry point (OpenFaaS-compatible gateway)
 
-Routes: /function/{name}[.{ns}]/... (sync), /async-function/... (queued in JetStream),
-/system/* (forwarded to the provider), GET /healthz.
+Routes: /function/{name}[.{ns}]/... (sync), /async-function/... (queued in JetStream;
+Idempotency-Key or X-Call-Id name the call), GET|DELETE /system/async-calls/{call_id}
+(status, cancel), /system/dead-letters[/{call_id}[/redrive]] (list, inspect, redrive,
+delete), other /system/* (forwarded to the provider), GET /healthz.
 
 Environment (defaults in brackets):
   port                    listen port, all interfaces [8080]
   functions_provider_url  provider API base URL, http:// [http://127.0.0.1:8081]
   nats_url                NATS server [nats://127.0.0.1:4222]
-  nats_stream_replicas    replicas of the calls stream [1]
+  nats_stream_replicas    replicas of the streams and the status bucket [1]
   nats_duplicate_window   window in which a re-submitted call id is stored once [2m]
   nats_max_age            how long an unprocessed call may stay queued, 0 = forever [0]
+  call_status_ttl         how long a call's status record is kept after its last change [24h]
+  dead_letter_max_age     how long a dead letter is kept, 0 = until deleted [336h]
   upstream_timeout        longest sync call, 504 past it [60s]
   max_async_body          largest async request body in bytes (or 512KiB, 1MiB) [524288]
   publish_timeout         wait for the JetStream ack of an async call, 503 past it [5s]

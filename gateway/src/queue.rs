@@ -1,10 +1,15 @@
-//! Publishing async calls to JetStream, and keeping the calls stream in place.
+//! Publishing async calls to JetStream, and keeping ferry's JetStream objects in place: the
+//! calls stream, the dead-letter stream and the call-status bucket.
 //!
 //! Every submission publishes on the shared client and awaits its own acknowledgement: no
 //! lock around publishing, so submissions are stored concurrently. The JetStream context
 //! bounds pending acknowledgements ([`MAX_PENDING_ACKS`], below async-nats's 5000 at which
 //! publishing stalls) and every submission gives up after `publish_timeout`, so a stalled
 //! server turns into `503`s rather than requests that hang.
+//!
+//! The dead-letter stream and the status bucket are created by the same background task as
+//! the calls stream, and on first use if that task has not managed yet; their handles are
+//! kept once obtained (they are names, valid across NATS restarts).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +17,25 @@ use std::time::Duration;
 use async_nats::jetstream::context::{
     ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
 };
-use async_nats::jetstream::{self, publish::PublishAck};
+use async_nats::jetstream::response::Response;
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::{self, kv, publish::PublishAck, stream::Stream};
 use bytes::Bytes;
-use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM};
-use ferry_runtime::jetstream::{NatsConfig, ensure_calls_stream};
-use tokio::sync::Notify;
+use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM, DEAD_LETTER_STREAM, STATUS_BUCKET};
+use ferry_runtime::jetstream::{
+    NatsConfig, ensure_calls_stream, ensure_dead_letter_stream, ensure_status_bucket,
+};
+use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
+use crate::dead_letters::DeadLetters;
 use crate::error::GatewayError;
+use crate::status::Statuses;
 
 /// Most submissions awaiting their JetStream acknowledgement at once; more wait for a slot
 /// (within `publish_timeout`).
 pub(crate) const MAX_PENDING_ACKS: usize = 4096;
-/// Longest pause between attempts to create the calls stream.
+/// Longest pause between attempts to create the JetStream objects.
 const MAX_ENSURE_DELAY: Duration = Duration::from_secs(5);
 
 /// The publisher.
@@ -36,6 +47,14 @@ pub(crate) struct Queue {
     timeout: Duration,
     /// Wakes the stream keeper when a publish finds no stream.
     stream_missing: Arc<Notify>,
+    objects: Arc<Objects>,
+}
+
+/// Handles of the dead-letter stream and the status bucket, once they exist.
+struct Objects {
+    config: NatsConfig,
+    dead_letters: OnceCell<Stream>,
+    status: OnceCell<kv::Store>,
 }
 
 impl Queue {
@@ -52,6 +71,11 @@ impl Queue {
             url: config.url.as_str().into(),
             timeout,
             stream_missing: Arc::new(Notify::new()),
+            objects: Arc::new(Objects {
+                config: config.clone(),
+                dead_letters: OnceCell::new(),
+                status: OnceCell::new(),
+            }),
         }
     }
 
@@ -72,18 +96,86 @@ impl Queue {
         }
     }
 
-    /// Publishes `payload` on `subject` with the call id as JetStream message id (so a
-    /// re-submission with the same id inside the duplicate window is stored once) and
-    /// returns once JetStream has stored it.
+    /// `503` unless connected, for the `/system` APIs over JetStream.
+    pub(crate) fn check_nats(&self) -> Result<(), GatewayError> {
+        if self.is_connected() {
+            Ok(())
+        } else {
+            Err(GatewayError::Nats(format!(
+                "not connected to NATS at {}",
+                self.url
+            )))
+        }
+    }
+
+    /// The call-status bucket (created now if the keeper has not managed yet).
+    pub(crate) async fn statuses(&self) -> Result<Statuses, GatewayError> {
+        self.check_nats()?;
+        let store = self
+            .objects
+            .status
+            .get_or_try_init(|| ensure_status_bucket(&self.js, &self.objects.config))
+            .await
+            .map_err(|e| GatewayError::Nats(format!("the bucket {STATUS_BUCKET}: {e}")))?;
+        Ok(Statuses::new(store.clone()))
+    }
+
+    /// The dead-letter stream (created now if the keeper has not managed yet).
+    pub(crate) async fn dead_letters(&self) -> Result<DeadLetters, GatewayError> {
+        self.check_nats()?;
+        let stream = self
+            .objects
+            .dead_letters
+            .get_or_try_init(|| ensure_dead_letter_stream(&self.js, &self.objects.config))
+            .await
+            .map_err(|e| GatewayError::Nats(format!("the stream {DEAD_LETTER_STREAM}: {e}")))?;
+        Ok(DeadLetters::new(
+            stream.clone(),
+            self.js.clone(),
+            self.timeout,
+        ))
+    }
+
+    /// Deletes the queued message `sequence` of the calls stream if it is call `call_id`'s;
+    /// whether it did.
+    pub(crate) async fn delete_queued(
+        &self,
+        sequence: u64,
+        call_id: &str,
+    ) -> Result<bool, GatewayError> {
+        let nats = |e: &dyn std::fmt::Display| GatewayError::Nats(format!("{CALLS_STREAM}: {e}"));
+        let stream = self
+            .js
+            .get_stream_no_info(CALLS_STREAM)
+            .await
+            .map_err(|e| nats(&e))?;
+        let message = match stream.get_raw_message(sequence).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(false),
+            Err(e) => return Err(nats(&e)),
+        };
+        let owner = message.headers.get(CALL_ID_HEADER).map(|v| v.as_str());
+        if owner != Some(call_id) {
+            return Ok(false);
+        }
+        delete_message(&self.js, CALLS_STREAM, sequence)
+            .await
+            .map_err(|e| nats(&e))
+    }
+
+    /// Publishes `payload` on `subject` with `msg_id` as JetStream message id (so a
+    /// re-submission with the same id inside the duplicate window is stored once) and the call
+    /// id in `Ferry-Call-Id`, and returns once JetStream has stored it.
     pub(crate) async fn publish(
         &self,
         subject: String,
+        msg_id: &str,
         call_id: &str,
         payload: Bytes,
     ) -> Result<PublishAck, GatewayError> {
         self.check_connected()?;
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, call_id);
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         headers.insert(CALL_ID_HEADER, call_id);
         let stored = async {
             let ack: PublishAckFuture = self
@@ -117,27 +209,32 @@ impl Queue {
         }
     }
 
-    /// Creates the calls stream, retrying with backoff until it exists, and again whenever a
-    /// publish finds it missing; ends when `cancel` fires.
-    pub(crate) async fn keep_stream(self, config: NatsConfig, cancel: CancellationToken) {
+    /// Creates the calls stream, the dead-letter stream and the status bucket, retrying with
+    /// backoff until all exist, and again whenever a publish finds the calls stream missing;
+    /// ends when `cancel` fires.
+    pub(crate) async fn keep_stream(self, cancel: CancellationToken) {
         loop {
             let mut delay = Duration::from_millis(200);
             let mut failures = 0u32;
             loop {
                 let attempt = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    r = ensure_calls_stream(&self.js, &config) => r,
+                    r = self.ensure_all() => r,
                 };
                 match attempt {
-                    Ok(_) => {
-                        tracing::info!(stream = CALLS_STREAM, "JetStream calls stream ready");
+                    Ok(()) => {
+                        tracing::info!(
+                            streams = %format_args!("{CALLS_STREAM}, {DEAD_LETTER_STREAM}"),
+                            bucket = STATUS_BUCKET,
+                            "JetStream streams and call-status bucket ready"
+                        );
                         break;
                     }
                     Err(error) => {
                         if failures % 10 == 0 {
                             tracing::warn!(
-                                stream = CALLS_STREAM, nats = %self.url, %error,
-                                "cannot create the calls stream yet; retrying"
+                                nats = %self.url, %error,
+                                "cannot create the JetStream streams and bucket yet; retrying"
                             );
                         }
                         failures += 1;
@@ -154,5 +251,60 @@ impl Queue {
                 _ = self.stream_missing.notified() => {}
             }
         }
+    }
+
+    /// Creates whatever of the three objects is missing.
+    async fn ensure_all(&self) -> Result<(), String> {
+        let config = &self.objects.config;
+        ensure_calls_stream(&self.js, config)
+            .await
+            .map_err(|e| format!("{CALLS_STREAM}: {e}"))?;
+        let dead = ensure_dead_letter_stream(&self.js, config)
+            .await
+            .map_err(|e| format!("{DEAD_LETTER_STREAM}: {e}"))?;
+        let _ = self.objects.dead_letters.set(dead);
+        let status = ensure_status_bucket(&self.js, config)
+            .await
+            .map_err(|e| format!("{STATUS_BUCKET}: {e}"))?;
+        let _ = self.objects.status.set(status);
+        Ok(())
+    }
+}
+
+/// Deletes message `sequence` of `stream`; whether it was there. Unlike
+/// `Stream::delete_message` it does not ask the server to overwrite the message on disk
+/// (`no_erase`), which costs milliseconds per message; acknowledged calls are not erased
+/// either.
+pub(crate) async fn delete_message(
+    js: &jetstream::Context,
+    stream: &str,
+    sequence: u64,
+) -> Result<bool, String> {
+    #[derive(serde::Serialize)]
+    struct Request {
+        seq: u64,
+        no_erase: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Deleted {
+        success: bool,
+    }
+    let request = Request {
+        seq: sequence,
+        no_erase: true,
+    };
+    let subject = format!("STREAM.MSG.DELETE.{stream}");
+    match js.request(subject, &request).await {
+        Ok(Response::Ok(Deleted { success })) => Ok(success),
+        Ok(Response::Err { error }) => {
+            let text = error.to_string();
+            // Answered for a sequence deleted before, and for one past the last.
+            if text.contains("no message found") || text.contains("stream store EOF") {
+                Ok(false)
+            } else {
+                Err(text)
+            }
+        }
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -2,42 +2,68 @@
 //! [`QueueRequest`] and stored in JetStream; `202 Accepted` only once JetStream has
 //! acknowledged it. Any method is accepted and replayed by the worker.
 //!
-//! Checks, cheapest first: the name (`400`), `X-Callback-Url` (`400`), `Content-Length`
-//! against `max_async_body` (`413`), the function exists (`404`), NATS is connected
-//! (`503`), the body while it is read (`413`), then the publish (`503` if not stored).
+//! Checks, cheapest first: the name (`400`), the call id (`Idempotency-Key` or `X-Call-Id`,
+//! `400`), `X-Callback-Url` (`400`), `Content-Length` against `max_async_body` (`413`), the
+//! function exists (`404`), NATS is connected (`503`), the body while it is read (`413`),
+//! then the publish (`503` if not stored).
+//!
+//! After the publish ack the call's status record is created (`queued`, with the message's
+//! stream sequence), unless it exists already: a worker may have written `running` first, or
+//! the publish was a duplicate. A failed status write is logged and does not fail the
+//! submission: the call is stored, but `GET /system/async-calls/{id}` may then answer `404`
+//! until the worker writes the record. A submission with an `Idempotency-Key` whose call
+//! already has a status record is answered `202` with that call id without storing anything.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ferry_proto::routes::ASYNC_FUNCTION;
-use ferry_proto::{CallbackUrl, QueueRequest};
-use http::header::{CONTENT_LENGTH, HOST};
+use ferry_proto::{CallbackUrl, FunctionRef, Name, QueueRequest};
+use http::header::{CONTENT_LENGTH, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use crate::Gateway;
+use crate::call_id::{self, CallId};
 use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, CALLBACK_URL, START_TIME};
 use crate::path::FunctionPath;
+use crate::status::{self, Written};
 
-/// Queues one call.
+/// Where a call's status is served: `/system/async-calls/<call_id>`.
+pub(crate) const STATUS_PATH: &str = "/system/async-calls/";
+
+/// Queues one call. The `202` carries `X-Call-Id`, `X-Start-Time` and `Location` (the status
+/// URL); errors carry `X-Call-Id` once it is known.
 pub(crate) async fn submit(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
-    let (call_id, _) = headers::call_id(req.headers());
     let start = headers::start_time();
-    let mut response = match queue(&gateway, req, &call_id, &start).await {
+    let received = SystemTime::now();
+    let mut id = None;
+    let mut response = match queue(&gateway, req, &start, received, &mut id).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(error) => {
             if error.status().is_server_error() {
-                tracing::warn!(call_id = call_id.to_str().unwrap_or_default(), %error, "call not queued");
+                let call_id = id.as_ref().map(CallId::as_str).unwrap_or_default();
+                tracing::warn!(call_id, %error, "call not queued");
             }
             error.into_response()
         }
     };
+    let accepted = response.status() == StatusCode::ACCEPTED;
     let headers = response.headers_mut();
-    headers.insert(CALL_ID, call_id);
+    if let Some(id) = id {
+        if accepted {
+            let location = format!("{STATUS_PATH}{}", id.as_str());
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                headers.insert(LOCATION, location);
+            }
+        }
+        headers.insert(CALL_ID, id.value);
+    }
     headers.insert(START_TIME, start);
     response
 }
@@ -45,11 +71,15 @@ pub(crate) async fn submit(State(gateway): State<Arc<Gateway>>, req: Request) ->
 async fn queue(
     gateway: &Gateway,
     req: Request,
-    call_id: &HeaderValue,
     start: &HeaderValue,
+    received: SystemTime,
+    id: &mut Option<CallId>,
 ) -> Result<(), GatewayError> {
     let (mut parts, body) = req.into_parts();
     let path = FunctionPath::parse(parts.uri.path(), ASYNC_FUNCTION)?;
+    let f = FunctionRef::parse(path.function, &Name::default_namespace())
+        .map_err(|e| GatewayError::invalid_name(path.function, e))?;
+    let call_id = id.insert(call_id::resolve(&parts.headers, &f)?).clone();
     let callback_url = callback_url(&parts.headers)?;
     let limit = gateway.config.max_async_body;
     if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
@@ -57,13 +87,20 @@ async fn queue(
     }
     let function = gateway.functions.get(path.function).await?;
     gateway.queue.check_connected()?;
+    if call_id.idempotent && recorded(gateway, call_id.as_str()).await {
+        tracing::debug!(
+            call_id = call_id.as_str(),
+            "idempotent repeat of a known call"
+        );
+        return Ok(());
+    }
     let body = read_body(body, limit).await?;
 
     // The replayed call travels on another connection: this one's hop-by-hop headers
     // (including any named in `Connection`) are not part of it.
     headers::strip_hop_by_hop(&mut parts.headers);
     let mut header = headers::to_go_header(&parts.headers);
-    header.insert("X-Call-Id".into(), vec![text(call_id)]);
+    header.insert("X-Call-Id".into(), vec![call_id.as_str().to_string()]);
     header.insert("X-Start-Time".into(), vec![text(start)]);
     let request = QueueRequest {
         header,
@@ -80,19 +117,52 @@ async fn queue(
     };
     let payload = serde_json::to_vec(&request)
         .map_err(|e| GatewayError::Internal(format!("encoding the queued call: {e}")))?;
+    let id = call_id.as_str();
     let ack = gateway
         .queue
-        .publish(
-            function.value.subject.clone(),
-            &request.header["X-Call-Id"][0],
-            payload.into(),
-        )
+        .publish(function.value.subject.clone(), id, id, payload.into())
         .await?;
     tracing::debug!(
-        call_id = %request.header["X-Call-Id"][0], function = %path.function,
-        sequence = ack.sequence, duplicate = ack.duplicate, "call queued"
+        call_id = id, function = %f, sequence = ack.sequence, duplicate = ack.duplicate,
+        "call queued"
     );
+    if ack.duplicate {
+        return Ok(()); // stored before: so is (or will be) its status record
+    }
+    let record = status::accepted(
+        id,
+        &f.to_string(),
+        &function.value.queue,
+        &ferry_proto::time::rfc3339_millis(received),
+        ack.sequence,
+        request.callback_url.as_ref().map(CallbackUrl::as_str),
+    );
+    // A task of its own: a client going away must not leave the call without its record.
+    let queue = gateway.queue.clone();
+    let written = tokio::spawn(async move { queue.statuses().await?.create(&record).await });
+    match written.await {
+        Ok(Ok(Written::Stored(_))) => {}
+        Ok(Ok(Written::Conflict)) => {
+            tracing::debug!(call_id = id, "status record already written")
+        }
+        Ok(Err(error)) => tracing::warn!(
+            call_id = id, %error,
+            "call queued, but its status record could not be written"
+        ),
+        Err(error) => tracing::warn!(call_id = id, %error, "the status write failed"),
+    }
     Ok(())
+}
+
+/// Whether call `id` has a status record (a failed look-up counts as no).
+async fn recorded(gateway: &Gateway, id: &str) -> bool {
+    match async { gateway.queue.statuses().await?.get(id).await }.await {
+        Ok(record) => record.is_some(),
+        Err(error) => {
+            tracing::debug!(call_id = id, %error, "status look-up failed; publishing");
+            false
+        }
+    }
 }
 
 /// `X-Callback-Url`, if present: an absolute `http`/`https` URL with a host.

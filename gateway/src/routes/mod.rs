@@ -4,11 +4,15 @@
 //! |---|---|
 //! | any `/function/{name}[.{ns}][/sub/path]` | [`invoke`]: proxied to a ready replica |
 //! | any `/async-function/{name}[.{ns}][/sub/path]` | [`async_invoke`]: stored in JetStream, `202` |
-//! | any `/system/*` | [`system`]: forwarded to the provider |
+//! | `GET`, `DELETE /system/async-calls/{call_id}` | [`async_calls`]: call status, cancellation |
+//! | `/system/dead-letters[/...]` | [`dead_letters`]: list, inspect, redrive, delete |
+//! | any other `/system/*` | [`system`]: forwarded to the provider |
 //! | `GET /healthz` | [`health`]: NATS and provider status |
 //! | anything else | `404` JSON |
 
+pub(crate) mod async_calls;
 pub(crate) mod async_invoke;
+pub(crate) mod dead_letters;
 pub(crate) mod health;
 pub(crate) mod invoke;
 pub(crate) mod system;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 
 use crate::Gateway;
 use crate::error::GatewayError;
@@ -32,6 +36,25 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
         .route("/async-function", any(async_invoke::submit))
         .route("/async-function/", any(async_invoke::submit))
         .route("/async-function/{*rest}", any(async_invoke::submit))
+        .route(
+            "/system/async-calls/{call_id}",
+            get(async_calls::show).delete(async_calls::cancel),
+        )
+        .route("/system/dead-letters", get(dead_letters::list))
+        .route(
+            "/system/dead-letters/redrive",
+            post(dead_letters::redrive_all)
+                .get(dead_letters::show_redrive)
+                .delete(dead_letters::remove_redrive),
+        )
+        .route(
+            "/system/dead-letters/{call_id}",
+            get(dead_letters::show).delete(dead_letters::remove),
+        )
+        .route(
+            "/system/dead-letters/{call_id}/redrive",
+            post(dead_letters::redrive),
+        )
         .route("/system/{*rest}", any(system::forward))
         .route(ferry_proto::routes::HEALTHZ, get(health::healthz))
         .fallback(not_found)

@@ -1,0 +1,143 @@
+//! `/system/dead-letters`: list, inspect, redrive and delete dead letters. Served by the
+//! gateway from the dead-letter stream, not forwarded to the provider.
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /system/dead-letters?function=&namespace=&limit=&after=` | `200` [`DeadLetterPage`] |
+//! | `GET /system/dead-letters/{call_id}` | `200` [`DeadLetter`]; `404` |
+//! | `POST /system/dead-letters/{call_id}/redrive` | `202` the call's new [`CallStatus`]; `404`; `409` if queued or running |
+//! | `POST /system/dead-letters/redrive?function=&namespace=` | `200` `{"redriven": n}`; `400` without `function` |
+//! | `DELETE /system/dead-letters/{call_id}` | `204`; `404` |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use ferry_proto::calls::{CallStatus, DeadLetter, DeadLetterPage};
+use http::{StatusCode, Uri};
+use serde::Serialize;
+
+use crate::Gateway;
+use crate::dead_letters::{ListQuery, function_param};
+use crate::error::GatewayError;
+use crate::redrive;
+use crate::routes::async_calls::call_id;
+use crate::status::Written;
+
+/// `GET /system/dead-letters`: one page, oldest first.
+pub(crate) async fn list(
+    State(gateway): State<Arc<Gateway>>,
+    uri: Uri,
+) -> Result<Json<DeadLetterPage>, GatewayError> {
+    let query = ListQuery::parse(&params(&uri)?)?;
+    let letters = gateway.queue.dead_letters().await?;
+    Ok(Json(letters.list(&query).await?))
+}
+
+/// `GET /system/dead-letters/{call_id}`: the whole dead letter.
+pub(crate) async fn show(
+    State(gateway): State<Arc<Gateway>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<DeadLetter>, GatewayError> {
+    show_id(&gateway, call_id(id)?).await
+}
+
+/// `POST /system/dead-letters/{call_id}/redrive`.
+pub(crate) async fn redrive(
+    State(gateway): State<Arc<Gateway>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, GatewayError> {
+    let status: CallStatus = redrive::one(&gateway, &call_id(id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(status)).into_response())
+}
+
+/// `{"redriven": n}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Redriven {
+    redriven: u64,
+}
+
+/// `POST /system/dead-letters/redrive?function=<name>[&namespace=<ns>]`.
+pub(crate) async fn redrive_all(
+    State(gateway): State<Arc<Gateway>>,
+    uri: Uri,
+) -> Result<Json<Redriven>, GatewayError> {
+    let function = function_param(&params(&uri)?)?.ok_or_else(|| {
+        GatewayError::InvalidQuery(
+            "name the function whose dead letters to redrive: ?function=<name>[&namespace=<ns>]"
+                .into(),
+        )
+    })?;
+    let redriven = redrive::all(&gateway, &function).await?;
+    Ok(Json(Redriven { redriven }))
+}
+
+/// `DELETE /system/dead-letters/{call_id}`: `204`; the call's status keeps its final state.
+pub(crate) async fn remove(
+    State(gateway): State<Arc<Gateway>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, GatewayError> {
+    remove_id(&gateway, call_id(id)?).await
+}
+
+/// `GET /system/dead-letters/redrive`: the dead letter of a call whose id is `redrive`.
+pub(crate) async fn show_redrive(
+    State(gateway): State<Arc<Gateway>>,
+) -> Result<Json<DeadLetter>, GatewayError> {
+    show_id(&gateway, "redrive".into()).await
+}
+
+/// `DELETE /system/dead-letters/redrive`: the same, deleted.
+pub(crate) async fn remove_redrive(
+    State(gateway): State<Arc<Gateway>>,
+) -> Result<StatusCode, GatewayError> {
+    remove_id(&gateway, "redrive".into()).await
+}
+
+async fn show_id(gateway: &Gateway, id: String) -> Result<Json<DeadLetter>, GatewayError> {
+    let statuses = gateway.queue.statuses().await?;
+    let letters = gateway.queue.dead_letters().await?;
+    let record = statuses.get(&id).await?;
+    match letters
+        .find(&id, record.as_ref().map(|r| &r.status))
+        .await?
+    {
+        Some((_, letter)) => Ok(Json(letter)),
+        None => Err(GatewayError::DeadLetterNotFound(id)),
+    }
+}
+
+async fn remove_id(gateway: &Gateway, id: String) -> Result<StatusCode, GatewayError> {
+    let statuses = gateway.queue.statuses().await?;
+    let letters = gateway.queue.dead_letters().await?;
+    let record = statuses.get(&id).await?;
+    let Some((sequence, _)) = letters
+        .find(&id, record.as_ref().map(|r| &r.status))
+        .await?
+    else {
+        return Err(GatewayError::DeadLetterNotFound(id));
+    };
+    if !letters.delete(sequence).await? {
+        return Err(GatewayError::DeadLetterNotFound(id));
+    }
+    tracing::info!(call_id = %id, sequence, "dead letter deleted");
+    // The record no longer points at a dead letter (best effort: it expires anyway).
+    if let Some(mut record) = record.filter(|r| r.status.dead_letter_sequence == Some(sequence)) {
+        record.status.dead_letter_sequence = None;
+        record.status.updated_at = ferry_proto::time::now();
+        match statuses.update(&record.status, record.revision).await {
+            Ok(Written::Stored(_)) | Ok(Written::Conflict) => {}
+            Err(error) => tracing::debug!(call_id = %id, %error, "status not updated"),
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn params(uri: &Uri) -> Result<HashMap<String, String>, GatewayError> {
+    Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|Query(p)| p)
+        .map_err(|e| GatewayError::InvalidQuery(e.body_text()))
+}

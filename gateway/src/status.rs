@@ -1,0 +1,309 @@
+//! Call status records in the `ferry-call-status` key-value bucket, keyed by call id, and the
+//! state changes the gateway makes to them (cancel, redrive).
+//!
+//! Every change the gateway makes is a compare-and-set against the revision it read, because
+//! the queue-worker changes the same records (`running`, retries, final states): on a conflict
+//! the caller reads the record again and decides again.
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
+use bytes::Bytes;
+use ferry_proto::calls::{CallState, CallStatus, CallbackState, CallbackStatus, DeadLetter};
+use ferry_proto::jetstream::STATUS_BUCKET;
+
+use crate::error::GatewayError;
+
+/// How often a compare-and-set is retried after conflicts before giving up with `409`.
+pub(crate) const MAX_CAS_ATTEMPTS: usize = 8;
+
+/// A record and the revision it was read at.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub(crate) status: CallStatus,
+    pub(crate) revision: u64,
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Stored, at this revision.
+    Stored(u64),
+    /// The record was not at the expected revision (or, for a create, already existed).
+    Conflict,
+}
+
+/// The call-status bucket.
+#[derive(Clone)]
+pub(crate) struct Statuses {
+    kv: kv::Store,
+}
+
+impl Statuses {
+    pub(crate) fn new(kv: kv::Store) -> Self {
+        Statuses { kv }
+    }
+
+    /// The record of `call_id`, if there is one (deleted or expired records are none).
+    pub(crate) async fn get(&self, call_id: &str) -> Result<Option<Record>, GatewayError> {
+        let entry = self.kv.entry(call_id).await.map_err(nats)?;
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            return Ok(None);
+        };
+        let status = serde_json::from_slice(&entry.value).map_err(|e| {
+            GatewayError::Internal(format!("the status record of {call_id} is unreadable: {e}"))
+        })?;
+        Ok(Some(Record {
+            status,
+            revision: entry.revision,
+        }))
+    }
+
+    /// Stores `status` only if the call has no record yet.
+    pub(crate) async fn create(&self, status: &CallStatus) -> Result<Written, GatewayError> {
+        match self.kv.create(&status.call_id, encode(status)?).await {
+            Ok(revision) => Ok(Written::Stored(revision)),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(Written::Conflict),
+            Err(e) => Err(nats(e)),
+        }
+    }
+
+    /// Stores `status` only if the record is still at `revision`.
+    pub(crate) async fn update(
+        &self,
+        status: &CallStatus,
+        revision: u64,
+    ) -> Result<Written, GatewayError> {
+        match self
+            .kv
+            .update(&status.call_id, encode(status)?, revision)
+            .await
+        {
+            Ok(revision) => Ok(Written::Stored(revision)),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(Written::Conflict),
+            Err(e) => Err(nats(e)),
+        }
+    }
+
+    /// Stores `status` over `previous` (compare-and-set), or creates it when there was no
+    /// record.
+    pub(crate) async fn replace(
+        &self,
+        status: &CallStatus,
+        previous: Option<&Record>,
+    ) -> Result<Written, GatewayError> {
+        match previous {
+            Some(record) => self.update(status, record.revision).await,
+            None => self.create(status).await,
+        }
+    }
+
+    /// Removes the record of `call_id` if it is still at `revision`.
+    pub(crate) async fn delete_at(&self, call_id: &str, revision: u64) -> Result<(), GatewayError> {
+        self.kv
+            .delete_expect_revision(call_id, Some(revision))
+            .await
+            .map_err(nats)
+    }
+}
+
+fn encode(status: &CallStatus) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(status)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::Internal(format!("encoding a status record: {e}")))
+}
+
+fn nats(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Nats(format!("the bucket {STATUS_BUCKET}: {e}"))
+}
+
+/// The record of a call just accepted: `queued`, at `sequence` of the calls stream.
+pub(crate) fn accepted(
+    call_id: &str,
+    function: &str,
+    queue: &str,
+    submitted_at: &str,
+    sequence: u64,
+    callback_url: Option<&str>,
+) -> CallStatus {
+    let mut status = CallStatus::queued(call_id, function, queue, submitted_at);
+    status.sequence = Some(sequence);
+    status.callback = callback_url.map(pending_callback);
+    status
+}
+
+fn pending_callback(url: &str) -> CallbackStatus {
+    CallbackStatus {
+        url: url.to_string(),
+        state: CallbackState::Pending,
+        attempts: 0,
+        last_status: None,
+        last_error: None,
+    }
+}
+
+/// `current` cancelled at `now`, or why it cannot be (`409`). Only a `queued` call can be
+/// cancelled.
+pub(crate) fn cancelled(current: &CallStatus, now: &str) -> Result<CallStatus, GatewayError> {
+    let id = &current.call_id;
+    match current.state {
+        CallState::Queued => {
+            let mut next = current.clone();
+            next.state = CallState::Cancelled;
+            next.next_attempt_at = None;
+            next.finished_at = Some(now.to_string());
+            next.updated_at = now.to_string();
+            Ok(next)
+        }
+        CallState::Running => Err(GatewayError::Conflict(format!(
+            "call {id} is running and cannot be cancelled"
+        ))),
+        CallState::Cancelled => Err(GatewayError::Conflict(format!(
+            "call {id} is already cancelled"
+        ))),
+        done => Err(GatewayError::Conflict(format!(
+            "call {id} has already finished ({}) and cannot be cancelled",
+            done.as_str()
+        ))),
+    }
+}
+
+/// The record of a call redriven from its dead letter at `now`: `queued` again with a fresh
+/// run (attempts, attempt history, last status and error, timings and callback outcome
+/// cleared), `redrives` one more, no dead letter, no queued sequence yet. The original
+/// submission time is kept. Refused (`409`) while the call is queued or running.
+pub(crate) fn redriven(
+    previous: Option<&CallStatus>,
+    letter: &DeadLetter,
+    now: &str,
+) -> Result<CallStatus, GatewayError> {
+    if let Some(p) = previous.filter(|p| !p.state.is_final()) {
+        return Err(GatewayError::Conflict(format!(
+            "call {} is {}; only a finished call can be redriven",
+            p.call_id,
+            p.state.as_str()
+        )));
+    }
+    let submitted_at = previous
+        .map(|p| p.submitted_at.as_str())
+        .or(Some(letter.submitted_at.as_str()).filter(|s| !s.is_empty()))
+        .unwrap_or(now);
+    let mut next = CallStatus::queued(&letter.call_id, &letter.function, &letter.queue, now);
+    next.submitted_at = submitted_at.to_string();
+    next.redrives = previous.map_or(0, |p| p.redrives) + 1;
+    next.callback = letter
+        .request
+        .callback_url
+        .as_ref()
+        .map(|url| pending_callback(url.as_str()));
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_proto::QueueRequest;
+    use ferry_proto::calls::{Attempt, DeadLetterReason};
+
+    use super::*;
+
+    fn with_state(state: CallState) -> CallStatus {
+        let mut s = accepted("c-1", "echo.openfaas-fn", "faas-request", "t0", 7, None);
+        s.state = state;
+        s
+    }
+
+    #[test]
+    fn only_queued_calls_can_be_cancelled() {
+        let table = [
+            (CallState::Queued, Ok(())),
+            (
+                CallState::Running,
+                Err("is running and cannot be cancelled"),
+            ),
+            (CallState::Cancelled, Err("already cancelled")),
+            (CallState::Succeeded, Err("already finished (succeeded)")),
+            (CallState::Failed, Err("already finished (failed)")),
+            (CallState::DeadLettered, Err("(dead_lettered)")),
+            (CallState::Expired, Err("(expired)")),
+            (CallState::CallbackFailed, Err("(callback_failed)")),
+        ];
+        for (state, expected) in table {
+            let mut current = with_state(state);
+            current.next_attempt_at = Some("t5".into());
+            match (cancelled(&current, "t9"), expected) {
+                (Ok(next), Ok(())) => {
+                    assert_eq!(next.state, CallState::Cancelled);
+                    assert_eq!(next.finished_at.as_deref(), Some("t9"));
+                    assert_eq!(next.updated_at, "t9");
+                    assert_eq!(next.next_attempt_at, None);
+                    assert_eq!(next.sequence, Some(7), "kept: the message to delete");
+                }
+                (Err(e), Err(words)) => {
+                    assert_eq!(e.status(), 409, "{state:?}");
+                    assert!(e.to_string().contains(words), "{state:?}: {e}");
+                    assert!(e.to_string().contains("c-1"), "{e}");
+                }
+                (got, want) => panic!("{state:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    fn letter() -> DeadLetter {
+        DeadLetter {
+            call_id: "c-1".into(),
+            function: "echo.openfaas-fn".into(),
+            queue: "slow".into(),
+            reason: DeadLetterReason::AttemptsExhausted,
+            dead_lettered_at: "t3".into(),
+            submitted_at: "t0".into(),
+            attempts: vec![Attempt::default()],
+            callback: None,
+            result: None,
+            request: QueueRequest {
+                callback_url: Some(ferry_proto::CallbackUrl::new("http://cb/x")),
+                ..QueueRequest::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_redriven_call_starts_a_fresh_run() {
+        let mut dead = with_state(CallState::DeadLettered);
+        dead.attempts = 3;
+        dead.redrives = 1;
+        dead.dead_letter_sequence = Some(4);
+        dead.last_status = Some(500);
+        dead.attempt_history = vec![Attempt::default(); 3];
+        dead.finished_at = Some("t2".into());
+        let next = redriven(Some(&dead), &letter(), "t9").unwrap();
+        assert_eq!(next.state, CallState::Queued);
+        assert_eq!((next.attempts, next.redrives), (0, 2));
+        assert!(next.attempt_history.is_empty() && next.last_status.is_none());
+        assert_eq!((next.dead_letter_sequence, next.sequence), (None, None));
+        assert_eq!(next.finished_at, None);
+        assert_eq!(
+            (next.submitted_at.as_str(), next.updated_at.as_str()),
+            ("t0", "t9")
+        );
+        assert_eq!(next.queue, "slow");
+        let cb = next.callback.unwrap();
+        assert_eq!(
+            (cb.url.as_str(), cb.state, cb.attempts),
+            ("http://cb/x", CallbackState::Pending, 0)
+        );
+
+        // Without a record (expired from the bucket), from the dead letter alone.
+        let next = redriven(None, &letter(), "t9").unwrap();
+        assert_eq!((next.redrives, next.submitted_at.as_str()), (1, "t0"));
+
+        for state in [CallState::Queued, CallState::Running] {
+            let err = redriven(Some(&with_state(state)), &letter(), "t9").unwrap_err();
+            assert_eq!(err.status(), 409, "{state:?}");
+        }
+        for state in [
+            CallState::Succeeded,
+            CallState::Expired,
+            CallState::CallbackFailed,
+        ] {
+            assert!(redriven(Some(&with_state(state)), &letter(), "t9").is_ok());
+        }
+    }
+}

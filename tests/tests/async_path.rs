@@ -263,7 +263,13 @@ async fn a_killed_workers_call_is_completed_by_another_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_function_is_reported_to_the_callback_as_503() {
     let p = platform().await;
-    let _worker = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &[]).await;
+    // One attempt: the failure is reported at once instead of after retries.
+    let _worker = TestWorker::start(
+        &p.nats.url(),
+        &p.gateway.url(""),
+        &[("max_retry_attempts", "1")],
+    )
+    .await;
     let receiver = CallbackReceiver::start().await;
     // Accepted while the function exists, then it loses its replicas.
     let scale = json!({"serviceName": "echo", "replicas": 0}).to_string();
@@ -280,4 +286,5 @@ async fn an_unreachable_function_is_reported_to_the_callback_as_503() {
     let callbacks = receiver.wait_for(1, MINUTE).await;
     assert_eq!(callbacks[0].header("x-call-id"), id);
     assert_eq!(callbacks[0].header("x-function-status"), "503");
+    assert_eq!(callbacks[0].header("x-call-state"), "dead_lettered");
 }

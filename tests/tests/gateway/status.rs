@@ -1,0 +1,202 @@
+//! Call status: `Location` and `GET /system/async-calls/<id>`, cancelling, idempotent
+//! submission (`Idempotency-Key`, repeated `X-Call-Id`), caller call-id validation, NATS down.
+
+use ferry_proto::QueueRequest;
+use ferry_proto::calls::{CallState, CallStatus, CallbackState};
+use ferry_tests::gateway::{TestGateway, calls_and_statuses, messages_of, rewrite_status};
+use ferry_tests::provider::TestProvider;
+use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client};
+use serde_json::json;
+
+use crate::common::{ECHO_SUBJECT, deploy_echo, gateway_error, header, uuid_like};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
+    let guard = DockerGuard::new().await;
+    let echo = FunctionImage::echo_http(&guard).await;
+    let provider = TestProvider::start(&guard).await;
+    let mut nats = NatsServer::start_async().await;
+    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let client = http_client();
+    deploy_echo(&gateway, &provider, &echo, json!({})).await;
+    let (stream, statuses) = calls_and_statuses(&nats).await;
+    let submit = |headers: &[(&str, &str)]| {
+        let mut req = client
+            .post(gateway.url("/async-function/echo"))
+            .body("work");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    let call_url = |id: &str| gateway.url(&format!("/system/async-calls/{id}"));
+
+    // The 202 points at the status: `queued`, at the stored message's sequence.
+    let resp = submit(&[("x-callback-url", "http://127.0.0.1:9/cb")]).await;
+    assert_eq!(resp.status(), 202);
+    let id = header(&resp, "x-call-id");
+    assert_eq!(
+        header(&resp, "location"),
+        format!("/system/async-calls/{id}")
+    );
+    let message = stream
+        .get_last_raw_message_by_subject(ECHO_SUBJECT)
+        .await
+        .unwrap();
+    let resp = client
+        .get(gateway.url(&format!("/system/async-calls/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let status: CallStatus = resp.json().await.unwrap();
+    assert_eq!(status.state, CallState::Queued);
+    assert_eq!(
+        (
+            status.call_id.as_str(),
+            status.function.as_str(),
+            status.queue.as_str()
+        ),
+        (id.as_str(), "echo.openfaas-fn", "faas-request")
+    );
+    assert_eq!(status.sequence, Some(message.sequence));
+    assert_eq!((status.attempts, status.redrives), (0, 0));
+    let callback = status.callback.clone().expect("the callback is recorded");
+    assert_eq!(callback.url, "http://127.0.0.1:9/cb");
+    assert_eq!(
+        (callback.state, callback.attempts),
+        (CallbackState::Pending, 0)
+    );
+    assert!(
+        status.submitted_at.ends_with('Z'),
+        "{}",
+        status.submitted_at
+    );
+    assert_eq!(gateway.call_status(&id).await, Some(status));
+
+    // Unknown ids are 404, ids that cannot be call ids 400: the gateway's own answers.
+    let resp = client.get(call_url("no-such-call")).send().await.unwrap();
+    assert!(gateway_error(resp, 404).await.contains("no-such-call"));
+    let resp = client
+        .delete(call_url("no-such-call"))
+        .send()
+        .await
+        .unwrap();
+    gateway_error(resp, 404).await;
+    for bad in ["a..b", "bad*id", ".x", "%C3%A9"] {
+        let resp = client.get(call_url(bad)).send().await.unwrap();
+        assert!(gateway_error(resp, 400).await.contains("call id"), "{bad}");
+    }
+    let resp = client.post(call_url(&id)).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+
+    // Cancelling a queued call: `cancelled`, and its message leaves the stream.
+    let resp = client.delete(call_url(&id)).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let cancelled: CallStatus = resp.json().await.unwrap();
+    assert_eq!(cancelled.state, CallState::Cancelled);
+    assert!(cancelled.finished_at.is_some());
+    assert!(stream.get_raw_message(message.sequence).await.is_err());
+    assert_eq!(
+        gateway.call_status(&id).await.unwrap().state,
+        CallState::Cancelled
+    );
+    let resp = client.delete(call_url(&id)).send().await.unwrap();
+    assert!(gateway_error(resp, 409).await.contains("already cancelled"));
+
+    // A running call cannot be cancelled, nor a finished one; their messages stay.
+    let resp = submit(&[]).await;
+    let busy = header(&resp, "x-call-id");
+    let sequence = rewrite_status(&statuses, &busy, |s| s.state = CallState::Running)
+        .await
+        .sequence
+        .unwrap();
+    let resp = client.delete(call_url(&busy)).send().await.unwrap();
+    let message = gateway_error(resp, 409).await;
+    assert!(
+        message.contains("is running and cannot be cancelled"),
+        "{message}"
+    );
+    rewrite_status(&statuses, &busy, |s| s.state = CallState::Succeeded).await;
+    let resp = client.delete(call_url(&busy)).send().await.unwrap();
+    assert!(gateway_error(resp, 409).await.contains("succeeded"));
+    assert!(stream.get_raw_message(sequence).await.is_ok());
+
+    // The same Idempotency-Key twice: one stored call, one id (a UUID v5 of function and key).
+    let first = header(
+        &submit(&[("idempotency-key", "order-7")]).await,
+        "x-call-id",
+    );
+    let resp = submit(&[("idempotency-key", "order-7")]).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(header(&resp, "x-call-id"), first);
+    assert_eq!(
+        header(&resp, "location"),
+        format!("/system/async-calls/{first}")
+    );
+    assert!(uuid_like(&first) && first.as_bytes()[14] == b'5', "{first}");
+    let stored = messages_of(&stream, &first).await;
+    assert_eq!(stored.len(), 1);
+    let status = gateway.call_status(&first).await.unwrap();
+    assert_eq!(status.sequence, Some(stored[0].sequence));
+    // A repeat does not overwrite the record, and the key wins over X-Call-Id.
+    rewrite_status(&statuses, &first, |s| s.state = CallState::Running).await;
+    let resp = submit(&[("idempotency-key", "order-7"), ("x-call-id", "mine")]).await;
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "x-call-id")),
+        (202, first.clone())
+    );
+    assert_eq!(messages_of(&stream, &first).await.len(), 1);
+    assert_eq!(
+        gateway.call_status(&first).await.unwrap().state,
+        CallState::Running
+    );
+    let other = header(
+        &submit(&[("idempotency-key", "order-8")]).await,
+        "x-call-id",
+    );
+    assert_ne!(other, first);
+    let q: QueueRequest =
+        serde_json::from_slice(&messages_of(&stream, &other).await[0].payload).unwrap();
+    assert_eq!(q.header_value("x-call-id"), Some(other.as_str()));
+
+    // A repeated X-Call-Id inside the duplicate window is stored once; its record is kept.
+    assert_eq!(submit(&[("x-call-id", "dup-1")]).await.status(), 202);
+    rewrite_status(&statuses, "dup-1", |s| s.state = CallState::Running).await;
+    let resp = submit(&[("x-call-id", "dup-1")]).await;
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "x-call-id")),
+        (202, "dup-1".into())
+    );
+    assert_eq!(messages_of(&stream, "dup-1").await.len(), 1);
+    assert_eq!(
+        gateway.call_status("dup-1").await.unwrap().state,
+        CallState::Running
+    );
+
+    // Ids and keys that cannot be used are refused before anything is stored.
+    let count = stream.get_info().await.unwrap().state.messages;
+    let long_id = "x".repeat(129);
+    for bad in ["a/b", "a b", "a..b", long_id.as_str()] {
+        let resp = submit(&[("x-call-id", bad)]).await;
+        assert!(gateway_error(resp, 400).await.contains("call id"), "{bad}");
+    }
+    let long_key = "k".repeat(257);
+    let resp = submit(&[("idempotency-key", &long_key)]).await;
+    assert!(gateway_error(resp, 400).await.contains("Idempotency-Key"));
+    assert_eq!(stream.get_info().await.unwrap().state.messages, count);
+
+    // NATS down: the status API says 503.
+    tokio::task::block_in_place(|| nats.stop());
+    let resp = client.get(call_url(&first)).send().await.unwrap();
+    assert!(resp.headers().contains_key("retry-after"));
+    gateway_error(resp, 503).await;
+    let resp = client.delete(call_url(&first)).send().await.unwrap();
+    gateway_error(resp, 503).await;
+    let resp = client
+        .get(gateway.url("/system/dead-letters"))
+        .send()
+        .await
+        .unwrap();
+    gateway_error(resp, 503).await;
+}

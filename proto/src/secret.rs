@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a function finds its secrets: one read-only file per secret, `<MOUNT_DIR>/<name>`.
+pub const MOUNT_DIR: &str = "/var/openfaas/secrets";
+
 /// A secret: its name, and on create/update its value (plain `value`, or base64 `rawValue`
 /// for binary data, used when `value` is empty). Listing returns names and namespaces only.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
 //! The faas-provider HTTP API (plus ferry's endpoints route), mapped onto [`Provider`].
+//! `/system/secrets` and `/system/logs` live in [`crate::secrets`] and [`crate::logs`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/system/endpoints/{name}", get(endpoints))
         .route("/system/info", get(info))
         .route("/system/namespaces", get(namespaces))
+        .merge(crate::secrets::routes())
+        .merge(crate::logs::routes())
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -163,7 +166,7 @@ async fn method_not_allowed(
 
 /// Parses a JSON body whatever its `Content-Type` (faas-cli does not always set one), with
 /// an error that says what was expected and where parsing stopped.
-fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> ApiResult<T> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ProviderError::BadRequest(format!(
             "the request body is empty; expected {expected} as JSON"
@@ -174,7 +177,10 @@ fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> ApiResult<T> 
 }
 
 /// The namespace from `?namespace=`, else from the body, else the default; validated.
-fn namespace_param(q: &HashMap<String, String>, body: Option<&str>) -> ApiResult<String> {
+pub(crate) fn namespace_param(
+    q: &HashMap<String, String>,
+    body: Option<&str>,
+) -> ApiResult<String> {
     let ns = q
         .get("namespace")
         .map(String::as_str)
@@ -184,7 +190,7 @@ fn namespace_param(q: &HashMap<String, String>, body: Option<&str>) -> ApiResult
     Ok(ferry_proto::Name::new(ns)?.to_string())
 }
 
-fn function_ref(
+pub(crate) fn function_ref(
     name: &str,
     q: &HashMap<String, String>,
     body_ns: Option<&str>,

@@ -39,7 +39,8 @@ pub struct Config {
     /// `instance` (`ferry`): value of the `com.ferry.instance` label on everything this
     /// provider creates; providers with different instances on one engine ignore each other.
     pub instance: String,
-    /// `data_dir` (`/var/lib/ferry/provider`): where desired state is kept.
+    /// `data_dir` (`/var/lib/ferry/provider`): where desired state (`functions/`) and
+    /// secrets (`secrets/`) are kept.
     pub data_dir: PathBuf,
     /// `image_pull_policy` (`IfNotPresent`): `Always`, `IfNotPresent` or `Never`.
     pub pull_policy: PullPolicy,
@@ -54,6 +55,16 @@ pub struct Config {
     pub probe_cache: Duration,
     /// `reconcile_interval` (`5s`): how often replica counts are checked and restored.
     pub reconcile_interval: Duration,
+    /// `secrets_host_dir` (`<data_dir>/secrets`, made absolute): the secrets folder as the
+    /// Docker engine's host sees it, the source of the secrets' bind mounts. Differs from
+    /// `<data_dir>/secrets` only when the provider runs in a container.
+    pub secrets_host_dir: PathBuf,
+    /// `unready_timeout` (`60s`): a running replica unready this long is replaced; `0`
+    /// disables replacement.
+    pub unready_timeout: Duration,
+    /// `function_cap_add` (empty): capabilities given back to function containers, which
+    /// otherwise run with none (comma-separated, e.g. `CHOWN,SETUID`).
+    pub function_cap_add: Vec<String>,
 }
 
 impl Config {
@@ -90,20 +101,59 @@ impl Config {
                 Err("use letters, digits, '-', '_' and '.'".into())
             }
         };
+        let data_dir = PathBuf::from(env::string_or(e, "data_dir", "/var/lib/ferry/provider"));
+        let secrets_host_dir = env::parse_or(e, "secrets_host_dir", None, |v| {
+            if v.starts_with('/') {
+                Ok(Some(PathBuf::from(v)))
+            } else {
+                Err("expected an absolute path on the Docker engine's host".into())
+            }
+        })?;
+        let secrets_host_dir = match secrets_host_dir {
+            Some(dir) => dir,
+            None => std::path::absolute(data_dir.join("secrets")).map_err(|err| EnvError {
+                name: "data_dir".into(),
+                value: data_dir.display().to_string(),
+                reason: format!("cannot make it absolute: {err}"),
+            })?,
+        };
+        let function_cap_add = env::parse_or(e, "function_cap_add", Vec::new(), parse_caps)?;
         Ok(Config {
             port: env::number_or(e, "port", 8081)?,
             endpoint_mode,
             network: env::parse_or(e, "functions_network", "ferry-functions".into(), name_like)?,
             instance: env::parse_or(e, "instance", "ferry".into(), name_like)?,
-            data_dir: PathBuf::from(env::string_or(e, "data_dir", "/var/lib/ferry/provider")),
+            data_dir,
             pull_policy,
             stop_timeout: env::duration_or(e, "stop_timeout", Duration::from_secs(30))?,
             rollout_timeout: env::duration_or(e, "rollout_timeout", Duration::from_secs(60))?,
             probe_timeout: env::duration_or(e, "probe_timeout", Duration::from_secs(1))?,
             probe_cache: env::duration_or(e, "probe_cache", Duration::from_millis(500))?,
             reconcile_interval: env::duration_or(e, "reconcile_interval", Duration::from_secs(5))?,
+            secrets_host_dir,
+            unready_timeout: env::duration_or(e, "unready_timeout", Duration::from_secs(60))?,
+            function_cap_add,
         })
     }
+}
+
+/// `CHOWN, cap_setuid` → `["CHOWN", "SETUID"]`.
+fn parse_caps(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            let c = c.to_ascii_uppercase();
+            let c = c.strip_prefix("CAP_").unwrap_or(&c).to_string();
+            if !c.is_empty() && c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                Ok(c)
+            } else {
+                Err(format!(
+                    "{c:?} is not a capability name (e.g. CHOWN, NET_RAW)"
+                ))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -121,6 +171,38 @@ mod tests {
         assert_eq!(c.instance, "ferry");
         assert_eq!(c.pull_policy, PullPolicy::IfNotPresent);
         assert_eq!(c.stop_timeout, Duration::from_secs(30));
+        assert_eq!(
+            c.secrets_host_dir,
+            PathBuf::from("/var/lib/ferry/provider/secrets")
+        );
+        assert_eq!(c.unready_timeout, Duration::from_secs(60));
+        assert!(c.function_cap_add.is_empty());
+    }
+
+    #[test]
+    fn secrets_host_dir_and_capabilities() {
+        let e: HashMap<&str, &str> = [
+            ("data_dir", "/srv/ferry"),
+            ("function_cap_add", "chown, CAP_NET_RAW"),
+            ("unready_timeout", "0"),
+        ]
+        .into();
+        let c = Config::from_env(&e).unwrap();
+        assert_eq!(c.secrets_host_dir, PathBuf::from("/srv/ferry/secrets"));
+        assert_eq!(c.function_cap_add, vec!["CHOWN", "NET_RAW"]);
+        assert_eq!(c.unready_timeout, Duration::ZERO);
+        let e: HashMap<&str, &str> = [("data_dir", "rel"), ("secrets_host_dir", "/host/s")].into();
+        assert_eq!(
+            Config::from_env(&e).unwrap().secrets_host_dir,
+            PathBuf::from("/host/s")
+        );
+        for (k, v) in [
+            ("secrets_host_dir", "relative"),
+            ("function_cap_add", "a-b"),
+        ] {
+            let bad: HashMap<&str, &str> = [(k, v)].into();
+            assert!(Config::from_env(&bad).unwrap_err().to_string().contains(k));
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A replica is a container labelled `com.openfaas.function=<name>`,
 //! `com.openfaas.namespace=<namespace>` and `com.ferry.instance=<instance>`, created from the
 //! function's image on the functions network, with `docker-init` as PID 1 (so zombies of
-//! fork-mode functions are reaped) and the watchdog listening on port 8080.
+//! fork-mode functions are reaped) and the watchdog listening on port 8080. The deployment's
+//! limits, read-only root, privileges and secret mounts come from [`crate::spec`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub struct Engine {
     mode: EndpointMode,
     pull_policy: PullPolicy,
     stop_timeout: Duration,
+    spec: crate::spec::SpecOptions,
 }
 
 impl Engine {
@@ -68,7 +70,13 @@ impl Engine {
             mode: config.endpoint_mode,
             pull_policy: config.pull_policy,
             stop_timeout: config.stop_timeout,
+            spec: crate::spec::SpecOptions::from_config(config),
         })
+    }
+
+    /// The underlying Docker client (for the logs API).
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
     }
 
     /// Checks that the engine answers.
@@ -252,6 +260,14 @@ impl Engine {
                 }]),
             )])
         });
+        let mut host_config = HostConfig {
+            network_mode: Some(self.network.clone()),
+            port_bindings,
+            init: Some(true),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            ..Default::default()
+        };
+        self.spec.apply(&mut host_config, f, d);
         let body = ContainerCreateBody {
             image: Some(d.image.clone()),
             env: Some(
@@ -263,13 +279,7 @@ impl Engine {
             labels: Some(container_labels),
             exposed_ports: Some(vec![port]),
             stop_timeout: Some(self.stop_timeout.as_secs() as i64),
-            host_config: Some(HostConfig {
-                network_mode: Some(self.network.clone()),
-                port_bindings,
-                init: Some(true),
-                security_opt: Some(vec!["no-new-privileges:true".into()]),
-                ..Default::default()
-            }),
+            host_config: Some(host_config),
             ..Default::default()
         };
         let suffix: u32 = rand::random();

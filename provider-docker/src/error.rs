@@ -17,6 +17,28 @@ pub enum ProviderError {
     /// The function exists already (deploy with POST).
     #[error("function {0} already exists; use PUT /system/functions to update it")]
     AlreadyExists(String),
+    /// `GET /system/logs?instance=` names no replica of the function.
+    #[error("function {function} has no replica {instance:?}")]
+    InstanceNotFound {
+        /// The function, `name.namespace`.
+        function: String,
+        /// The instance asked for.
+        instance: String,
+    },
+    /// The secret does not exist (`<name>` in namespace `<ns>`).
+    #[error("secret {0} not found")]
+    SecretNotFound(String),
+    /// The secret exists already (create with POST).
+    #[error("secret {0} already exists; use PUT /system/secrets to update it")]
+    SecretExists(String),
+    /// The secret is named by deployed functions and cannot be deleted.
+    #[error("secret {secret} is used by {functions}; remove it from them (or delete them) first")]
+    SecretInUse {
+        /// The secret.
+        secret: String,
+        /// The functions naming it, `name.namespace`, comma-separated.
+        functions: String,
+    },
     /// The image cannot be used.
     #[error("image {image:?} is not available: {reason}")]
     ImageUnavailable {
@@ -40,8 +62,12 @@ impl ProviderError {
             ProviderError::BadRequest(_) | ProviderError::ImageUnavailable { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            ProviderError::NotFound(_) => StatusCode::NOT_FOUND,
-            ProviderError::AlreadyExists(_) => StatusCode::CONFLICT,
+            ProviderError::NotFound(_)
+            | ProviderError::SecretNotFound(_)
+            | ProviderError::InstanceNotFound { .. } => StatusCode::NOT_FOUND,
+            ProviderError::AlreadyExists(_)
+            | ProviderError::SecretExists(_)
+            | ProviderError::SecretInUse { .. } => StatusCode::CONFLICT,
             ProviderError::Docker(bollard::errors::Error::DockerResponseServerError {
                 status_code,
                 ..

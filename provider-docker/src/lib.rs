@@ -8,9 +8,15 @@
 //! - [`api`]: HTTP routes (`/system/functions`, `/system/function/{name}`,
 //!   `/system/scale-function/{name}`, `/system/endpoints/{name}`, `/system/info`,
 //!   `/system/namespaces`, `/healthz`);
+//! - [`secrets`]: `/system/secrets`, secrets stored under `data_dir/secrets` and mounted
+//!   read-only at `/var/openfaas/secrets/<name>`;
+//! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
 //! - [`provider`]: the operations, all built on one `reconcile` step;
+//! - [`health`]: replacing replicas that stay unready past `unready_timeout`;
 //! - [`store`]: desired state, persisted under `data_dir`;
 //! - [`docker`]: containers on the engine (create, list, stop, remove, images, network);
+//! - [`spec`]: a deployment as Docker host configuration (limits, read-only root,
+//!   capabilities, secret mounts), with [`quantity`] parsing `128M`, `40Mi`, `100m`;
 //! - [`readiness`]: `/_/ready` probes of replicas;
 //! - [`error`]: the error enum and its HTTP statuses.
 
@@ -18,8 +24,13 @@ pub mod api;
 pub mod config;
 pub mod docker;
 pub mod error;
+pub mod health;
+pub mod logs;
 pub mod provider;
+pub mod quantity;
 pub mod readiness;
+pub mod secrets;
+pub mod spec;
 pub mod store;
 
 use std::future::Future;
@@ -41,8 +52,9 @@ pub async fn run(
     engine.ping().await?;
     engine.ensure_network().await?;
     let store = store::Store::open(&config.data_dir)?;
+    let secrets = secrets::Secrets::open(&config.data_dir)?;
     let interval = config.reconcile_interval;
-    let provider = Provider::new(config, engine, store);
+    let provider = Provider::new(config, engine, store, secrets);
 
     let cancel = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn({

@@ -11,13 +11,18 @@ Environment (defaults in brackets):
   endpoint_mode       how the gateway reaches replicas: published | network [published]
   functions_network   Docker network of function containers [ferry-functions]
   instance            label value owning everything this provider creates [ferry]
-  data_dir            desired state folder [/var/lib/ferry/provider]
+  data_dir            desired state and secrets folder [/var/lib/ferry/provider]
+  secrets_host_dir    the secrets folder as the Docker host sees it, for bind mounts
+                      (set it when the provider runs in a container) [<data_dir>/secrets]
   image_pull_policy   Always | IfNotPresent | Never [IfNotPresent]
   stop_timeout        SIGTERM-to-SIGKILL grace when removing a replica [30s]
   rollout_timeout     how long an update waits for new replicas to be ready [60s]
   probe_timeout       timeout of one readiness probe [1s]
   probe_cache         how long a readiness result is reused [500ms]
   reconcile_interval  how often replica counts are restored [5s]
+  unready_timeout     a running replica unready this long is replaced; 0 = never [60s]
+  function_cap_add    capabilities function containers keep (all others are dropped),
+                      comma-separated, e.g. CHOWN,SETUID [none]
   log_format          text | json [text]; RUST_LOG filters [info]
   DOCKER_HOST         Docker engine address [unix:///var/run/docker.sock]
 ";

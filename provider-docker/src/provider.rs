@@ -15,7 +15,9 @@ use ferry_proto::{
 use crate::config::Config;
 use crate::docker::{Engine, Replica};
 use crate::error::ProviderError;
+use crate::health::Unready;
 use crate::readiness::Prober;
+use crate::secrets::Secrets;
 use crate::store::{Desired, Store};
 
 /// Shared state behind the HTTP API.
@@ -23,21 +25,28 @@ use crate::store::{Desired, Store};
 pub struct Provider {
     pub(crate) config: Config,
     pub(crate) engine: Engine,
-    store: Store,
-    prober: Prober,
+    pub(crate) store: Store,
+    pub(crate) prober: Prober,
+    /// Secrets on disk (`/system/secrets`, mounts).
+    pub(crate) secrets: Secrets,
+    /// Replicas seen unready, and since when.
+    pub(crate) unready: Unready,
     /// Containers being stopped and removed; no longer counted or routed to.
     terminating: Mutex<HashSet<String>>,
 }
 
 impl Provider {
     /// Assembles a provider from its parts.
-    pub fn new(config: Config, engine: Engine, store: Store) -> Arc<Provider> {
+    pub fn new(config: Config, engine: Engine, store: Store, secrets: Secrets) -> Arc<Provider> {
         let prober = Prober::new(config.probe_timeout, config.probe_cache);
+        let unready = Unready::new(config.unready_timeout);
         Arc::new(Provider {
             config,
             engine,
             store,
             prober,
+            secrets,
+            unready,
             terminating: Mutex::default(),
         })
     }
@@ -53,7 +62,8 @@ impl Provider {
         if self.store.get(&f).is_some() {
             return Err(ProviderError::AlreadyExists(f.to_string()));
         }
-        self.check_secrets(&d)?;
+        crate::spec::check(&f, &d)?;
+        let _secrets = self.secrets.require(&f, &d.secrets).await?;
         self.engine.ensure_image(&d.image).await?;
         self.engine.ensure_network().await?;
         let want = Desired {
@@ -85,7 +95,8 @@ impl Provider {
             .store
             .get(&f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        self.check_secrets(&d)?;
+        crate::spec::check(&f, &d)?;
+        let _secrets = self.secrets.require(&f, &d.secrets).await?;
         self.engine.ensure_image(&d.image).await?;
         self.engine.ensure_network().await?;
         let want = Desired {
@@ -227,9 +238,10 @@ impl Provider {
             tracing::info!(function = %f, container = %r.id, "removing stopped replica");
             self.retire(r.id);
         }
-        let (mut current, old): (Vec<_>, Vec<_>) = running
+        let (current, old): (Vec<_>, Vec<_>) = running
             .into_iter()
             .partition(|r| r.generation == want.generation);
+        let mut current = self.without_stuck(f, current).await;
         let desired = usize::try_from(want.replicas).unwrap_or(usize::MAX);
         while current.len() < desired {
             let id = self.engine.start_replica(f, want).await?;
@@ -318,7 +330,7 @@ impl Provider {
     }
 
     /// Stops and removes a container in the background; from now on it is not counted.
-    fn retire(self: &Arc<Self>, id: String) {
+    pub(crate) fn retire(self: &Arc<Self>, id: String) {
         if !self
             .terminating
             .lock()
@@ -346,16 +358,6 @@ impl Provider {
             Err(e) => {
                 tracing::warn!(function = %f, error = %e, "could not list replicas to remove")
             }
-        }
-    }
-
-    fn check_secrets(&self, d: &FunctionDeployment) -> Result<(), ProviderError> {
-        // Secrets arrive with the secrets API; until then no secret exists.
-        match d.secrets.first() {
-            Some(name) => Err(ProviderError::BadRequest(format!(
-                "unable to find secret: {name}"
-            ))),
-            None => Ok(()),
         }
     }
 }

@@ -1,0 +1,273 @@
+//! `GET /system/logs?name=&namespace=&instance=&tail=&since=&follow=`: a function's output as
+//! NDJSON, one [`LogMessage`] per line, flushed line by line.
+//!
+//! Lines come from the Docker logs API (stdout and stderr, with the engine's timestamps) of
+//! every container of the function, or of the one whose id starts with `instance`.
+//! `instance` is the short (12-character) container id, `timestamp` the engine's RFC 3339
+//! time with nanoseconds, `text` the line without its newline.
+//!
+//! First the lines already written, merged across containers by time: with `tail=N` (N > 0)
+//! the last N of them, with `since` only those at or after that time. With `follow=true` the
+//! stream then stays open: new lines of those containers, and of containers that start later,
+//! in the order they arrive, until the client disconnects or the function is deleted.
+//!
+//! Errors: unknown function → 404; `instance` matching no container → 404; a missing `name`
+//! or a `tail`, `since` or `follow` that does not parse → 400 (OpenFaaS's provider uses 422
+//! for the latter; ferry answers 400 like every other invalid request).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::Response;
+use axum::routing::get;
+use bollard::Docker;
+use ferry_proto::FunctionRef;
+use ferry_proto::logs::LogMessage;
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+
+use crate::api::function_ref;
+use crate::error::ProviderError;
+use crate::provider::Provider;
+use lines::{Line, Lines, container_lines};
+
+/// How often a following stream looks for new containers of the function.
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// A parsed `/system/logs` query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogQuery {
+    /// The function.
+    pub function: FunctionRef,
+    /// Only the container whose id starts with this.
+    pub instance: Option<String>,
+    /// The last N lines already written (None: all).
+    pub tail: Option<u64>,
+    /// Only lines at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Keep the stream open for new lines.
+    pub follow: bool,
+}
+
+impl LogQuery {
+    /// Parses the query string; errors name the parameter.
+    pub fn parse(q: &HashMap<String, String>) -> Result<LogQuery, ProviderError> {
+        let bad = |m: String| ProviderError::BadRequest(m);
+        let param = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let name = param("name")
+            .ok_or_else(|| bad("the \"name\" query parameter (the function) is required".into()))?;
+        let tail = match param("tail") {
+            None => None,
+            Some(t) => {
+                let n: i64 = t
+                    .parse()
+                    .map_err(|_| bad(format!("tail={t:?} is not a whole number")))?;
+                u64::try_from(n).ok().filter(|n| *n > 0)
+            }
+        };
+        let since = match param("since") {
+            None => None,
+            Some(s) => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+                bad(format!(
+                    "since={s:?} is not an RFC 3339 time ({e}), e.g. 2024-05-01T12:00:00Z"
+                ))
+            })?),
+        };
+        let follow = match param("follow") {
+            None => false,
+            Some(v) => {
+                parse_bool(v).ok_or_else(|| bad(format!("follow={v:?} is not true or false")))?
+            }
+        };
+        Ok(LogQuery {
+            function: function_ref(name, q, None)?,
+            instance: param("instance").map(str::to_string),
+            tail,
+            since,
+            follow,
+        })
+    }
+
+    fn wants(&self, container_id: &str) -> bool {
+        self.instance
+            .as_deref()
+            .is_none_or(|i| container_id.starts_with(i))
+    }
+}
+
+/// Go's `strconv.ParseBool`, which OpenFaaS uses for `follow`.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The logs route.
+pub(crate) fn routes() -> Router<Arc<Provider>> {
+    Router::new().route(ferry_proto::routes::SYSTEM_LOGS, get(logs))
+}
+
+async fn logs(
+    State(p): State<Arc<Provider>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ProviderError> {
+    let query = LogQuery::parse(&q)?;
+    let f = &query.function;
+    if p.store.get(f).is_none() {
+        return Err(ProviderError::NotFound(f.to_string()));
+    }
+    let ids: Vec<String> = p
+        .engine
+        .replicas(Some(f))
+        .await?
+        .into_iter()
+        .map(|(_, r)| r.id)
+        .filter(|id| query.wants(id))
+        .collect();
+    if let (Some(instance), true) = (&query.instance, ids.is_empty()) {
+        return Err(ProviderError::InstanceNotFound {
+            function: f.to_string(),
+            instance: instance.clone(),
+        });
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(produce(p, query, ids, tx));
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(lines))
+        .expect("static response parts"))
+}
+
+/// Writes the history, then (with `follow`) new lines, to `tx` until the receiver goes.
+async fn produce(p: Arc<Provider>, q: LogQuery, ids: Vec<String>, tx: mpsc::Sender<Bytes>) {
+    let docker = p.engine.client().clone();
+    let f = q.function.clone();
+    let send = |id: &str, line: Line| tx.send(encode(&f, id, line));
+
+    // History: each container's lines are in time order; merge them.
+    let mut streams: Vec<Lines> = ids
+        .iter()
+        .map(|id| container_lines(&docker, id, q.tail, q.since, false))
+        .collect();
+    let mut heads = Vec::with_capacity(streams.len());
+    for s in &mut streams {
+        heads.push(s.next().await);
+    }
+    let mut last: HashMap<&str, OffsetDateTime> = HashMap::new();
+    let mut kept: VecDeque<(&str, Line)> = VecDeque::new();
+    while let Some(i) = (0..heads.len())
+        .filter(|i| heads[*i].is_some())
+        .min_by_key(|i| heads[*i].as_ref().map(|l| l.at))
+    {
+        let line = heads[i].take().expect("picked a head");
+        heads[i] = streams[i].next().await;
+        let id = ids[i].as_str();
+        last.insert(id, line.at);
+        match q.tail {
+            Some(n) => {
+                kept.push_back((id, line));
+                if kept.len() as u64 > n {
+                    kept.pop_front();
+                }
+            }
+            None if send(id, line).await.is_err() => return,
+            None => {}
+        }
+    }
+    for (id, line) in kept {
+        if send(id, line).await.is_err() {
+            return;
+        }
+    }
+    if !q.follow {
+        return;
+    }
+
+    // Follow: every container from where its history ended, and new containers from their
+    // first line.
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in &ids {
+        let after = last.get(id.as_str()).copied();
+        tasks.spawn(follow(
+            docker.clone(),
+            q.clone(),
+            id.clone(),
+            after,
+            tx.clone(),
+        ));
+    }
+    let mut known: HashSet<String> = ids.iter().cloned().collect();
+    loop {
+        tokio::select! {
+            _ = tx.closed() => break,
+            _ = tokio::time::sleep(RESCAN) => {}
+        }
+        while tasks.try_join_next().is_some() {}
+        if p.store.get(&f).is_none() {
+            break;
+        }
+        let Ok(now) = p.engine.replicas(Some(&f)).await else {
+            continue;
+        };
+        for (_, r) in now {
+            if q.wants(&r.id) && known.insert(r.id.clone()) {
+                tasks.spawn(follow(docker.clone(), q.clone(), r.id, None, tx.clone()));
+            }
+        }
+    }
+    // Dropping `tasks` aborts the followers and closes their Docker streams.
+    tracing::debug!(function = %f, "log stream closed");
+}
+
+/// Streams one container's new lines (those after `after`) to `tx`.
+async fn follow(
+    docker: Docker,
+    q: LogQuery,
+    id: String,
+    after: Option<OffsetDateTime>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let from = after.or(q.since);
+    let mut lines = container_lines(&docker, &id, None, from, true);
+    while let Some(line) = lines.next().await {
+        if after.is_some_and(|a| line.at <= a) {
+            continue;
+        }
+        if tx.send(encode(&q.function, &id, line)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn encode(f: &FunctionRef, id: &str, line: Line) -> Bytes {
+    let message = LogMessage {
+        name: f.name.to_string(),
+        namespace: f.namespace.to_string(),
+        instance: id.chars().take(12).collect(),
+        timestamp: line.timestamp,
+        text: line.text,
+    };
+    let mut json = serde_json::to_vec(&message)
+        .unwrap_or_else(|_| br#"{"text":"failed to serialize log message"}"#.to_vec());
+    json.push(b'\n');
+    Bytes::from(json)
+}
+
+mod lines;
+
+#[cfg(test)]
+mod tests;

@@ -65,6 +65,11 @@ pub struct Config {
     /// `function_cap_add` (empty): capabilities given back to function containers, which
     /// otherwise run with none (comma-separated, e.g. `CHOWN,SETUID`).
     pub function_cap_add: Vec<String>,
+    /// `function_log_max_size` (`10m`): json-file log size per replica before rotation;
+    /// `0` keeps the engine's own logging configuration.
+    pub function_log_max_size: Option<String>,
+    /// `function_log_max_files` (`3`): rotated log files kept per replica.
+    pub function_log_max_files: u32,
 }
 
 impl Config {
@@ -133,6 +138,21 @@ impl Config {
             secrets_host_dir,
             unready_timeout: env::duration_or(e, "unready_timeout", Duration::from_secs(60))?,
             function_cap_add,
+            function_log_max_size: env::parse_or(
+                e,
+                "function_log_max_size",
+                Some("10m".into()),
+                |v| {
+                    let v = v.to_ascii_lowercase();
+                    let digits = v.trim_end_matches(['k', 'm', 'g']);
+                    match digits.parse::<u64>() {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Ok(Some(v)),
+                    Err(_) => Err("expected a size such as 10m, 512k or 1g; 0 to keep the engine's logging".into()),
+                }
+                },
+            )?,
+            function_log_max_files: env::number_or(e, "function_log_max_files", 3)?,
         })
     }
 }

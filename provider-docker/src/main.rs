@@ -23,6 +23,8 @@ Environment (defaults in brackets):
   unready_timeout     a running replica unready this long is replaced; 0 = never [60s]
   function_cap_add    capabilities function containers keep (all others are dropped),
                       comma-separated, e.g. CHOWN,SETUID [none]
+  function_log_max_size  rotated json-file log size per replica; 0 = engine default [10m]
+  function_log_max_files rotated log files kept per replica [3]
   log_format          text | json [text]; RUST_LOG filters [info]
   DOCKER_HOST         Docker engine address [unix:///var/run/docker.sock]
 ";

@@ -130,6 +130,11 @@ pub struct SpecOptions {
     pub secrets_host_dir: PathBuf,
     /// Capabilities given back after dropping all (`function_cap_add`).
     pub cap_add: Vec<String>,
+    /// Largest log file per replica before rotation (`function_log_max_size`); `None` keeps
+    /// the engine's logging configuration.
+    pub log_max_size: Option<String>,
+    /// Rotated log files kept per replica (`function_log_max_files`).
+    pub log_max_files: u32,
 }
 
 impl SpecOptions {
@@ -138,6 +143,8 @@ impl SpecOptions {
         SpecOptions {
             secrets_host_dir: config.secrets_host_dir.clone(),
             cap_add: config.function_cap_add.clone(),
+            log_max_size: config.function_log_max_size.clone(),
+            log_max_files: config.function_log_max_files,
         }
     }
 
@@ -166,6 +173,17 @@ impl SpecOptions {
             security.push(no_new_privileges);
         }
         host.cap_drop = Some(vec!["ALL".into()]);
+        if let Some(size) = &self.log_max_size {
+            // Rotated json-file logs: a chatty function cannot fill the disk, and the logs API
+            // still reads them.
+            host.log_config = Some(bollard::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".into(), size.clone()),
+                    ("max-file".into(), self.log_max_files.to_string()),
+                ])),
+            });
+        }
         host.cap_add = (!self.cap_add.is_empty()).then(|| self.cap_add.clone());
 
         let mut names: Vec<&String> = d.secrets.iter().collect();
@@ -260,6 +278,8 @@ mod tests {
         let options = SpecOptions {
             secrets_host_dir: "/host/secrets".into(),
             cap_add: vec![],
+            log_max_size: Some("10m".into()),
+            log_max_files: 3,
         };
         let mut host = HostConfig {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
@@ -274,6 +294,9 @@ mod tests {
         assert_eq!(host.security_opt.unwrap(), vec!["no-new-privileges:true"]);
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(host.cap_add, None);
+        let logs = host.log_config.unwrap();
+        assert_eq!(logs.typ.as_deref(), Some("json-file"));
+        assert_eq!(logs.config.unwrap()["max-size"], "10m");
         let mounts = host.mounts.unwrap();
         assert_eq!(mounts.len(), 2);
         assert_eq!(

@@ -30,8 +30,12 @@ pub fn log_format(env: &impl Env) -> Result<LogFormat, EnvError> {
 /// ignored), so tests that start several services in one process can call it freely.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: in a container they would end up in `docker logs` and
+    // `/system/logs` as escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

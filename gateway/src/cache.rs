@@ -1,21 +1,33 @@
 //! A small per-function cache of provider answers, read on every call.
 //!
 //! Reads take a `std::sync::RwLock` read lock just long enough to clone an `Arc`; nothing is
-//! held across an await. An entry older than the TTL (or marked stale after a failure) is
-//! still served while one background task fetches a fresh copy (stale-while-revalidate), so
-//! the hot path never waits for the provider once a function has been seen. Misses are
-//! coalesced: however many requests miss at once, one look-up goes to the provider and they
-//! all share its answer. A function the provider no longer knows is dropped from the cache;
-//! unknown names are never stored, and entries nobody asked for lately are swept.
+//! held across an await. What a read gets depends on the entry's age (time since it was
+//! fetched):
+//!
+//! - younger than `ttl` (and not marked stale after a failure): **fresh**, used as it is;
+//! - younger than `max_stale`: **stale**, still used while one background task fetches a
+//!   fresh copy (stale-while-revalidate), so a function in steady use never waits for the
+//!   provider;
+//! - older: **expired**, fetched again before it is used, so a function that was idle for a
+//!   while is never served an answer older than `max_stale` (its replicas may have been
+//!   replaced meanwhile). `max_stale <= ttl` turns stale serving off.
+//!
+//! Look-ups are coalesced: however many requests need the same key at once (a miss, an
+//! expired entry, a background refresh, a retry after a failure), one look-up goes to the
+//! provider and they all share its answer. A function the provider no longer knows is dropped
+//! from the cache; unknown names are never stored, and entries nobody asked for lately are
+//! swept. When a look-up fails (provider unreachable), the old value is kept, counts as
+//! fresh for another TTL (no retry storm), and callers may keep using it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_proto::FunctionRef;
 use futures_util::FutureExt as _;
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::{BoxFuture, Either, Shared};
+use tokio::time::Instant;
 
 /// Why a look-up produced no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +62,25 @@ impl<V> Cached<V> {
     pub(crate) fn mark_stale(&self) {
         self.stale.store(true, Ordering::Relaxed);
     }
+
+    /// The function the value belongs to.
+    pub(crate) fn function(&self) -> &FunctionRef {
+        &self.function
+    }
+}
+
+/// What the cache holds for a key, by freshness (see the module docs).
+pub(crate) enum Lookup<V> {
+    /// Younger than the TTL: use it.
+    Fresh(Arc<Cached<V>>),
+    /// Past the TTL (or marked stale) but younger than `max_stale`: use it; a background
+    /// refresh has been started.
+    Stale(Arc<Cached<V>>),
+    /// Older than `max_stale`: fetch it again ([`Cache::load`]) before using it; use it only
+    /// if that look-up fails.
+    Expired(Arc<Cached<V>>),
+    /// Nothing cached: [`Cache::load`] it.
+    Missing,
 }
 
 /// The cache; cheap to clone.
@@ -68,18 +99,21 @@ impl<V> Clone for Cache<V> {
 struct Inner<V> {
     epoch: Instant,
     ttl: Duration,
+    max_stale: Duration,
     load: Loader<V>,
     table: RwLock<HashMap<Box<str>, Arc<Cached<V>>>>,
     pending: Mutex<HashMap<Box<str>, Pending<V>>>,
 }
 
 impl<V: Send + Sync + 'static> Cache<V> {
-    /// A cache whose entries are refreshed after `ttl`, filled by `load`.
-    pub(crate) fn new(ttl: Duration, load: Loader<V>) -> Self {
+    /// A cache filled by `load` whose entries are refreshed in the background after `ttl`,
+    /// and before use once older than `max_stale`.
+    pub(crate) fn new(ttl: Duration, max_stale: Duration, load: Loader<V>) -> Self {
         Cache {
             inner: Arc::new(Inner {
                 epoch: Instant::now(),
                 ttl,
+                max_stale,
                 load,
                 table: RwLock::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
@@ -87,19 +121,40 @@ impl<V: Send + Sync + 'static> Cache<V> {
         }
     }
 
-    /// The cached value for `key` (the function as addressed in the URL), if any. An
-    /// expired or stale entry is returned too, and a background refresh is started for it.
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<Cached<V>>> {
-        let cached = read(&self.inner.table).get(key).cloned()?;
-        if !self.is_fresh(&cached) && !cached.refreshing.swap(true, Ordering::AcqRel) {
+    /// What is cached for `key` (the function as addressed in the URL). For a stale entry, a
+    /// background refresh is started (once, however many readers see it).
+    pub(crate) fn get(&self, key: &str) -> Lookup<V> {
+        let Some(cached) = read(&self.inner.table).get(key).cloned() else {
+            return Lookup::Missing;
+        };
+        let age = self.inner.age(&cached);
+        if age < self.inner.ttl && !cached.stale.load(Ordering::Relaxed) {
+            return Lookup::Fresh(cached);
+        }
+        if age >= self.inner.max_stale {
+            return Lookup::Expired(cached);
+        }
+        if !cached.refreshing.swap(true, Ordering::AcqRel) {
             drop(self.load(key, cached.function.clone()));
         }
-        Some(cached)
+        Lookup::Stale(cached)
     }
 
-    /// Whether the entry is younger than the TTL and not marked stale.
-    pub(crate) fn is_fresh(&self, cached: &Cached<V>) -> bool {
-        !cached.stale.load(Ordering::Relaxed) && self.inner.age(cached) < self.inner.ttl
+    /// A value for `key` fetched after `seen` turned out to be wrong (a replica it lists
+    /// cannot be reached): the cached one if a look-up already replaced `seen` since, else
+    /// a new look-up, shared with everyone asking at the same time. So a burst of calls
+    /// failing on the same outdated list costs one provider look-up, not one per call.
+    pub(crate) fn newer(
+        &self,
+        key: &str,
+        seen: &Arc<Cached<V>>,
+    ) -> impl Future<Output = Result<Arc<Cached<V>>, LoadError>> + Send + 'static {
+        match self.get(key) {
+            Lookup::Fresh(current) if !Arc::ptr_eq(&current, seen) => {
+                Either::Left(std::future::ready(Ok(current)))
+            }
+            _ => Either::Right(self.load(key, seen.function.clone())),
+        }
     }
 
     /// Looks `function` up at the provider and caches the answer under `key`, sharing one
@@ -215,9 +270,13 @@ mod tests {
 
     use super::*;
 
-    /// A cache whose loader counts calls, waits a little, and answers from `answer`.
+    const TTL: Duration = Duration::from_secs(1);
+    const MAX_STALE: Duration = Duration::from_secs(5);
+
+    /// A cache whose loader counts calls, takes 20 ms, and answers from `answer`.
     fn cache(
         ttl: Duration,
+        max_stale: Duration,
         answer: fn(usize) -> Result<Option<usize>, String>,
     ) -> (Cache<usize>, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
@@ -230,22 +289,39 @@ mod tests {
             }
             .boxed()
         });
-        (Cache::new(ttl, load), calls)
+        (Cache::new(ttl, max_stale, load), calls)
     }
 
     fn f() -> FunctionRef {
         FunctionRef::parse("echo", &Name::default_namespace()).unwrap()
     }
 
-    #[tokio::test]
+    /// `(stage, value)` of what `get` returns.
+    fn get(cache: &Cache<usize>) -> (&'static str, Option<usize>) {
+        match cache.get("echo") {
+            Lookup::Fresh(c) => ("fresh", Some(c.value)),
+            Lookup::Stale(c) => ("stale", Some(c.value)),
+            Lookup::Expired(c) => ("expired", Some(c.value)),
+            Lookup::Missing => ("missing", None),
+        }
+    }
+
+    /// Lets spawned look-ups finish (paused time: sleeping auto-advances the clock).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn concurrent_misses_share_one_lookup() {
-        let (cache, calls) = cache(Duration::from_secs(60), |n| Ok(Some(n)));
+        let (cache, calls) = cache(TTL, MAX_STALE, |n| Ok(Some(n)));
+        assert_eq!(get(&cache), ("missing", None));
         let loads: Vec<_> = (0..10).map(|_| cache.load("echo", f())).collect();
         for result in futures_util::future::join_all(loads).await {
             assert_eq!(result.unwrap().value, 0);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(cache.get("echo").unwrap().value, 0);
+        assert_eq!(get(&cache), ("fresh", Some(0)));
+        settle().await;
         assert_eq!(
             calls.load(Ordering::SeqCst),
             1,
@@ -253,44 +329,82 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn unknown_functions_are_not_stored() {
-        let (cache, _) = cache(Duration::from_secs(60), |_| Ok(None));
+        let (cache, _) = cache(TTL, MAX_STALE, |_| Ok(None));
         assert_eq!(
             cache.load("echo", f()).await.unwrap_err(),
             LoadError::NotFound
         );
-        assert!(cache.get("echo").is_none());
+        assert_eq!(get(&cache), ("missing", None));
         assert_eq!(cache.len(), 0);
     }
 
-    #[tokio::test]
-    async fn outdated_entries_are_served_while_refreshed_in_the_background() {
-        let (cache, calls) = cache(Duration::from_millis(30), |n| Ok(Some(n)));
+    #[tokio::test(start_paused = true)]
+    async fn slightly_outdated_entries_are_served_while_refreshed_in_the_background() {
+        let (cache, calls) = cache(TTL, MAX_STALE, |n| Ok(Some(n)));
         cache.load("echo", f()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        let old = cache.get("echo").unwrap();
-        assert_eq!(old.value, 0);
-        assert!(!cache.is_fresh(&old));
-        // Only one refresh however many readers see the outdated entry.
+        tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+        // Served as it is; only one refresh however many readers see it.
         for _ in 0..5 {
-            assert!(cache.get("echo").is_some());
+            assert_eq!(get(&cache), ("stale", Some(0)));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        let new = cache.get("echo").unwrap();
-        assert_eq!(new.value, 1);
+        assert_eq!(get(&cache), ("fresh", Some(1)));
 
-        new.mark_stale();
-        assert!(!cache.is_fresh(&new));
-        cache.get("echo");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(cache.get("echo").unwrap().value, 2);
+        // A failure marks it stale: refreshed in the background at the next read.
+        let Lookup::Fresh(entry) = cache.get("echo") else {
+            panic!("fresh")
+        };
+        entry.mark_stale();
+        assert_eq!(get(&cache), ("stale", Some(1)));
+        settle().await;
+        assert_eq!(get(&cache), ("fresh", Some(2)));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn staleness_is_bounded_older_entries_are_refreshed_before_use() {
+        let (cache, calls) = cache(TTL, MAX_STALE, |n| Ok(Some(n)));
+        cache.load("echo", f()).await.unwrap();
+        // Idle for longer than max_stale: the entry must not be used as it is, and reading
+        // it starts nothing in the background (the caller fetches it).
+        tokio::time::sleep(MAX_STALE).await;
+        assert_eq!(get(&cache), ("expired", Some(0)));
+        settle().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Concurrent callers seeing it expired share one look-up.
+        let loads: Vec<_> = (0..10).map(|_| cache.load("echo", f())).collect();
+        for result in futures_util::future::join_all(loads).await {
+            assert_eq!(result.unwrap().value, 1);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(get(&cache), ("fresh", Some(1)));
+
+        // Just under the bound it is still served (and refreshed in the background).
+        tokio::time::sleep(MAX_STALE - Duration::from_millis(1)).await;
+        assert_eq!(get(&cache), ("stale", Some(1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_stale_at_or_below_the_ttl_turns_stale_serving_off() {
+        let (at_ttl, _) = cache(TTL, TTL, |n| Ok(Some(n)));
+        at_ttl.load("echo", f()).await.unwrap();
+        tokio::time::sleep(TTL).await;
+        assert_eq!(get(&at_ttl), ("expired", Some(0)));
+        let (zero, _) = cache(TTL, Duration::ZERO, |n| Ok(Some(n)));
+        zero.load("echo", f()).await.unwrap();
+        assert_eq!(get(&zero), ("fresh", Some(0)));
+        let Lookup::Fresh(entry) = zero.get("echo") else {
+            panic!("fresh")
+        };
+        entry.mark_stale();
+        assert_eq!(get(&zero), ("expired", Some(0)));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_failed_refresh_keeps_the_old_value_and_waits_a_ttl() {
-        let (cache, calls) = cache(Duration::from_millis(30), |n| {
+        let (cache, calls) = cache(TTL, MAX_STALE, |n| {
             if n == 0 {
                 Ok(Some(7))
             } else {
@@ -298,21 +412,41 @@ mod tests {
             }
         });
         cache.load("echo", f()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(MAX_STALE * 2).await;
         let err = cache.load("echo", f()).await.unwrap_err();
         assert_eq!(err, LoadError::Failed("provider down".into()));
-        let kept = cache.get("echo").unwrap();
-        assert_eq!(kept.value, 7);
-        assert!(
-            cache.is_fresh(&kept),
+        assert_eq!(
+            get(&cache),
+            ("fresh", Some(7)),
             "no retry storm: the next try is a TTL away"
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn newer_reuses_a_replacement_or_looks_up_once() {
+        let (cache, calls) = cache(TTL, MAX_STALE, |n| Ok(Some(n)));
+        let first = cache.load("echo", f()).await.unwrap();
+        // `first` failed: everyone who saw it fail shares one look-up.
+        first.mark_stale();
+        let newer: Vec<_> = (0..10).map(|_| cache.newer("echo", &first)).collect();
+        for result in futures_util::future::join_all(newer).await {
+            assert_eq!(result.unwrap().value, 1);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A caller that saw `first` fail only now gets the replacement without a look-up.
+        assert_eq!(cache.newer("echo", &first).await.unwrap().value, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The replacement itself failing asks the provider again.
+        let second = cache.newer("echo", &first).await.unwrap();
+        second.mark_stale();
+        assert_eq!(cache.newer("echo", &second).await.unwrap().value, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn unused_entries_are_swept() {
-        let (cache, _) = cache(Duration::from_secs(60), |n| Ok(Some(n)));
+        let (cache, _) = cache(TTL, MAX_STALE, |n| Ok(Some(n)));
         cache.load("echo", f()).await.unwrap();
         cache.sweep(Duration::from_secs(60));
         assert_eq!(cache.len(), 1);

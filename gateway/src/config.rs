@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_ASYNC_BODY: usize = 512 * 1024;
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// `endpoint_cache_ttl` default.
 pub const DEFAULT_ENDPOINT_CACHE_TTL: Duration = Duration::from_secs(1);
+/// `endpoint_max_stale` default.
+pub const DEFAULT_ENDPOINT_MAX_STALE: Duration = Duration::from_secs(5);
+/// `max_retry_body` default: 64 KiB.
+pub const DEFAULT_MAX_RETRY_BODY: usize = 64 * 1024;
 /// `function_cache_ttl` default.
 pub const DEFAULT_FUNCTION_CACHE_TTL: Duration = Duration::from_secs(5);
 /// `provider_timeout` default.
@@ -50,6 +54,18 @@ pub struct Config {
     /// `endpoint_cache_ttl` (`1s`): how long a function's replica list is used before it is
     /// fetched again from the provider (in the background; a failed replica forces it).
     pub endpoint_cache_ttl: Duration,
+    /// `endpoint_max_stale` (`5s`): the oldest a replica list may be and still be used
+    /// while it is refreshed in the background; an older one (a function idle for a while)
+    /// is fetched again before the call. At or below `endpoint_cache_ttl`, an outdated list
+    /// is never used. Replicas the provider stopped listing are gone from the gateway within
+    /// this time.
+    pub endpoint_max_stale: Duration,
+    /// `max_retry_body` (`64KiB` as bytes: 65536): a sync call whose request body is at most
+    /// this big, with its size known up front (`Content-Length`), is read into memory first,
+    /// so that it can be sent to another replica when connecting to the first one fails.
+    /// Calls without a body are always retryable; streamed or bigger bodies are forwarded
+    /// as they arrive and not retried. `0`: only calls without a body are retried.
+    pub max_retry_body: usize,
     /// `function_cache_ttl` (`5s`): how long the gateway remembers that a function exists
     /// (and its queue) for async submissions.
     pub function_cache_ttl: Duration,
@@ -87,11 +103,19 @@ impl Config {
                     None => Err("expected a size in bytes, e.g. 524288, 512KiB or 1MB".into()),
                 }
             })?,
+            max_retry_body: env::parse_or(e, "max_retry_body", DEFAULT_MAX_RETRY_BODY, |v| {
+                parse_size(v).ok_or_else(|| "expected a size in bytes, e.g. 65536 or 64KiB".into())
+            })?,
             publish_timeout: positive("publish_timeout", DEFAULT_PUBLISH_TIMEOUT)?,
             endpoint_cache_ttl: env::duration_or(
                 e,
                 "endpoint_cache_ttl",
                 DEFAULT_ENDPOINT_CACHE_TTL,
+            )?,
+            endpoint_max_stale: env::duration_or(
+                e,
+                "endpoint_max_stale",
+                DEFAULT_ENDPOINT_MAX_STALE,
             )?,
             function_cache_ttl: env::duration_or(
                 e,
@@ -192,6 +216,8 @@ mod tests {
         assert_eq!(c.max_async_body, 512 * 1024);
         assert_eq!(c.publish_timeout, Duration::from_secs(5));
         assert_eq!(c.endpoint_cache_ttl, Duration::from_secs(1));
+        assert_eq!(c.endpoint_max_stale, Duration::from_secs(5));
+        assert_eq!(c.max_retry_body, 64 * 1024);
         assert_eq!(c.function_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.provider_timeout, Duration::from_secs(5));
     }
@@ -205,6 +231,8 @@ mod tests {
             ("upstream_timeout", "2m"),
             ("max_async_body", "1MiB"),
             ("endpoint_cache_ttl", "0"),
+            ("endpoint_max_stale", "2500ms"),
+            ("max_retry_body", "0"),
         ]
         .into();
         let c = Config::from_env(&e).unwrap();
@@ -219,6 +247,8 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(120));
         assert_eq!(c.max_async_body, 1024 * 1024);
         assert_eq!(c.endpoint_cache_ttl, Duration::ZERO);
+        assert_eq!(c.endpoint_max_stale, Duration::from_millis(2500));
+        assert_eq!(c.max_retry_body, 0);
     }
 
     #[test]
@@ -233,6 +263,8 @@ mod tests {
             ("max_async_body", "0"),
             ("max_async_body", "12 parsecs"),
             ("publish_timeout", "-1s"),
+            ("endpoint_max_stale", "a while"),
+            ("max_retry_body", "64 apples"),
         ] {
             let e: HashMap<&str, &str> = [(name, value)].into();
             let err = Config::from_env(&e).expect_err(value);

@@ -1,11 +1,19 @@
 //! Where a function's ready replicas listen, cached per function, and which one takes the
 //! next call.
 //!
-//! The list comes from the provider's `GET /system/endpoints/{name}` and is kept for
-//! `endpoint_cache_ttl`, then refreshed in the background (see [`crate::cache`]). Calls go
-//! round-robin over the ready replicas. A replica that cannot be connected to is skipped from
-//! then on and the list is refreshed; when every replica of the list failed, the next call
-//! waits for a fresh list.
+//! The list comes from the provider's `GET /system/endpoints/{name}` (see [`crate::cache`]).
+//! It is used as it is for `endpoint_cache_ttl`; up to `endpoint_max_stale` old it is still
+//! used while a background task fetches it again; an older one (a function idle for a
+//! while, whose replicas may have been replaced, scaled or removed meanwhile) is fetched
+//! before the call, concurrent calls sharing one look-up. The provider stops listing a
+//! replica as soon as it starts removing it, so a removed replica leaves the gateway's list
+//! within `endpoint_max_stale` (within about `endpoint_cache_ttl` for a function in use).
+//!
+//! Calls go round-robin over the ready replicas. A replica that cannot be connected to is
+//! skipped until the list is fetched again; [`Endpoints::retry`] fetches it at once (one
+//! look-up for all the calls that saw the same list fail) and picks a ready replica the
+//! call has not tried. While the provider cannot be reached, the last list it gave keeps
+//! being used.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,7 +23,7 @@ use ferry_proto::{FunctionEndpoints, FunctionRef, Name};
 use futures_util::FutureExt as _;
 use http::uri::Authority;
 
-use crate::cache::{Cache, Cached, LoadError};
+use crate::cache::{Cache, Cached, LoadError, Lookup};
 use crate::error::GatewayError;
 use crate::provider::ProviderClient;
 
@@ -58,16 +66,22 @@ impl Replicas {
         }
     }
 
-    /// The next replica round-robin, skipping failed ones.
-    fn choose(&self) -> Option<usize> {
+    /// The next replica round-robin, skipping failed ones and those in `tried`.
+    fn choose(&self, tried: &[Authority]) -> Option<usize> {
         let n = self.ready.len();
         if n == 0 {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| (start.wrapping_add(i)) % n)
-            .find(|&i| !self.ready[i].failed.load(Ordering::Relaxed))
+        (0..n).map(|i| (start.wrapping_add(i)) % n).find(|&i| {
+            let replica = &self.ready[i];
+            !replica.failed.load(Ordering::Relaxed) && !tried.contains(&replica.authority)
+        })
+    }
+
+    /// Whether some replica has not failed yet.
+    fn any_usable(&self) -> bool {
+        self.ready.iter().any(|r| !r.failed.load(Ordering::Relaxed))
     }
 }
 
@@ -78,12 +92,18 @@ pub(crate) struct Chosen {
 }
 
 impl Chosen {
+    fn pick(entry: Arc<Cached<Replicas>>, tried: &[Authority]) -> Option<Chosen> {
+        let index = entry.value.choose(tried)?;
+        Some(Chosen { entry, index })
+    }
+
     /// `host:port` of the replica.
     pub(crate) fn authority(&self) -> &Authority {
         &self.entry.value.ready[self.index].authority
     }
 
-    /// The replica could not be connected to: skip it and refresh the list.
+    /// The replica could not be connected to: skip it and refresh the list (which brings it
+    /// back if the provider still lists it as ready).
     pub(crate) fn connect_failed(&self) {
         self.entry.value.ready[self.index]
             .failed
@@ -91,7 +111,8 @@ impl Chosen {
         self.entry.mark_stale();
     }
 
-    /// The exchange with the replica failed after connecting: refresh the list soon.
+    /// The exchange with the replica failed after the request went out: refresh the list
+    /// soon. (Not skipped: the cause may as well be the client, e.g. a broken upload.)
     pub(crate) fn exchange_failed(&self) {
         self.entry.mark_stale();
     }
@@ -104,7 +125,9 @@ pub(crate) struct Endpoints {
 }
 
 impl Endpoints {
-    pub(crate) fn new(provider: ProviderClient, ttl: Duration) -> Self {
+    /// Lists are refreshed in the background after `ttl`, before use once older than
+    /// `max_stale`.
+    pub(crate) fn new(provider: ProviderClient, ttl: Duration, max_stale: Duration) -> Self {
         let load = Arc::new(move |f: FunctionRef| {
             let provider = provider.clone();
             async move {
@@ -114,29 +137,98 @@ impl Endpoints {
             .boxed()
         });
         Endpoints {
-            cache: Cache::new(ttl, load),
+            cache: Cache::new(ttl, max_stale, load),
         }
     }
 
-    /// A ready replica of `function` (`name` or `name.namespace`, as in the URL).
+    /// A ready replica of `function` (`name` or `name.namespace`, as in the URL). The hot
+    /// path is one read lock and an atomic increment; the provider is asked first only
+    /// when nothing usable is cached.
     pub(crate) async fn choose(&self, function: &str) -> Result<Chosen, GatewayError> {
-        if let Some(entry) = self.cache.get(function) {
-            if let Some(index) = entry.value.choose() {
-                return Ok(Chosen { entry, index });
+        let old = match self.cache.get(function) {
+            Lookup::Fresh(entry) => {
+                if entry.value.ready.is_empty() {
+                    return Err(no_ready(function, &entry));
+                }
+                match Chosen::pick(entry.clone(), &[]) {
+                    Some(chosen) => return Ok(chosen),
+                    // Every replica failed since the list came: fetch it again.
+                    None => Some(entry),
+                }
             }
-            if self.cache.is_fresh(&entry) && entry.value.ready.is_empty() {
-                return Err(no_ready(function, &entry));
-            }
+            Lookup::Stale(entry) => match Chosen::pick(entry.clone(), &[]) {
+                Some(chosen) => return Ok(chosen),
+                None => Some(entry),
+            },
+            Lookup::Expired(entry) => Some(entry),
+            Lookup::Missing => None,
+        };
+        let entry = self.fetch(function, old).await?;
+        if entry.value.ready.is_empty() {
+            return Err(no_ready(function, &entry));
         }
-        let f = FunctionRef::parse(function, &Name::default_namespace())
-            .map_err(|e| GatewayError::invalid_name(function, e))?;
-        let entry = self.cache.load(function, f).await.map_err(|e| match e {
-            LoadError::NotFound => GatewayError::FunctionNotFound(function.to_string()),
-            LoadError::Failed(reason) => GatewayError::Provider(reason),
-        })?;
-        match entry.value.choose() {
-            Some(index) => Ok(Chosen { entry, index }),
-            None => Err(no_ready(function, &entry)),
+        Chosen::pick(entry, &[]).ok_or_else(|| {
+            GatewayError::Provider(format!(
+                "every known replica of {function} failed, and no new list could be fetched"
+            ))
+        })
+    }
+
+    /// After connecting to `failed` did not work (the caller has called
+    /// [`Chosen::connect_failed`]): a ready replica the call has not tried yet (`tried`,
+    /// `failed` included), from a list fetched since, unless a look-up already replaced the
+    /// one `failed` came from. `Ok(None)`: every ready replica was tried. No ready replica
+    /// at all → [`GatewayError::NoReadyReplica`]; a function that is gone → not found.
+    pub(crate) async fn retry(
+        &self,
+        function: &str,
+        failed: &Chosen,
+        tried: &[Authority],
+    ) -> Result<Option<Chosen>, GatewayError> {
+        let entry = match self.cache.newer(function, &failed.entry).await {
+            Ok(entry) => entry,
+            Err(LoadError::NotFound) => {
+                return Err(GatewayError::FunctionNotFound(function.to_string()));
+            }
+            Err(LoadError::Failed(reason)) => {
+                tracing::warn!(
+                    function, %reason,
+                    "cannot refresh the replica list; trying the rest of the last one"
+                );
+                failed.entry.clone()
+            }
+        };
+        if entry.value.ready.is_empty() {
+            return Err(no_ready(function, &entry));
+        }
+        Ok(Chosen::pick(entry, tried))
+    }
+
+    /// Asks the provider (sharing the look-up with concurrent callers); when it cannot be
+    /// asked, keeps using `old` if it has a replica left to try.
+    async fn fetch(
+        &self,
+        function: &str,
+        old: Option<Arc<Cached<Replicas>>>,
+    ) -> Result<Arc<Cached<Replicas>>, GatewayError> {
+        let f = match &old {
+            Some(old) => old.function().clone(),
+            None => FunctionRef::parse(function, &Name::default_namespace())
+                .map_err(|e| GatewayError::invalid_name(function, e))?,
+        };
+        match self.cache.load(function, f).await {
+            Ok(entry) => Ok(entry),
+            Err(LoadError::NotFound) => Err(GatewayError::FunctionNotFound(function.to_string())),
+            Err(LoadError::Failed(reason)) => match old {
+                Some(old) if old.value.any_usable() => {
+                    tracing::warn!(
+                        function, %reason,
+                        "cannot refresh the replica list; using the last one"
+                    );
+                    Ok(old)
+                }
+                _ => Err(GatewayError::Provider(reason)),
+            },
         }
     }
 
@@ -185,13 +277,26 @@ mod tests {
             ("not an address", true),
         ]);
         assert_eq!(r.ready.len(), 2);
-        let picks: Vec<usize> = (0..4).map(|_| r.choose().unwrap()).collect();
+        let picks: Vec<usize> = (0..4).map(|_| r.choose(&[]).unwrap()).collect();
         assert_eq!(picks, [0, 1, 0, 1]);
         r.ready[0].failed.store(true, Ordering::Relaxed);
-        assert_eq!(r.choose(), Some(1));
-        assert_eq!(r.choose(), Some(1));
+        assert_eq!(r.choose(&[]), Some(1));
+        assert_eq!(r.choose(&[]), Some(1));
+        assert!(r.any_usable());
         r.ready[1].failed.store(true, Ordering::Relaxed);
-        assert_eq!(r.choose(), None);
-        assert_eq!(replicas(&[]).choose(), None);
+        assert_eq!(r.choose(&[]), None);
+        assert!(!r.any_usable());
+        assert_eq!(replicas(&[]).choose(&[]), None);
+    }
+
+    #[test]
+    fn replicas_a_call_already_tried_are_not_chosen_again() {
+        let r = replicas(&[("127.0.0.1:1", true), ("127.0.0.1:2", true)]);
+        let tried: [Authority; 1] = ["127.0.0.1:1".parse().unwrap()];
+        for _ in 0..4 {
+            assert_eq!(r.choose(&tried), Some(1));
+        }
+        let both = [tried[0].clone(), "127.0.0.1:2".parse().unwrap()];
+        assert_eq!(r.choose(&both), None);
     }
 }

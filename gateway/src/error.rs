@@ -48,6 +48,10 @@ pub enum GatewayError {
     /// The request body could not be read.
     #[error("cannot read the request body: {0}")]
     BadBody(String),
+    /// A sync call's request body, read before the call so that it can be retried, did not
+    /// arrive within `upstream_timeout`.
+    #[error("the request body did not arrive within {0:?}")]
+    RequestBodyTimeout(Duration),
     /// A call id (caller's `X-Call-Id` or in a path) that cannot be a call id.
     #[error(
         "invalid call id {0:?}: use 1-128 characters of A-Z a-z 0-9 - _ . = \
@@ -134,6 +138,7 @@ impl GatewayError {
             | GatewayError::RouteNotFound(_)
             | GatewayError::CallNotFound(_)
             | GatewayError::DeadLetterNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -210,6 +215,10 @@ mod tests {
                 400,
             ),
             (GatewayError::BadBody("reset".into()), 400),
+            (
+                GatewayError::RequestBodyTimeout(Duration::from_secs(60)),
+                408,
+            ),
             (GatewayError::InvalidCallId("a/b".into()), 400),
             (GatewayError::InvalidIdempotencyKey("empty"), 400),
             (GatewayError::InvalidQuery("limit".into()), 400),

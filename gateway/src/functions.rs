@@ -1,5 +1,9 @@
 //! What the async path needs to know about a function, cached briefly: that it exists, the
 //! queue its calls go to, and the annotations the queue-worker acts on.
+//!
+//! Kept for `function_cache_ttl`, then refreshed in the background while still used, up to
+//! [`MAX_STALE_TTLS`] TTLs old; an older entry is fetched again before the submission (see
+//! [`crate::cache`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,13 +13,16 @@ use ferry_proto::jetstream::{DEFAULT_QUEUE, call_subject, valid_queue_name};
 use ferry_proto::{FunctionRef, FunctionStatus, Name};
 use futures_util::FutureExt as _;
 
-use crate::cache::{Cache, Cached, LoadError};
+use crate::cache::{Cache, Cached, LoadError, Lookup};
 use crate::error::GatewayError;
 use crate::provider::ProviderClient;
 
 /// Annotations with this prefix travel with each queued call (`com.openfaas.queue`,
 /// `com.openfaas.retry.*`, ...), so the worker needs no provider look-up of its own.
 const FORWARDED_ANNOTATIONS: &str = "com.openfaas.";
+
+/// How many TTLs old an entry may be and still be used while it is refreshed.
+const MAX_STALE_TTLS: u32 = 3;
 
 /// One function, as the async path sees it.
 #[derive(Debug)]
@@ -72,7 +79,7 @@ impl Functions {
             .boxed()
         });
         Functions {
-            cache: Cache::new(ttl, load),
+            cache: Cache::new(ttl, ttl.saturating_mul(MAX_STALE_TTLS), load),
         }
     }
 
@@ -81,15 +88,22 @@ impl Functions {
         &self,
         function: &str,
     ) -> Result<Arc<Cached<FunctionInfo>>, GatewayError> {
-        if let Some(entry) = self.cache.get(function) {
-            return Ok(entry);
+        let old = match self.cache.get(function) {
+            Lookup::Fresh(entry) | Lookup::Stale(entry) => return Ok(entry),
+            Lookup::Expired(entry) => Some(entry),
+            Lookup::Missing => None,
+        };
+        let f = match &old {
+            Some(old) => old.function().clone(),
+            None => FunctionRef::parse(function, &Name::default_namespace())
+                .map_err(|e| GatewayError::invalid_name(function, e))?,
+        };
+        match self.cache.load(function, f).await {
+            Ok(entry) => Ok(entry),
+            Err(LoadError::NotFound) => Err(GatewayError::FunctionNotFound(function.to_string())),
+            // The provider cannot be asked: what it said last is still the best answer.
+            Err(LoadError::Failed(reason)) => old.ok_or(GatewayError::Provider(reason)),
         }
-        let f = FunctionRef::parse(function, &Name::default_namespace())
-            .map_err(|e| GatewayError::invalid_name(function, e))?;
-        self.cache.load(function, f).await.map_err(|e| match e {
-            LoadError::NotFound => GatewayError::FunctionNotFound(function.to_string()),
-            LoadError::Failed(reason) => GatewayError::Provider(reason),
-        })
     }
 
     /// Forgets functions not called for `idle`.

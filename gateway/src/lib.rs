@@ -1,15 +1,22 @@
 //! `gateway`: ferry's public entry point, wire-compatible with the OpenFaaS gateway.
 //!
-//! - **Sync calls**, any method on `/function/{name}[.{ns}][/sub/path][?query]`, go straight to
-//!   a ready replica of the function (no NATS on this path). Replica addresses come from the
-//!   provider's `GET /system/endpoints/{name}`, cached per function for `endpoint_cache_ttl`
-//!   and refreshed in the background; calls are spread round-robin; a replica that refuses
-//!   connections is skipped and the list refreshed. One pooled keep-alive HTTP/1 client
+//! - **Sync calls**, any method on `/function/{name}[.{ns}][/sub/path][?query]`, go straight to a
+//!   ready replica of the function (no NATS on this path). Replica addresses come from the
+//!   provider's `GET /system/endpoints/{name}`, cached per function: used as they are for
+//!   `endpoint_cache_ttl`, then refreshed in the background while still used, but never used once
+//!   older than `endpoint_max_stale` (the first call after an idle spell waits for a fresh list;
+//!   concurrent callers share one look-up). Calls are spread round-robin. A replica that cannot be
+//!   connected to is skipped and the list refreshed. A call that never reached its replica (connect
+//!   failed, or the connection closed before the request was started) is sent, whatever its method,
+//!   to another ready replica from a freshly fetched list, at most 3 replicas in all, when its body
+//!   can be sent again: no body, or a `Content-Length` of at most `max_retry_body` (such bodies are
+//!   read before the call; streamed or bigger ones are forwarded as they arrive and not retried). A
+//!   failure after the request went out is never retried. One pooled keep-alive HTTP/1 client
 //!   (`TCP_NODELAY`) streams bodies both ways. Hop-by-hop headers are stripped both ways;
 //!   `X-Call-Id` (generated if absent), `X-Start-Time` (Unix ns), `X-Forwarded-For` and
-//!   `X-Forwarded-Host` (when absent) are added. Errors: invalid name `400`, unknown function
-//!   `404`, no ready replica `503`, replica unreachable `502`, no answer within
-//!   `upstream_timeout` `504`.
+//!   `X-Forwarded-Host` (when absent) are added. Errors: invalid name `400`, a body of at most
+//!   `max_retry_body` not received within `upstream_timeout` `408`, unknown function `404`, no
+//!   ready replica `503`, no replica reachable `502`, no answer within `upstream_timeout` `504`.
 //! - **Async calls**, any method on `/async-function/...`: the function must exist (`404`),
 //!   `X-Callback-Url` must be an absolute http(s) URL (`400`), the body at most
 //!   `max_async_body` (`413`). The call is published as an OpenFaaS `QueueRequest` on
@@ -63,7 +70,9 @@
 //! | `upstream_timeout` | `60s` | longest sync call (`504` past it; a streaming response is cut); also how long `/system/*` waits for the provider's response headers |
 //! | `max_async_body` | `524288` (512 KiB) | largest async request body (`413` beyond); accepts `512KiB`, `1MiB` |
 //! | `publish_timeout` | `5s` | how long an async submission waits for the JetStream ack (`503` past it) |
-//! | `endpoint_cache_ttl` | `1s` | how long a function's replica list is used before it is refreshed |
+//! | `endpoint_cache_ttl` | `1s` | how long a function's replica list is used before it is refreshed (in the background) |
+//! | `endpoint_max_stale` | `5s` | oldest a replica list may be and still be used while it is refreshed; an older one is fetched before the call (at or below `endpoint_cache_ttl`: never use an outdated list) |
+//! | `max_retry_body` | `65536` (64 KiB) | largest sync request body (`Content-Length` known up front) read before the call so that it can be retried on another replica when it never reached the first; accepts `64KiB`; `0` = retry only calls without a body |
 //! | `function_cache_ttl` | `5s` | how long the async path remembers that a function exists (and its queue) |
 //! | `provider_timeout` | `5s` | timeout of the gateway's own provider look-ups (endpoints, status, health) |
 //! | `log_format` | `text` | `text` or `json`; `RUST_LOG` filters (default `info`) |
@@ -75,11 +84,13 @@
 //! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
 //!   `async_calls`, `dead_letters`, `system`, `health`);
 //! - `proxy`: forwarding a request upstream and streaming the response back;
+//! - `replay`: which sync calls may be sent to another replica, and their bodies kept for it;
 //! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
 //! - `path`: splitting `/function/{name}/sub/path`;
 //! - `endpoints`: replica addresses per function and round-robin choice;
 //! - `functions`: existence, queue and annotations of a function, for the async path;
-//! - `cache`: the per-function cache both use (stale-while-revalidate, coalesced misses);
+//! - `cache`: the per-function cache both use (stale-while-revalidate with a bound,
+//!   coalesced look-ups);
 //! - `provider`: the shared HTTP client and the gateway's own provider look-ups;
 //! - `queue`: the JetStream publisher and the task that keeps the streams and bucket in place;
 //! - `call_id`: call ids from `Idempotency-Key`, `X-Call-Id` or UUID v4;
@@ -100,6 +111,7 @@ mod provider;
 mod proxy;
 mod queue;
 mod redrive;
+mod replay;
 mod routes;
 mod status;
 
@@ -149,7 +161,11 @@ pub async fn run(
     let nats = ferry_runtime::jetstream::connect(&config.nats.url, "ferry-gateway").await?;
     let queue = Queue::new(nats, &config.nats, config.publish_timeout);
     let gateway = Arc::new(Gateway {
-        endpoints: Endpoints::new(provider.clone(), config.endpoint_cache_ttl),
+        endpoints: Endpoints::new(
+            provider.clone(),
+            config.endpoint_cache_ttl,
+            config.endpoint_max_stale,
+        ),
         functions: Functions::new(provider.clone(), config.function_cache_ttl),
         client,
         provider,

@@ -24,6 +24,10 @@ Environment (defaults in brackets):
   max_async_body          largest async request body in bytes (or 512KiB, 1MiB) [524288]
   publish_timeout         wait for the JetStream ack of an async call, 503 past it [5s]
   endpoint_cache_ttl      how long a function's replica list is reused [1s]
+  endpoint_max_stale      oldest replica list still used while it is refreshed; older
+                          ones are fetched before the call [5s]
+  max_retry_body          largest sync request body (Content-Length) kept to retry a call
+                          that never reached its replica on another one [65536]
   function_cache_ttl      how long async calls remember a function exists [5s]
   provider_timeout        timeout of the gateway's own provider look-ups [5s]
   log_format              text | json [text]; RUST_LOG filters [info]

@@ -25,10 +25,22 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) enum SendError {
     /// No response headers before the deadline.
     Timeout,
-    /// Connecting failed (refused, unreachable, connect timeout).
-    Connect(String),
-    /// The connection failed after it was made.
+    /// The request never left the gateway, so the upstream cannot have seen it: connecting
+    /// failed (refused, reset, unreachable, connect timeout), or the new connection closed
+    /// before the request was started.
+    NotSent(String),
+    /// The exchange failed once the request was (or may have been) on its way: the upstream
+    /// may have acted on it.
     Failed(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Timeout => f.write_str("no response before the deadline"),
+            SendError::NotSent(reason) | SendError::Failed(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// The client's address, when the server recorded it.
@@ -56,10 +68,21 @@ pub(crate) async fn send(
 ) -> Result<Response<Incoming>, SendError> {
     match tokio::time::timeout_at(deadline, client.request(req)).await {
         Ok(Ok(response)) => Ok(response),
-        Ok(Err(e)) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
+        Ok(Err(e)) if never_sent(&e) => Err(SendError::NotSent(error_chain(&e))),
         Ok(Err(e)) => Err(SendError::Failed(error_chain(&e))),
         Err(_) => Err(SendError::Timeout),
     }
+}
+
+/// Whether the pooled client failed before writing any of the request: a connect error
+/// (TCP connect, or the HTTP/1 handshake on the new connection), or a request the
+/// connection handed back unstarted because it closed first. hyper-util reports the
+/// latter as kind `Canceled`, visible only in its message (it re-sends such a request
+/// itself when the connection was a reused one, so this is a fresh connection that closed
+/// at once, like a port forwarder whose container is gone). Everything else, "connection
+/// closed before message completed" included, may have reached the upstream.
+fn never_sent(e: &hyper_util::client::legacy::Error) -> bool {
+    e.is_connect() || e.to_string() == "client error (Canceled)"
 }
 
 /// The upstream response as ours: status and headers copied (hop-by-hop ones removed), the
@@ -131,6 +154,66 @@ mod tests {
     use http_body_util::{BodyExt as _, StreamBody};
 
     use super::*;
+
+    fn get(addr: std::net::SocketAddr) -> Request<Body> {
+        Request::get(format!("http://{addr}/"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_was_never_sent() {
+        let addr = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        };
+        let client = crate::provider::http_client();
+        match send(&client, get(addr), far()).await {
+            Err(SendError::NotSent(reason)) => {
+                // The message hyper-util's kinds are told apart by (see `never_sent`).
+                assert!(reason.starts_with("client error (Connect)"), "{reason}");
+                assert!(reason.contains("refused"), "{reason}");
+            }
+            other => panic!("expected NotSent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_after_the_request_was_read_may_have_been_seen() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request arrived");
+                head.extend_from_slice(&buf[..n]);
+            }
+            // The upstream read the request, then died without answering.
+        });
+        let client = crate::provider::http_client();
+        let result = send(&client, get(addr), far()).await;
+        server.await.unwrap();
+        assert!(matches!(result, Err(SendError::Failed(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn no_answer_before_the_deadline_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = crate::provider::http_client();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let result = send(&client, get(addr), deadline).await;
+        assert!(matches!(result, Err(SendError::Timeout)), "{result:?}");
+        drop(listener);
+    }
 
     #[tokio::test]
     async fn a_body_still_streaming_at_the_deadline_is_cut() {

@@ -1,5 +1,6 @@
 //! `/function/{name}[.{ns}][/sub/path][?query]`: synchronous calls, proxied to a ready
-//! replica of the function.
+//! replica of the function; sent to another one when the call never reached the first and
+//! its body can be sent again (see [`crate::replay`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use ferry_proto::routes::FUNCTION;
+use http::uri::Authority;
 use http::{HeaderValue, Uri};
 use tokio::time::Instant;
 
@@ -15,6 +17,7 @@ use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, START_TIME};
 use crate::path::FunctionPath;
 use crate::proxy::{self, SendError};
+use crate::replay::{self, Outgoing};
 
 /// Proxies one call. The response carries `X-Start-Time`, and `X-Call-Id` when the gateway
 /// generated it; so do the gateway's own error responses.
@@ -52,39 +55,325 @@ async fn call(
     let (mut parts, body) = req.into_parts();
     let uri = std::mem::take(&mut parts.uri);
     let path = FunctionPath::parse(uri.path(), FUNCTION)?;
-    let replica = gateway.endpoints.choose(path.function).await?;
-    parts.uri = Uri::builder()
-        .scheme(http::uri::Scheme::HTTP)
-        .authority(replica.authority().clone())
-        .path_and_query(path.upstream(uri.query())?)
-        .build()
-        .map_err(|e| GatewayError::Internal(format!("building the upstream URI: {e}")))?;
+    let function = path.function;
+    let path_and_query = path.upstream(uri.query())?;
+    let mut replica = gateway.endpoints.choose(function).await?;
     proxy::prepare(&mut parts, client);
     if generated {
         parts.headers.insert(CALL_ID, call_id.clone());
     }
     parts.headers.insert(START_TIME, start.clone());
+    let limit = gateway.config.max_retry_body;
+    let mut outgoing = Outgoing::new(parts, body, limit, deadline, timeout).await?;
 
-    let upstream = http::Request::from_parts(parts, body);
-    match proxy::send(&gateway.client, upstream, deadline).await {
-        Ok(response) => Ok(proxy::response(response, Some((deadline, timeout)))),
-        Err(SendError::Timeout) => Err(GatewayError::UpstreamTimeout {
-            function: path.function.to_string(),
-            timeout,
-        }),
-        Err(SendError::Connect(reason)) => {
-            replica.connect_failed();
-            Err(GatewayError::Upstream {
-                function: path.function.to_string(),
-                reason: format!("replica {}: {reason}", replica.authority()),
-            })
-        }
-        Err(SendError::Failed(reason)) => {
+    // Replicas this call could not connect to; allocated only on a failure.
+    let mut tried: Vec<Authority> = Vec::new();
+    loop {
+        let uri = Uri::builder()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(replica.authority().clone())
+            .path_and_query(path_and_query.clone())
+            .build()
+            .map_err(|e| GatewayError::Internal(format!("building the upstream URI: {e}")))?;
+        let upstream = outgoing
+            .request(uri)
+            .ok_or_else(|| GatewayError::Internal("a streamed call sent twice".into()))?;
+        let error = match proxy::send(&gateway.client, upstream, deadline).await {
+            Ok(response) => return Ok(proxy::response(response, Some((deadline, timeout)))),
+            Err(SendError::Timeout) => {
+                return Err(GatewayError::UpstreamTimeout {
+                    function: function.to_string(),
+                    timeout,
+                });
+            }
+            Err(error) => error,
+        };
+        let failure = GatewayError::Upstream {
+            function: function.to_string(),
+            reason: format!("replica {}: {error}", replica.authority()),
+        };
+        if !matches!(error, SendError::NotSent(_)) {
             replica.exchange_failed();
-            Err(GatewayError::Upstream {
-                function: path.function.to_string(),
-                reason: format!("replica {}: {reason}", replica.authority()),
-            })
+            return Err(failure);
         }
+        replica.connect_failed();
+        tried.push(replica.authority().clone());
+        if !replay::may_retry(&error, &outgoing) || tried.len() >= replay::MAX_ATTEMPTS {
+            return Err(failure);
+        }
+        match gateway.endpoints.retry(function, &replica, &tried).await? {
+            Some(next) => {
+                tracing::debug!(
+                    function,
+                    failed = %replica.authority(),
+                    next = %next.authority(),
+                    %error,
+                    "the call never reached the replica; sending it to another one"
+                );
+                replica = next;
+            }
+            None => return Err(failure),
+        }
+    }
+}
+
+/// The whole sync route, without Docker: the real gateway in front of a fake provider whose
+/// endpoint answers are scripted per function (and counted), and tiny replicas that answer
+/// `"<replica> <method> <body>"`.
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::extract::{Path, State};
+    use axum::http::{Method, StatusCode};
+    use axum::routing::get;
+    use ferry_proto::{Endpoint, FunctionEndpoints};
+    use futures_util::stream;
+    use http_body_util::BodyExt as _;
+    use tokio::sync::oneshot;
+
+    /// One answer of the provider: the ready replicas, or `None` for "not found".
+    type Answer = Option<Vec<SocketAddr>>;
+
+    /// Per function, the provider's successive answers (the last one repeats), and how many
+    /// look-ups each function got.
+    #[derive(Clone, Default)]
+    struct Script {
+        answers: Arc<Mutex<HashMap<String, Vec<Answer>>>>,
+        lookups: Arc<Mutex<HashMap<String, usize>>>,
+    }
+
+    impl Script {
+        fn set(&self, function: &str, answers: Vec<Answer>) {
+            let mut all = self.answers.lock().unwrap();
+            all.insert(function.to_string(), answers);
+        }
+
+        fn lookups(&self, function: &str) -> usize {
+            self.lookups
+                .lock()
+                .unwrap()
+                .get(function)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    async fn endpoints(
+        State(script): State<Script>,
+        Path(name): Path<String>,
+    ) -> Result<axum::Json<FunctionEndpoints>, StatusCode> {
+        let n = {
+            let mut lookups = script.lookups.lock().unwrap();
+            let n = lookups.entry(name.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let answer = {
+            let answers = script.answers.lock().unwrap();
+            let list = answers.get(&name).ok_or(StatusCode::NOT_FOUND)?;
+            list[(n - 1).min(list.len() - 1)].clone()
+        };
+        let addresses = answer.ok_or(StatusCode::NOT_FOUND)?;
+        Ok(axum::Json(FunctionEndpoints {
+            name,
+            namespace: "openfaas-fn".into(),
+            replicas: addresses.len() as u64,
+            endpoints: addresses
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Endpoint {
+                    id: i.to_string(),
+                    address: a.to_string(),
+                    ready: true,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn serve(router: Router) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+
+    /// A replica answering `"<name> <method> <body>"`, and how many calls it got.
+    async fn replica(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let router = Router::new().fallback(move |method: Method, body: Bytes| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                format!("{name} {method} {}", String::from_utf8_lossy(&body))
+            }
+        });
+        (serve(router).await, hits)
+    }
+
+    /// An address nothing listens on: connecting is refused.
+    async fn dead() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        script: Script,
+        _stop: oneshot::Sender<()>,
+    }
+
+    async fn gateway(extra: &[(&str, &str)]) -> Running {
+        let script = Script::default();
+        let provider = serve(
+            Router::new()
+                .route("/system/endpoints/{name}", get(endpoints))
+                .with_state(script.clone()),
+        )
+        .await;
+        let provider_url = format!("http://{provider}");
+        let mut env: HashMap<&str, &str> = [
+            ("functions_provider_url", provider_url.as_str()),
+            // Nothing listens there: sync calls do not need NATS.
+            ("nats_url", "nats://127.0.0.1:1"),
+        ]
+        .into();
+        env.extend(extra.iter().copied());
+        let config = crate::Config::from_env(&env).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            crate::run(config, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Running {
+            addr,
+            script,
+            _stop: stop,
+        }
+    }
+
+    /// Calls `/function/<function>`; returns status and body text.
+    async fn call(gw: &Running, method: Method, function: &str, body: Body) -> (u16, String) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}/function/{function}", gw.addr))
+            .body(body)
+            .unwrap();
+        let resp = crate::provider::http_client().request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A body of unknown size (sent chunked), which the gateway cannot replay.
+    fn chunked(text: &'static str) -> Body {
+        let (a, b) = text.split_at(text.len() / 2);
+        let chunks = [a, b].map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c.as_bytes())));
+        Body::from_stream(stream::iter(chunks))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_that_never_reached_a_replica_is_sent_to_another_one() {
+        let gw = gateway(&[]).await;
+        let (a, a_hits) = replica("a").await;
+        let gone = dead().await;
+        // The cached list has a replica that is gone, first in round-robin order; the
+        // provider no longer lists it.
+        gw.script
+            .set("post", vec![Some(vec![gone, a]), Some(vec![a])]);
+        let (status, body) = call(&gw, Method::POST, "post", Body::from("order 1")).await;
+        assert_eq!((status, body.as_str()), (200, "a POST order 1"));
+        assert_eq!(a_hits.load(Ordering::SeqCst), 1);
+        assert_eq!(gw.script.lookups("post"), 2, "the list was fetched again");
+        let (status, body) = call(&gw, Method::POST, "post", Body::from("order 2")).await;
+        assert_eq!((status, body.as_str()), (200, "a POST order 2"));
+        assert_eq!(gw.script.lookups("post"), 2, "the fresh list is used");
+
+        // Bodiless calls too, any method.
+        gw.script.set("delete", vec![Some(vec![gone, a])]);
+        let (status, body) = call(&gw, Method::DELETE, "delete", Body::empty()).await;
+        assert_eq!((status, body.as_str()), (200, "a DELETE "));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamed_or_big_bodies_are_not_retried() {
+        let gw = gateway(&[("max_retry_body", "16")]).await;
+        let (a, a_hits) = replica("a").await;
+        let gone = dead().await;
+        gw.script.set("streamed", vec![Some(vec![gone, a])]);
+        let (status, body) = call(&gw, Method::POST, "streamed", chunked("order 1")).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains(&format!("replica {gone}")), "{body}");
+        assert!(body.contains("refused"), "{body}");
+        gw.script.set("big", vec![Some(vec![gone, a])]);
+        let (status, body) = call(&gw, Method::POST, "big", Body::from(vec![b'x'; 17])).await;
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(a_hits.load(Ordering::SeqCst), 0);
+        // Up to the limit, it is.
+        gw.script.set("small", vec![Some(vec![gone, a])]);
+        let (status, _) = call(&gw, Method::POST, "small", Body::from(vec![b'x'; 16])).await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_no_replica_works_the_answer_is_502_or_503() {
+        let gw = gateway(&[]).await;
+        let gone: Vec<SocketAddr> = vec![dead().await, dead().await, dead().await, dead().await];
+        // Every replica is gone but still listed: at most three are tried.
+        gw.script.set("all-gone", vec![Some(gone.clone())]);
+        let (status, body) = call(&gw, Method::GET, "all-gone", Body::empty()).await;
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(gw.script.lookups("all-gone"), 3, "one look-up per retry");
+        // The fresh list has no ready replica: 503.
+        gw.script
+            .set("scaled-down", vec![Some(vec![gone[0]]), Some(vec![])]);
+        let (status, body) = call(&gw, Method::GET, "scaled-down", Body::empty()).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("no ready replica"), "{body}");
+        // The function was deleted meanwhile: 404.
+        gw.script.set("deleted", vec![Some(vec![gone[0]]), None]);
+        let (status, body) = call(&gw, Method::GET, "deleted", Body::empty()).await;
+        assert_eq!(status, 404, "{body}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_functions_outdated_list_is_refreshed_before_the_call() {
+        let gw = gateway(&[
+            ("endpoint_cache_ttl", "200ms"),
+            ("endpoint_max_stale", "600ms"),
+        ])
+        .await;
+        let (a, _) = replica("a").await;
+        let (b, _) = replica("b").await;
+        let (c, _) = replica("c").await;
+        gw.script
+            .set("idle", vec![Some(vec![a]), Some(vec![b]), Some(vec![c])]);
+        let (_, body) = call(&gw, Method::POST, "idle", chunked("x")).await;
+        assert_eq!(body, "a POST x");
+        // Slightly outdated: still used once, while it is refreshed in the background.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, body) = call(&gw, Method::POST, "idle", chunked("x")).await;
+        assert_eq!(body, "a POST x");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, body) = call(&gw, Method::POST, "idle", chunked("x")).await;
+        assert_eq!(body, "b POST x");
+        // Idle for longer than endpoint_max_stale: the call waits for a fresh list. The
+        // body is streamed, so a stale list could not be made up for by a retry.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let (status, body) = call(&gw, Method::POST, "idle", chunked("x")).await;
+        assert_eq!((status, body.as_str()), (200, "c POST x"));
+        assert_eq!(gw.script.lookups("idle"), 3);
     }
 }

@@ -32,7 +32,7 @@ pub(crate) async fn forward(
         Err(SendError::Timeout) => Err(GatewayError::Provider(format!(
             "{provider} did not answer within {timeout:?}"
         ))),
-        Err(SendError::Connect(reason) | SendError::Failed(reason)) => Err(GatewayError::Provider(
+        Err(SendError::NotSent(reason) | SendError::Failed(reason)) => Err(GatewayError::Provider(
             format!("cannot reach {provider}: {reason}"),
         )),
     }

@@ -17,7 +17,9 @@
 //! provider and they all share its answer. A function the provider no longer knows is dropped
 //! from the cache; unknown names are never stored, and entries nobody asked for lately are
 //! swept. When a look-up fails (provider unreachable), the old value is kept, counts as
-//! fresh for another TTL (no retry storm), and callers may keep using it.
+//! fresh for another TTL (no retry storm), and callers may keep using it. A value learnt
+//! otherwise (a replica the gateway itself saw become ready while scaling from zero) can be
+//! inserted as a fresh entry.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -188,6 +190,24 @@ impl<V: Send + Sync + 'static> Cache<V> {
         fetch
     }
 
+    /// Caches `value`, learnt some other way than a look-up (a replica the gateway saw
+    /// become ready itself), as a fresh entry for `key`.
+    pub(crate) fn insert(&self, key: &str, function: FunctionRef, value: V) -> Arc<Cached<V>> {
+        self.inner.put(key, function, value)
+    }
+
+    /// Caches `entry` under `key` as well (the same function addressed another way, e.g.
+    /// `echo` and `echo.openfaas-fn`), unless it is already there.
+    pub(crate) fn adopt(&self, key: &str, entry: &Arc<Cached<V>>) {
+        if read(&self.inner.table)
+            .get(key)
+            .is_some_and(|c| Arc::ptr_eq(c, entry))
+        {
+            return;
+        }
+        write(&self.inner.table).insert(key.into(), entry.clone());
+    }
+
     /// Removes entries nobody read in `idle` (they are refreshed on use, so their age says
     /// when they were last used).
     pub(crate) fn sweep(&self, idle: Duration) {
@@ -214,6 +234,18 @@ impl<V> Inner<V> {
         )
     }
 
+    fn put(&self, key: &str, function: FunctionRef, value: V) -> Arc<Cached<V>> {
+        let cached = Arc::new(Cached {
+            value,
+            function,
+            fetched: AtomicU64::new(self.now()),
+            stale: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
+        });
+        write(&self.table).insert(key.into(), cached.clone());
+        cached
+    }
+
     fn store(
         &self,
         key: &str,
@@ -221,17 +253,7 @@ impl<V> Inner<V> {
         result: Result<Option<V>, String>,
     ) -> Result<Arc<Cached<V>>, LoadError> {
         match result {
-            Ok(Some(value)) => {
-                let cached = Arc::new(Cached {
-                    value,
-                    function,
-                    fetched: AtomicU64::new(self.now()),
-                    stale: AtomicBool::new(false),
-                    refreshing: AtomicBool::new(false),
-                });
-                write(&self.table).insert(key.into(), cached.clone());
-                Ok(cached)
-            }
+            Ok(Some(value)) => Ok(self.put(key, function, value)),
             Ok(None) => {
                 write(&self.table).remove(key);
                 Err(LoadError::NotFound)

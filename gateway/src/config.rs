@@ -28,6 +28,10 @@ pub const DEFAULT_MAX_RETRY_BODY: usize = 64 * 1024;
 pub const DEFAULT_FUNCTION_CACHE_TTL: Duration = Duration::from_secs(5);
 /// `provider_timeout` default.
 pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
+/// `scale_from_zero` default.
+pub const DEFAULT_SCALE_FROM_ZERO: bool = true;
+/// `scale_from_zero_timeout` default.
+pub const DEFAULT_SCALE_FROM_ZERO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything `gateway` reads from its environment.
 #[derive(Debug, Clone)]
@@ -40,8 +44,9 @@ pub struct Config {
     /// `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`,
     /// `call_status_ttl`, `dead_letter_max_age`.
     pub nats: NatsConfig,
-    /// `upstream_timeout` (`60s`): the longest a synchronous call may take, from receipt to
-    /// the function's last body byte; past it the caller gets `504` (or, once the function's
+    /// `upstream_timeout` (`60s`): the longest a synchronous call may take, from receipt (for
+    /// a call held while its function had no ready replica: from when one was ready) to the
+    /// function's last body byte; past it the caller gets `504` (or, once the function's
     /// response has started, the response is cut). Also bounds `/system/*` calls until the
     /// provider's response headers arrive.
     pub upstream_timeout: Duration,
@@ -72,6 +77,15 @@ pub struct Config {
     /// `provider_timeout` (`5s`): timeout of the gateway's own provider look-ups (endpoints,
     /// function status, health).
     pub provider_timeout: Duration,
+    /// `scale_from_zero` (`true`, OpenFaaS's name): a sync call (async calls reach the
+    /// function through the sync route, so they too) to a function with no ready replica is
+    /// held until one is ready, the function being scaled up first when it has zero desired
+    /// replicas. `false`: such calls get `503` at once.
+    pub scale_from_zero: bool,
+    /// `scale_from_zero_timeout` (`30s`): how long a call is held waiting for a replica to
+    /// become ready; past it the answer is `503`. The wait does not count toward
+    /// `upstream_timeout`, which starts when the call is sent.
+    pub scale_from_zero_timeout: Duration,
 }
 
 impl Config {
@@ -123,6 +137,11 @@ impl Config {
                 DEFAULT_FUNCTION_CACHE_TTL,
             )?,
             provider_timeout: positive("provider_timeout", DEFAULT_PROVIDER_TIMEOUT)?,
+            scale_from_zero: env::bool_or(e, "scale_from_zero", DEFAULT_SCALE_FROM_ZERO)?,
+            scale_from_zero_timeout: positive(
+                "scale_from_zero_timeout",
+                DEFAULT_SCALE_FROM_ZERO_TIMEOUT,
+            )?,
         })
     }
 }
@@ -220,6 +239,8 @@ mod tests {
         assert_eq!(c.max_retry_body, 64 * 1024);
         assert_eq!(c.function_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.provider_timeout, Duration::from_secs(5));
+        assert!(c.scale_from_zero);
+        assert_eq!(c.scale_from_zero_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -233,6 +254,8 @@ mod tests {
             ("endpoint_cache_ttl", "0"),
             ("endpoint_max_stale", "2500ms"),
             ("max_retry_body", "0"),
+            ("scale_from_zero", "false"),
+            ("scale_from_zero_timeout", "3s"),
         ]
         .into();
         let c = Config::from_env(&e).unwrap();
@@ -249,6 +272,8 @@ mod tests {
         assert_eq!(c.endpoint_cache_ttl, Duration::ZERO);
         assert_eq!(c.endpoint_max_stale, Duration::from_millis(2500));
         assert_eq!(c.max_retry_body, 0);
+        assert!(!c.scale_from_zero);
+        assert_eq!(c.scale_from_zero_timeout, Duration::from_secs(3));
     }
 
     #[test]
@@ -265,6 +290,8 @@ mod tests {
             ("publish_timeout", "-1s"),
             ("endpoint_max_stale", "a while"),
             ("max_retry_body", "64 apples"),
+            ("scale_from_zero", "maybe"),
+            ("scale_from_zero_timeout", "0"),
         ] {
             let e: HashMap<&str, &str> = [(name, value)].into();
             let err = Config::from_env(&e).expect_err(value);

@@ -84,6 +84,17 @@ pub enum GatewayError {
         /// Desired replicas per the provider.
         replicas: u64,
     },
+    /// Scaling from zero: no replica of the function became ready within
+    /// `scale_from_zero_timeout`.
+    #[error("function {function} did not become ready within {timeout:?} ({detail})")]
+    NotReadyInTime {
+        /// The function as addressed.
+        function: String,
+        /// `scale_from_zero_timeout`.
+        timeout: Duration,
+        /// What was seen last (replicas running, provider errors).
+        detail: String,
+    },
     /// Connecting to, or talking to, the function's replica failed.
     #[error("cannot reach function {function}: {reason}")]
     Upstream {
@@ -144,6 +155,7 @@ impl GatewayError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             GatewayError::NoReadyReplica { .. }
+            | GatewayError::NotReadyInTime { .. }
             | GatewayError::QueueUnavailable(_)
             | GatewayError::Nats(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
@@ -234,6 +246,14 @@ mod tests {
                 GatewayError::NoReadyReplica {
                     function: f(),
                     replicas: 0,
+                },
+                503,
+            ),
+            (
+                GatewayError::NotReadyInTime {
+                    function: f(),
+                    timeout: Duration::from_secs(30),
+                    detail: "1 replica running, not ready".into(),
                 },
                 503,
             ),

@@ -5,7 +5,9 @@
 //!   provider's `GET /system/endpoints/{name}`, cached per function: used as they are for
 //!   `endpoint_cache_ttl`, then refreshed in the background while still used, but never used once
 //!   older than `endpoint_max_stale` (the first call after an idle spell waits for a fresh list;
-//!   concurrent callers share one look-up). Calls are spread round-robin. A replica that cannot be
+//!   concurrent callers share one look-up). Each call goes to the ready replica with the fewest
+//!   calls in flight from this gateway (counted until the response body ends), ties broken
+//!   round-robin; never to a replica the provider does not list as ready. A replica that cannot be
 //!   connected to is skipped and the list refreshed. A call that never reached its replica (connect
 //!   failed, or the connection closed before the request was started) is sent, whatever its method,
 //!   to another ready replica from a freshly fetched list, at most 3 replicas in all, when its body
@@ -16,7 +18,19 @@
 //!   `X-Call-Id` (generated if absent), `X-Start-Time` (Unix ns), `X-Forwarded-For` and
 //!   `X-Forwarded-Host` (when absent) are added. Errors: invalid name `400`, a body of at most
 //!   `max_retry_body` not received within `upstream_timeout` `408`, unknown function `404`, no
-//!   ready replica `503`, no replica reachable `502`, no answer within `upstream_timeout` `504`.
+//!   ready replica `503` (see below), no replica reachable `502`, no answer within
+//!   `upstream_timeout` `504`.
+//! - **Scaling from zero** (`scale_from_zero`, on by default): a sync call to a function with no
+//!   ready replica (async calls too, since the queue-worker invokes through the sync route) is
+//!   held, its body unread, until one is ready. If the function has 0 desired replicas the
+//!   gateway first asks the provider for `max(com.openfaas.scale.min, 1)`, once however many
+//!   calls wait (log `scale from zero: <fn> 0 => <n>`); if it has some that are still starting,
+//!   it just waits. As soon as the provider lists a replica's address, the gateway probes that
+//!   replica's `GET /_/ready` itself every 10 ms (one prober per function for all waiting calls),
+//!   caches the replica once it answers 200 or 429 (log `scale from zero: <fn> ready after <ms>
+//!   ms`) and sends the held calls. No ready replica within `scale_from_zero_timeout` → `503`
+//!   saying the function did not become ready in time. The wait does not count toward
+//!   `upstream_timeout`. With `scale_from_zero=false`, no ready replica is a `503` at once.
 //! - **Async calls**, any method on `/async-function/...`: the function must exist (`404`),
 //!   `X-Callback-Url` must be an absolute http(s) URL (`400`), the body at most
 //!   `max_async_body` (`413`). The call is published as an OpenFaaS `QueueRequest` on
@@ -74,7 +88,9 @@
 //! | `endpoint_max_stale` | `5s` | oldest a replica list may be and still be used while it is refreshed; an older one is fetched before the call (at or below `endpoint_cache_ttl`: never use an outdated list) |
 //! | `max_retry_body` | `65536` (64 KiB) | largest sync request body (`Content-Length` known up front) read before the call so that it can be retried on another replica when it never reached the first; accepts `64KiB`; `0` = retry only calls without a body |
 //! | `function_cache_ttl` | `5s` | how long the async path remembers that a function exists (and its queue) |
-//! | `provider_timeout` | `5s` | timeout of the gateway's own provider look-ups (endpoints, status, health) |
+//! | `provider_timeout` | `5s` | timeout of the gateway's own provider look-ups (endpoints, status, health, scaling) |
+//! | `scale_from_zero` | `true` | hold calls to a function without a ready replica until one is ready, scaling it up from zero replicas first (once, to `max(com.openfaas.scale.min, 1)`); `false`: `503` at once |
+//! | `scale_from_zero_timeout` | `30s` | longest a call is held waiting for a ready replica (`503` past it); not counted in `upstream_timeout` |
 //! | `log_format` | `text` | `text` or `json`; `RUST_LOG` filters (default `info`) |
 //!
 //! # Layout
@@ -87,7 +103,11 @@
 //! - `replay`: which sync calls may be sent to another replica, and their bodies kept for it;
 //! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
 //! - `path`: splitting `/function/{name}/sub/path`;
-//! - `endpoints`: replica addresses per function and round-robin choice;
+//! - `endpoints`: replica addresses per function and the least-in-flight choice;
+//! - `scaling`: holding calls until a replica is ready, scaling from zero (one episode per
+//!   function: one scale-up, one prober);
+//! - `metrics`: what the gateway counts (scale-ups, cold starts, timeouts, held calls), for
+//!   the metrics exporter;
 //! - `functions`: existence, queue and annotations of a function, for the async path;
 //! - `cache`: the per-function cache both use (stale-while-revalidate with a bound,
 //!   coalesced look-ups);
@@ -106,6 +126,7 @@ mod endpoints;
 pub mod error;
 mod functions;
 mod headers;
+mod metrics;
 mod path;
 mod provider;
 mod proxy;
@@ -113,7 +134,10 @@ mod queue;
 mod redrive;
 mod replay;
 mod routes;
+mod scaling;
 mod status;
+#[cfg(test)]
+mod test_support;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -129,8 +153,10 @@ pub use error::GatewayError;
 
 use endpoints::Endpoints;
 use functions::Functions;
+use metrics::Metrics;
 use provider::{HttpClient, ProviderClient};
 use queue::Queue;
+use scaling::Scaler;
 
 /// How often cache entries of functions nobody calls are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -143,6 +169,10 @@ struct Gateway {
     endpoints: Endpoints,
     functions: Functions,
     queue: Queue,
+    /// Holds calls to functions without a ready replica (`scale_from_zero`).
+    scaler: Scaler,
+    /// What the gateway counts, for the metrics exporter.
+    metrics: Arc<Metrics>,
 }
 
 /// Connects to NATS (in the background if it is down), serves the gateway on `listener`
@@ -160,16 +190,27 @@ pub async fn run(
     );
     let nats = ferry_runtime::jetstream::connect(&config.nats.url, "ferry-gateway").await?;
     let queue = Queue::new(nats, &config.nats, config.publish_timeout);
+    let endpoints = Endpoints::new(
+        provider.clone(),
+        config.endpoint_cache_ttl,
+        config.endpoint_max_stale,
+    );
+    let metrics = Arc::new(Metrics::default());
+    let scaler = Scaler::new(
+        provider.clone(),
+        client.clone(),
+        endpoints.clone(),
+        config.scale_from_zero_timeout,
+        metrics.clone(),
+    );
     let gateway = Arc::new(Gateway {
-        endpoints: Endpoints::new(
-            provider.clone(),
-            config.endpoint_cache_ttl,
-            config.endpoint_max_stale,
-        ),
+        endpoints,
         functions: Functions::new(provider.clone(), config.function_cache_ttl),
         client,
         provider,
         queue: queue.clone(),
+        scaler,
+        metrics,
         config,
     });
 
@@ -184,6 +225,7 @@ pub async fn run(
         nats = %gateway.config.nats.url,
         "gateway listening"
     );
+    let metrics = gateway.metrics.clone();
     let app = routes::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -191,7 +233,15 @@ pub async fn run(
     cancel.cancel();
     tasks.close();
     tasks.wait().await;
-    tracing::info!("gateway stopped");
+    let cold = metrics.scale_from_zero.snapshot();
+    tracing::info!(
+        scale_ups = cold.scale_ups,
+        cold_starts = cold.cold_starts,
+        cold_start_ms = cold.cold_start_time.as_millis() as u64,
+        cold_start_timeouts = cold.timeouts,
+        held_requests = cold.held_requests,
+        "gateway stopped"
+    );
     served.map_err(GatewayError::Io)
 }
 

@@ -6,7 +6,8 @@ use ferry_runtime::{signal, telemetry};
 const HELP: &str = "\
 gateway: ferry's public entry point (OpenFaaS-compatible gateway)
 
-Routes: /function/{name}[.{ns}]/... (sync), /async-function/... (queued in JetStream;
+Routes: /function/{name}[.{ns}]/... (sync, to the replica with the fewest calls in
+flight; held while the function scales from zero), /async-function/... (queued in JetStream;
 Idempotency-Key or X-Call-Id name the call), GET|DELETE /system/async-calls/{call_id}
 (status, cancel), /system/dead-letters[/{call_id}[/redrive]] (list, inspect, redrive,
 delete), other /system/* (forwarded to the provider), GET /healthz.
@@ -30,7 +31,12 @@ Environment (defaults in brackets):
                           that never reached its replica on another one [65536]
   function_cache_ttl      how long async calls remember a function exists [5s]
   provider_timeout        timeout of the gateway's own provider look-ups [5s]
+  scale_from_zero         hold calls to a function without a ready replica until one is
+                          ready, scaling it up from zero first; false = 503 at once [true]
+  scale_from_zero_timeout longest a call is held for a ready replica, 503 past it [30s]
   log_format              text | json [text]; RUST_LOG filters [info]
+
+Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200).
 ";
 
 #[tokio::main]
@@ -42,6 +48,14 @@ async fn main() -> std::process::ExitCode {
     if std::env::args().any(|a| a == "--version") {
         println!("gateway {}", env!("CARGO_PKG_VERSION"));
         return std::process::ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--healthcheck") {
+        return ferry_runtime::healthcheck::run(
+            &ProcessEnv,
+            "gateway",
+            "port",
+            ferry_gateway::config::DEFAULT_PORT,
+        );
     }
     let env = ProcessEnv;
     telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));

@@ -1,13 +1,15 @@
 //! The HTTP client shared by the proxy and the provider look-ups, and the gateway's own
-//! calls to the provider (replica endpoints, function status, health).
+//! calls to the provider (replica endpoints, function status, health, scaling from zero).
 
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use ferry_proto::routes::{HEALTHZ, SYSTEM_ENDPOINTS, SYSTEM_FUNCTION};
-use ferry_proto::{FunctionEndpoints, FunctionRef, FunctionStatus};
-use http::{Method, Request, StatusCode};
+use ferry_proto::routes::{HEALTHZ, SYSTEM_ENDPOINTS, SYSTEM_FUNCTION, SYSTEM_SCALE_FUNCTION};
+use ferry_proto::{FunctionEndpoints, FunctionRef, FunctionStatus, ScaleServiceRequest};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body::Body as _;
 use http_body_util::{BodyExt as _, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -79,6 +81,30 @@ impl ProviderClient {
         self.get_json(&path).await
     }
 
+    /// `POST /system/scale-function/{name}?namespace=` with `{"serviceName", "replicas",
+    /// "namespace"}`; `Ok(false)` when the function does not exist.
+    pub(crate) async fn scale(&self, f: &FunctionRef, replicas: u64) -> Result<bool, String> {
+        let path = format!(
+            "{SYSTEM_SCALE_FUNCTION}{}?namespace={}",
+            f.name.as_str(),
+            f.namespace.as_str()
+        );
+        let body = serde_json::to_vec(&ScaleServiceRequest {
+            service_name: f.name.to_string(),
+            replicas,
+            namespace: f.namespace.to_string(),
+        })
+        .map_err(|e| format!("encoding a scale request: {e}"))?;
+        match self.send(Method::POST, &path, Body::from(body)).await? {
+            (StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT, _) => Ok(true),
+            (StatusCode::NOT_FOUND, _) => Ok(false),
+            (status, body) => Err(format!(
+                "POST {path} answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )),
+        }
+    }
+
     /// `GET /healthz` answers 200.
     pub(crate) async fn health(&self) -> Result<(), String> {
         match self.get(HEALTHZ).await? {
@@ -104,15 +130,24 @@ impl ProviderClient {
     }
 
     async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), String> {
+        self.send(Method::GET, path, Body::empty()).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<(StatusCode, Bytes), String> {
         let uri = self
             .url
             .uri(path)
             .map_err(|e| format!("bad provider URL for {path}: {e}"))?;
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(uri)
-            .body(Body::empty())
-            .map_err(|e| e.to_string())?;
+        let mut request = Request::builder().method(method).uri(uri);
+        if !body.is_end_stream() {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let request = request.body(body).map_err(|e| e.to_string())?;
         let exchange = async {
             let response = self
                 .client

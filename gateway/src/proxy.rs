@@ -15,6 +15,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use crate::endpoints::InFlight;
 use crate::headers::{set_forwarded, strip_hop_by_hop};
 use crate::provider::{HttpClient, error_chain};
 
@@ -86,10 +87,12 @@ fn never_sent(e: &hyper_util::client::legacy::Error) -> bool {
 }
 
 /// The upstream response as ours: status and headers copied (hop-by-hop ones removed), the
-/// body streamed, and cut at `deadline` if one is given.
+/// body streamed, and cut at `deadline` if one is given. `in_flight` (the call's count on
+/// its replica) is released when the body is finished or dropped.
 pub(crate) fn response(
     upstream: Response<Incoming>,
     deadline: Option<(Instant, Duration)>,
+    in_flight: Option<InFlight>,
 ) -> Response<Body> {
     let (mut parts, body) = upstream.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -98,6 +101,7 @@ pub(crate) fn response(
             inner: body,
             sleep: tokio::time::sleep_until(at),
             timeout,
+            _in_flight: in_flight,
         }),
         None => Body::new(body),
     };
@@ -106,13 +110,15 @@ pub(crate) fn response(
 
 pin_project_lite::pin_project! {
     /// A response body that ends with an error at a deadline, so that a function which
-    /// keeps streaming cannot hold a call open past `upstream_timeout`.
+    /// keeps streaming cannot hold a call open past `upstream_timeout`; it keeps the call
+    /// counted in flight on its replica while it lives.
     struct Deadline<B> {
         #[pin]
         inner: B,
         #[pin]
         sleep: Sleep,
         timeout: Duration,
+        _in_flight: Option<InFlight>,
     }
 }
 
@@ -223,6 +229,7 @@ mod tests {
             inner,
             sleep: tokio::time::sleep(Duration::from_millis(50)),
             timeout: Duration::from_millis(50),
+            _in_flight: None,
         };
         tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
             .await

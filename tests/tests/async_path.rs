@@ -263,10 +263,17 @@ async fn a_killed_workers_call_is_completed_by_another_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_function_is_reported_to_the_callback_as_503() {
     let p = platform().await;
+    // A gateway that does not bring the function back from zero replicas.
+    let gateway = TestGateway::start(
+        &p.provider.url(""),
+        &p.nats.url(),
+        &[("scale_from_zero", "false")],
+    )
+    .await;
     // One attempt: the failure is reported at once instead of after retries.
     let _worker = TestWorker::start(
         &p.nats.url(),
-        &p.gateway.url(""),
+        &gateway.url(""),
         &[("max_retry_attempts", "1")],
     )
     .await;

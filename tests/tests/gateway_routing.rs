@@ -1,6 +1,7 @@
-//! The gateway's routing of sync calls when a function's replicas change: the replica list is
-//! never used once it is older than `endpoint_max_stale`, and a call that never reached a
-//! replica (its container gone) is sent to another one.
+//! The gateway's routing of sync calls: to the replica with the fewest calls in flight; when
+//! a function's replicas change, the replica list is never used once it is older than
+//! `endpoint_max_stale`, and a call that never reached a replica (its container gone) is sent
+//! to another one.
 //!
 //! The gateway runs in-process in front of a real provider-docker with real function
 //! containers (published ports on 127.0.0.1) and a real NATS server.
@@ -279,4 +280,66 @@ async fn ready_address_of(provider: &TestProvider, id: &str) -> String {
         .find(|e| e.id == id)
         .unwrap_or_else(|| panic!("the provider does not list container {id}"))
         .address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_to_the_replica_with_the_fewest_calls_in_flight() {
+    let guard = DockerGuard::new().await;
+    let echo = FunctionImage::echo_http(&guard).await;
+    let provider = TestProvider::start(&guard).await;
+    let nats = NatsServer::start_async().await;
+    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+
+    let replicas = deploy_echo(&guard, &provider, &echo, 2).await;
+    assert_eq!(replicas.len(), 2);
+    // Both replicas are in the gateway's list: idle, they take turns.
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + MINUTE;
+    while seen.len() < 2 {
+        assert!(Instant::now() < deadline, "only {seen:?} answered");
+        let (status, out) = call(&gateway, "warm-up".into()).await;
+        assert_eq!(status, 200, "{out}");
+        seen.insert(out["hostname"].as_str().unwrap().to_string());
+    }
+
+    // A slow call occupies one replica (A) for 3 s...
+    let slow = tokio::spawn({
+        let url = gateway.url("/function/echo");
+        async move {
+            let resp = http_client()
+                .post(url)
+                .header("x-echo-sleep-ms", "3000")
+                .body("slow")
+                .send()
+                .await
+                .expect("the slow call");
+            assert_eq!(resp.status(), 200);
+            let out: Value = resp.json().await.unwrap();
+            out["hostname"].as_str().unwrap().to_string()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so quick calls meanwhile all go to the other one (B), also after the gateway
+    // refreshed its list (every endpoint_cache_ttl, 1 s).
+    let started = Instant::now();
+    let mut quick = Vec::new();
+    for n in 0..10 {
+        let (status, out) = call(&gateway, format!("quick {n}").into()).await;
+        assert_eq!(status, 200, "{out}");
+        quick.push(out["hostname"].as_str().unwrap().to_string());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let quick_took = started.elapsed();
+    let a = slow.await.unwrap();
+    assert!(
+        quick_took < Duration::from_millis(2700),
+        "the quick calls overlapped the slow one only partly ({quick_took:?})"
+    );
+    assert!(seen.contains(&a), "{a} vs {seen:?}");
+    assert!(
+        quick.iter().all(|host| host != &a),
+        "quick calls went to the busy replica {a}: {quick:?}"
+    );
+    let b = seen.iter().find(|host| **host != a).unwrap();
+    assert!(quick.iter().all(|host| host == b), "{quick:?}");
 }

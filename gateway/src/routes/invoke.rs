@@ -1,6 +1,7 @@
-//! `/function/{name}[.{ns}][/sub/path][?query]`: synchronous calls, proxied to a ready
-//! replica of the function; sent to another one when the call never reached the first and
-//! its body can be sent again (see [`crate::replay`]).
+//! `/function/{name}[.{ns}][/sub/path][?query]`: synchronous calls, proxied to the ready
+//! replica of the function with the fewest calls in flight; sent to another one when the call
+//! never reached the first and its body can be sent again (see [`crate::replay`]); held until
+//! a replica is ready when there is none (see [`crate::scaling`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,13 +52,25 @@ async fn call(
     start: &HeaderValue,
 ) -> Result<Response, GatewayError> {
     let timeout = gateway.config.upstream_timeout;
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let (mut parts, body) = req.into_parts();
     let uri = std::mem::take(&mut parts.uri);
     let path = FunctionPath::parse(uri.path(), FUNCTION)?;
     let function = path.function;
     let path_and_query = path.upstream(uri.query())?;
-    let mut replica = gateway.endpoints.choose(function).await?;
+    let mut replica = match gateway.endpoints.choose(function).await {
+        Ok(replica) => replica,
+        Err(GatewayError::NoReadyReplica { .. }) if gateway.config.scale_from_zero => {
+            // Held, body unread, until a replica is ready; upstream_timeout starts after.
+            let ready = gateway.scaler.wait(function, &[]).await?;
+            deadline = Instant::now() + timeout;
+            ready.ok_or_else(|| GatewayError::NoReadyReplica {
+                function: function.to_string(),
+                replicas: 0,
+            })?
+        }
+        Err(error) => return Err(error),
+    };
     proxy::prepare(&mut parts, client);
     if generated {
         parts.headers.insert(CALL_ID, call_id.clone());
@@ -79,7 +92,14 @@ async fn call(
             .request(uri)
             .ok_or_else(|| GatewayError::Internal("a streamed call sent twice".into()))?;
         let error = match proxy::send(&gateway.client, upstream, deadline).await {
-            Ok(response) => return Ok(proxy::response(response, Some((deadline, timeout)))),
+            Ok(response) => {
+                let in_flight = replica.into_in_flight();
+                return Ok(proxy::response(
+                    response,
+                    Some((deadline, timeout)),
+                    Some(in_flight),
+                ));
+            }
             Err(SendError::Timeout) => {
                 return Err(GatewayError::UpstreamTimeout {
                     function: function.to_string(),
@@ -101,7 +121,16 @@ async fn call(
         if !replay::may_retry(&error, &outgoing) || tried.len() >= replay::MAX_ATTEMPTS {
             return Err(failure);
         }
-        match gateway.endpoints.retry(function, &replica, &tried).await? {
+        let next = match gateway.endpoints.retry(function, &replica, &tried).await {
+            Err(GatewayError::NoReadyReplica { .. }) if gateway.config.scale_from_zero => {
+                // The replica went and no other is ready (scaled to zero meanwhile?).
+                let next = gateway.scaler.wait(function, &tried).await?;
+                deadline = Instant::now() + timeout;
+                next
+            }
+            next => next?,
+        };
+        match next {
             Some(next) => {
                 tracing::debug!(
                     function,
@@ -137,6 +166,9 @@ mod tests {
     use futures_util::stream;
     use http_body_util::BodyExt as _;
     use tokio::sync::oneshot;
+    use tokio::time::Instant;
+
+    use crate::test_support::{Cold, serve};
 
     /// One answer of the provider: the ready replicas, or `None` for "not found".
     type Answer = Option<Vec<SocketAddr>>;
@@ -197,13 +229,6 @@ mod tests {
         }))
     }
 
-    async fn serve(router: Router) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        addr
-    }
-
     /// A replica answering `"<name> <method> <body>"`, and how many calls it got.
     async fn replica(name: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
         let hits = Arc::new(AtomicUsize::new(0));
@@ -238,9 +263,21 @@ mod tests {
                 .with_state(script.clone()),
         )
         .await;
-        let provider_url = format!("http://{provider}");
+        let (addr, stop) = start(&format!("http://{provider}"), extra).await;
+        Running {
+            addr,
+            script,
+            _stop: stop,
+        }
+    }
+
+    /// A gateway in front of the provider at `provider_url`; it stops when the sender drops.
+    async fn start(
+        provider_url: &str,
+        extra: &[(&str, &str)],
+    ) -> (SocketAddr, oneshot::Sender<()>) {
         let mut env: HashMap<&str, &str> = [
-            ("functions_provider_url", provider_url.as_str()),
+            ("functions_provider_url", provider_url),
             // Nothing listens there: sync calls do not need NATS.
             ("nats_url", "nats://127.0.0.1:1"),
         ]
@@ -257,30 +294,40 @@ mod tests {
             .await
             .unwrap();
         });
-        Running {
-            addr,
-            script,
-            _stop: stop,
-        }
+        (addr, stop)
     }
 
     /// Calls `/function/<function>`; returns status and body text.
     async fn call(gw: &Running, method: Method, function: &str, body: Body) -> (u16, String) {
+        let (status, _, body) = call_at(gw.addr, method, function, body).await;
+        (status, body)
+    }
+
+    /// Calls `/function/<function>` on the gateway at `addr`; returns status, headers and
+    /// body text.
+    async fn call_at(
+        addr: SocketAddr,
+        method: Method,
+        function: &str,
+        body: Body,
+    ) -> (u16, http::HeaderMap, String) {
         let req = http::Request::builder()
             .method(method)
-            .uri(format!("http://{}/function/{function}", gw.addr))
+            .uri(format!("http://{addr}/function/{function}"))
             .body(body)
             .unwrap();
         let resp = crate::provider::http_client().request(req).await.unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// A body of unknown size (sent chunked), which the gateway cannot replay.
-    fn chunked(text: &'static str) -> Body {
+    fn chunked(text: impl Into<String>) -> Body {
+        let text: String = text.into();
         let (a, b) = text.split_at(text.len() / 2);
-        let chunks = [a, b].map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c.as_bytes())));
+        let chunks = [a, b].map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c.as_bytes())));
         Body::from_stream(stream::iter(chunks))
     }
 
@@ -329,7 +376,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn when_no_replica_works_the_answer_is_502_or_503() {
-        let gw = gateway(&[]).await;
+        // Without scaling from zero, a function without a ready replica is a 503 at once.
+        let gw = gateway(&[("scale_from_zero", "false")]).await;
         let gone: Vec<SocketAddr> = vec![dead().await, dead().await, dead().await, dead().await];
         // Every replica is gone but still listed: at most three are tried.
         gw.script.set("all-gone", vec![Some(gone.clone())]);
@@ -375,5 +423,86 @@ mod tests {
         let (status, body) = call(&gw, Method::POST, "idle", chunked("x")).await;
         assert_eq!((status, body.as_str()), (200, "c POST x"));
         assert_eq!(gw.script.lookups("idle"), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn held_calls_keep_their_bodies_and_go_once_a_replica_is_ready() {
+        let cold = Cold::start(0, Some(Duration::from_millis(150))).await;
+        let (addr, _stop) = start(&cold.provider_url(), &[("max_retry_body", "1KiB")]).await;
+        let big = "b".repeat(100 * 1024);
+        // Small bodies (read before the call), streamed ones, and ones over max_retry_body.
+        let calls = (0..12).map(|i| {
+            let body = match i % 3 {
+                0 => format!("small {i}"),
+                1 => format!("streamed {i}"),
+                _ => format!("big {i} {big}"),
+            };
+            async move {
+                let sent = if i % 3 == 1 {
+                    chunked(body.clone())
+                } else {
+                    Body::from(body.clone())
+                };
+                let (status, _, answer) = call_at(addr, Method::POST, "cold", sent).await;
+                (status, answer, body)
+            }
+        });
+        for (status, answer, body) in futures_util::future::join_all(calls).await {
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer, format!("cold POST {body}"));
+        }
+        assert_eq!(cold.scale_requests(), [2], "one scale-up");
+        assert_eq!(
+            cold.calls.load(Ordering::SeqCst),
+            12,
+            "none sent before ready"
+        );
+        // From now on the replica is cached: calls go straight to it.
+        let lookups = cold.lookups.load(Ordering::SeqCst);
+        let (status, _, _) = call_at(addr, Method::GET, "cold", Body::empty()).await;
+        assert_eq!(status, 200);
+        assert_eq!(cold.lookups.load(Ordering::SeqCst), lookups);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_scale_from_zero_a_function_at_zero_is_a_503_at_once() {
+        let cold = Cold::start(0, Some(Duration::from_millis(10))).await;
+        let (addr, _stop) = start(&cold.provider_url(), &[("scale_from_zero", "false")]).await;
+        let started = Instant::now();
+        let (status, headers, body) = call_at(addr, Method::GET, "cold", Body::empty()).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(headers["x-openfaas-internal"], "proxy");
+        assert!(
+            body.contains("no ready replica of function cold (0 desired)"),
+            "{body}"
+        );
+        assert!(cold.scale_requests().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_function_that_never_gets_ready_is_a_503_after_the_timeout() {
+        let cold = Cold::start(0, None).await;
+        let (addr, _stop) = start(
+            &cold.provider_url(),
+            &[("scale_from_zero_timeout", "500ms")],
+        )
+        .await;
+        let started = Instant::now();
+        let (status, headers, body) =
+            call_at(addr, Method::POST, "cold", Body::from("lost?")).await;
+        let took = started.elapsed();
+        assert_eq!(status, 503, "{body}");
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert_eq!(headers["x-openfaas-internal"], "proxy");
+        assert_eq!(headers["content-type"], "application/json");
+        let message: ferry_proto::ErrorBody = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            message.message,
+            "function cold did not become ready within 500ms \
+             (2 desired replicas, 1 running, none ready; scaled up from zero)"
+        );
+        assert_eq!(cold.calls.load(Ordering::SeqCst), 0);
     }
 }

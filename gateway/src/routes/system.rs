@@ -28,7 +28,7 @@ pub(crate) async fn forward(
     let timeout = gateway.config.upstream_timeout;
     let upstream = http::Request::from_parts(parts, body);
     match proxy::send(&gateway.client, upstream, Instant::now() + timeout).await {
-        Ok(response) => Ok(proxy::response(response, None)),
+        Ok(response) => Ok(proxy::response(response, None, None)),
         Err(SendError::Timeout) => Err(GatewayError::Provider(format!(
             "{provider} did not answer within {timeout:?}"
         ))),

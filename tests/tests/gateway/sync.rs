@@ -1,11 +1,13 @@
 //! Sync calls: proxied to a ready replica with method, path, query, headers and body; the
-//! gateway's own errors; round-robin; `upstream_timeout`; graceful stop; no ready replica.
+//! gateway's own errors; spreading over replicas; `upstream_timeout`; graceful stop; a
+//! function at zero replicas (brought back, or `503` with `scale_from_zero=false`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use bollard::models::ContainerSummaryStateEnum;
 use ferry_tests::gateway::TestGateway;
-use ferry_tests::provider::TestProvider;
+use ferry_tests::provider::{TestProvider, function_containers};
 use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
 use serde_json::{Value, json};
 
@@ -122,7 +124,7 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
     let resp = client.get(gateway.url("/")).send().await.unwrap();
     gateway_error(resp, 404).await;
 
-    // Round-robin: with two replicas, both answer (once the cached list is refreshed).
+    // Load balancing: with two replicas, both answer (once the cached list is refreshed).
     let resp = client
         .post(gateway.url("/system/scale-function/echo"))
         .json(&json!({"serviceName": "echo", "replicas": 2}))
@@ -183,7 +185,8 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
     assert_eq!(in_flight.await.unwrap().expect("in-flight call"), 200);
     assert!(client.get(quick_url).send().await.is_err(), "stopped");
 
-    // No ready replica: 503 naming the function.
+    // A function scaled to zero: a gateway with scale_from_zero=false answers 503 naming it;
+    // the default one scales it back up and the call succeeds.
     let resp = client
         .post(gateway.url("/system/scale-function/echo"))
         .json(&json!({"serviceName": "echo", "replicas": 0}))
@@ -191,8 +194,14 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
+    let no_scaling = TestGateway::start(
+        &provider.url(""),
+        &nats.url(),
+        &[("scale_from_zero", "false")],
+    )
+    .await;
     let last = eventually("calls get 503 once the replicas are gone", MINUTE, || {
-        let (client, url) = (client.clone(), gateway.url("/function/echo"));
+        let (client, url) = (client.clone(), no_scaling.url("/function/echo"));
         async move {
             let resp = client.get(url).send().await.unwrap();
             match resp.status().as_u16() {
@@ -203,4 +212,22 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
     })
     .await;
     assert!(last.contains("no ready replica of function echo"), "{last}");
+    wait_until("no replica of echo runs", MINUTE, || async {
+        function_containers(&guard, "echo")
+            .await
+            .iter()
+            .all(|c| c.state != Some(ContainerSummaryStateEnum::RUNNING))
+    })
+    .await;
+    let resp = client
+        .post(gateway.url("/function/echo"))
+        .body("from zero")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let out: Value = resp.json().await.unwrap();
+    assert_eq!(out["body"], "from zero");
+    let status = provider.status("echo").await.unwrap();
+    assert_eq!((status.replicas, status.available_replicas), (1, 1));
 }

@@ -40,6 +40,15 @@ pub fn call_subject(queue: &str, function: &FunctionRef) -> String {
     )
 }
 
+/// The subjects of one function's queued calls, whatever their queue:
+/// `ferry.calls.*.<name>.<namespace>` (its backlog, for queue-based autoscaling).
+pub fn function_calls_filter(function: &FunctionRef) -> String {
+    format!(
+        "{CALLS_SUBJECT_PREFIX}.*.{}.{}",
+        function.name, function.namespace
+    )
+}
+
 /// `ferry.dead.<queue>.<name>.<namespace>`.
 pub fn dead_letter_subject(queue: &str, function: &FunctionRef) -> String {
     format!(
@@ -94,6 +103,10 @@ mod tests {
             "ferry.calls.faas-request.figlet.openfaas-fn"
         );
         assert_eq!(queue_filter("slow"), "ferry.calls.slow.>");
+        assert_eq!(
+            function_calls_filter(&f),
+            "ferry.calls.*.figlet.openfaas-fn"
+        );
         assert_eq!(consumer_name("slow"), "ferry-workers-slow");
         assert!(valid_queue_name("faas-request") && valid_queue_name("slow_2"));
         assert!(!valid_queue_name("") && !valid_queue_name("a.b") && !valid_queue_name("a>"));

@@ -22,6 +22,8 @@ pub const SCALE_TYPE: &str = "com.openfaas.scale.type";
 pub const SCALE_ZERO: &str = "com.openfaas.scale.zero";
 /// Idle time before scaling to zero.
 pub const SCALE_ZERO_DURATION: &str = "com.openfaas.scale.zero-duration";
+/// Stabilisation window of autoscaling down: the highest recommendation of this window wins.
+pub const SCALE_DOWN_WINDOW: &str = "com.openfaas.scale.down.window";
 
 /// Annotation: the named queue the function's async calls go to.
 pub const QUEUE: &str = "com.openfaas.queue";

@@ -1,4 +1,5 @@
-//! The faas-provider HTTP API (plus ferry's endpoints route), mapped onto [`Provider`].
+//! The faas-provider HTTP API (plus ferry's endpoints route and `/metrics`), mapped onto
+//! [`Provider`].
 //! `/system/secrets` and `/system/logs` live in [`crate::secrets`] and [`crate::logs`].
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .merge(crate::secrets::routes())
         .merge(crate::logs::routes())
         .route("/healthz", get(healthz))
+        .route(ferry_proto::routes::METRICS, get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(provider)
@@ -106,8 +108,8 @@ async fn scale(
             req.service_name, name
         )));
     }
-    p.scale(&f, req.replicas).await?;
-    tracing::info!(function = %f, replicas = req.replicas, "scaled");
+    let replicas = p.scale(&f, req.replicas).await?;
+    tracing::info!(function = %f, asked = req.replicas, replicas, "scaled");
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -147,6 +149,19 @@ async fn healthz(State(p): State<Arc<Provider>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `GET /metrics`: the provider's Prometheus metrics (see [`crate::metrics`]).
+async fn metrics(State(p): State<Arc<Provider>>) -> Response {
+    match p.replica_counts().await {
+        Ok(counts) => p.metrics.set_replicas(&counts),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count replicas"),
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        p.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {

@@ -70,6 +70,15 @@ pub struct Config {
     pub function_log_max_size: Option<String>,
     /// `function_log_max_files` (`3`): rotated log files kept per replica.
     pub function_log_max_files: u32,
+    /// `autoscale_interval` (`2s`): how often replica metrics are read and autoscaling and
+    /// scale-to-zero decisions made.
+    pub autoscale_interval: Duration,
+    /// `scale_down_window` (`60s`): an autoscaled function scales down only to the highest
+    /// recommendation of this window (label `com.openfaas.scale.down.window` per function).
+    pub scale_down_window: Duration,
+    /// `nats_url` (unset): NATS server whose `ferry-calls` stream `queue`-type autoscaling
+    /// reads; unset, such functions are not autoscaled.
+    pub nats_url: Option<String>,
 }
 
 impl Config {
@@ -153,6 +162,18 @@ impl Config {
                 },
             )?,
             function_log_max_files: env::number_or(e, "function_log_max_files", 3)?,
+            autoscale_interval: env::parse_or(
+                e,
+                "autoscale_interval",
+                Duration::from_secs(2),
+                |v| match ferry_proto::duration::parse(v) {
+                    Ok(d) if d >= Duration::from_millis(10) => Ok(d),
+                    Ok(_) => Err("must be at least 10ms".into()),
+                    Err(err) => Err(err.to_string()),
+                },
+            )?,
+            scale_down_window: env::duration_or(e, "scale_down_window", Duration::from_secs(60))?,
+            nats_url: e.get("nats_url"),
         })
     }
 }
@@ -197,6 +218,26 @@ mod tests {
         );
         assert_eq!(c.unready_timeout, Duration::from_secs(60));
         assert!(c.function_cap_add.is_empty());
+        assert_eq!(c.autoscale_interval, Duration::from_secs(2));
+        assert_eq!(c.scale_down_window, Duration::from_secs(60));
+        assert_eq!(c.nats_url, None);
+        let e: HashMap<&str, &str> = [
+            ("autoscale_interval", "250ms"),
+            ("scale_down_window", "5s"),
+            ("nats_url", "nats://n:4222"),
+        ]
+        .into();
+        let c = Config::from_env(&e).unwrap();
+        assert_eq!(c.autoscale_interval, Duration::from_millis(250));
+        assert_eq!(c.scale_down_window, Duration::from_secs(5));
+        assert_eq!(c.nats_url.as_deref(), Some("nats://n:4222"));
+        let bad: HashMap<&str, &str> = [("autoscale_interval", "0")].into();
+        assert!(
+            Config::from_env(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("autoscale_interval")
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! `com.openfaas.namespace=<namespace>` and `com.ferry.instance=<instance>`, created from the
 //! function's image on the functions network, with `docker-init` as PID 1 (so zombies of
 //! fork-mode functions are reaped) and the watchdog listening on port 8080. The deployment's
-//! limits, read-only root, privileges and secret mounts come from [`crate::spec`].
+//! limits, read-only root, privileges and secret mounts come from [`crate::spec`]. The
+//! watchdog's metrics port (8081) is reachable the same way as port 8080: published on
+//! `127.0.0.1:<random>` too, or at the container's address.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +30,8 @@ use crate::store::Desired;
 
 /// Port the watchdog listens on inside every function container.
 pub const WATCHDOG_PORT: u16 = 8080;
+/// Port of the watchdog's `GET /metrics` inside every function container.
+pub const METRICS_PORT: u16 = 8081;
 
 /// One container of a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,9 @@ pub struct Replica {
     pub generation: u64,
     /// `host:port` of its watchdog, per the endpoint mode (None when not running).
     pub address: Option<String>,
+    /// `host:port` of its watchdog's metrics listener, reached the same way (None when not
+    /// running, or for a container made before the port was published).
+    pub metrics_address: Option<String>,
     /// Creation time, Unix seconds.
     pub created: i64,
 }
@@ -204,15 +211,16 @@ impl Engine {
             .get(labels::FERRY_GENERATION)
             .and_then(|g| g.parse().ok())?;
         let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
-        let address = if !running {
-            None
-        } else {
+        let address_of = |port: u16| {
+            if !running {
+                return None;
+            }
             match self.mode {
                 EndpointMode::Published => c
                     .ports
                     .iter()
                     .flatten()
-                    .find(|p| p.private_port == WATCHDOG_PORT && p.public_port.is_some())
+                    .find(|p| p.private_port == port && p.public_port.is_some())
                     .map(|p| format!("127.0.0.1:{}", p.public_port.unwrap_or_default())),
                 EndpointMode::Network => c
                     .network_settings
@@ -221,14 +229,15 @@ impl Engine {
                     .and_then(|n| n.get(&self.network))
                     .and_then(|e| e.ip_address.clone())
                     .filter(|ip| !ip.is_empty())
-                    .map(|ip| format!("{ip}:{WATCHDOG_PORT}")),
+                    .map(|ip| format!("{ip}:{port}")),
             }
         };
         let replica = Replica {
+            address: address_of(WATCHDOG_PORT),
+            metrics_address: address_of(METRICS_PORT),
             id: c.id?,
             running,
             generation,
-            address,
             created: c.created.unwrap_or_default(),
         };
         Some((f, replica))
@@ -250,15 +259,18 @@ impl Engine {
         container_labels.insert(labels::FERRY_INSTANCE.into(), self.instance.clone());
         container_labels.insert(labels::FERRY_GENERATION.into(), want.generation.to_string());
 
-        let port = format!("{WATCHDOG_PORT}/tcp");
+        let ports = [WATCHDOG_PORT, METRICS_PORT].map(|p| format!("{p}/tcp"));
         let port_bindings = (self.mode == EndpointMode::Published).then(|| {
-            HashMap::from([(
-                port.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(String::new()),
-                }]),
-            )])
+            ports
+                .iter()
+                .map(|port| {
+                    let binding = PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    };
+                    (port.clone(), Some(vec![binding]))
+                })
+                .collect::<HashMap<_, _>>()
         });
         let mut host_config = HostConfig {
             network_mode: Some(self.network.clone()),
@@ -277,7 +289,7 @@ impl Engine {
                     .collect(),
             ),
             labels: Some(container_labels),
-            exposed_ports: Some(vec![port]),
+            exposed_ports: Some(ports.to_vec()),
             stop_timeout: Some(self.stop_timeout.as_secs() as i64),
             host_config: Some(host_config),
             ..Default::default()
@@ -297,8 +309,21 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Stops a replica gracefully (SIGTERM, then SIGKILL after the stop timeout) and removes it.
-    pub async fn stop_and_remove(&self, id: &str) -> Result<(), DockerError> {
+    /// Starts an existing (stopped) container again: a parked replica. Already running is
+    /// fine.
+    pub async fn start_existing(&self, id: &str) -> Result<(), DockerError> {
+        match self.docker.start_container(id, None).await {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops a container gracefully (SIGTERM, then SIGKILL after the stop timeout) and keeps
+    /// it. Already stopped is fine.
+    pub async fn stop(&self, id: &str) -> Result<(), DockerError> {
         let t = i32::try_from(self.stop_timeout.as_secs()).unwrap_or(i32::MAX);
         match self
             .docker
@@ -310,8 +335,18 @@ impl Engine {
         {
             Ok(())
             | Err(DockerError::DockerResponseServerError {
-                status_code: 304 | 404,
-                ..
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops a replica gracefully (SIGTERM, then SIGKILL after the stop timeout) and removes it.
+    pub async fn stop_and_remove(&self, id: &str) -> Result<(), DockerError> {
+        match self.stop(id).await {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
             }) => {}
             Err(e) => {
                 tracing::warn!(container = id, error = %e, "graceful stop failed; removing by force")

@@ -7,12 +7,17 @@
 //! - [`config`]: environment variables and defaults;
 //! - [`api`]: HTTP routes (`/system/functions`, `/system/function/{name}`,
 //!   `/system/scale-function/{name}`, `/system/endpoints/{name}`, `/system/info`,
-//!   `/system/namespaces`, `/healthz`);
+//!   `/system/namespaces`, `/healthz`, `/metrics`);
 //! - [`secrets`]: `/system/secrets`, secrets stored under `data_dir/secrets` and mounted
 //!   read-only at `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
 //! - [`provider`]: the operations, all built on one `reconcile` step;
 //! - [`health`]: replacing replicas that stay unready past `unready_timeout`;
+//! - [`autoscale`]: the autoscaling and scale-to-zero loop (every `autoscale_interval`), with
+//!   [`scaling`] reading the `com.openfaas.scale.*` labels, [`replica_metrics`] reading the
+//!   watchdogs' metrics and [`recommend`] deciding;
+//! - [`park`]: the stopped container a function at zero keeps, and cold-start timing;
+//! - [`metrics`]: the provider's own Prometheus metrics (`GET /metrics`);
 //! - [`store`]: desired state, persisted under `data_dir`;
 //! - [`docker`]: containers on the engine (create, list, stop, remove, images, network);
 //! - [`spec`]: a deployment as Docker host configuration (limits, read-only root,
@@ -21,14 +26,20 @@
 //! - [`error`]: the error enum and its HTTP statuses.
 
 pub mod api;
+pub mod autoscale;
 pub mod config;
 pub mod docker;
 pub mod error;
 pub mod health;
 pub mod logs;
+pub mod metrics;
+pub mod park;
 pub mod provider;
 pub mod quantity;
 pub mod readiness;
+pub mod recommend;
+pub mod replica_metrics;
+pub mod scaling;
 pub mod secrets;
 pub mod spec;
 pub mod store;
@@ -41,8 +52,9 @@ pub use config::Config;
 pub use error::ProviderError;
 pub use provider::Provider;
 
-/// Connects to Docker, loads desired state, serves the API on `listener` until `shutdown`
-/// resolves, and keeps replicas reconciled in the background meanwhile.
+/// Connects to Docker (and NATS, with `nats_url`), loads desired state, serves the API on
+/// `listener` until `shutdown` resolves, and meanwhile keeps replicas reconciled and
+/// autoscaled in the background.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -54,7 +66,17 @@ pub async fn run(
     let store = store::Store::open(&config.data_dir)?;
     let secrets = secrets::Secrets::open(&config.data_dir)?;
     let interval = config.reconcile_interval;
-    let provider = Provider::new(config, engine, store, secrets);
+    let autoscale_interval = config.autoscale_interval;
+    let jetstream = match &config.nats_url {
+        Some(url) => {
+            let client = ferry_runtime::jetstream::connect(url, "provider-docker")
+                .await
+                .map_err(|e| ProviderError::BadRequest(format!("nats_url {url:?}: {e}")))?;
+            Some(async_nats::jetstream::new(client))
+        }
+        None => None,
+    };
+    let provider = Provider::new(config, engine, store, secrets, jetstream);
 
     let cancel = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn({
@@ -72,11 +94,27 @@ pub async fn run(
         }
     });
 
+    let autoscaler = tokio::spawn({
+        let provider = provider.clone();
+        let cancel = cancel.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(autoscale_interval) => {}
+                }
+                provider.autoscale_all().await;
+            }
+        }
+    });
+
     tracing::info!(address = %listener.local_addr()?, "provider-docker listening");
-    let served = axum::serve(listener, api::router(provider))
+    let served = axum::serve(listener, api::router(provider.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     cancel.cancel();
     let _ = reconciler.await;
+    let _ = autoscaler.await;
+    provider.autoscaler.finish().await;
     served.map_err(ProviderError::Store)
 }

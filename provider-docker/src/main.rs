@@ -25,6 +25,11 @@ Environment (defaults in brackets):
                       comma-separated, e.g. CHOWN,SETUID [none]
   function_log_max_size  rotated json-file log size per replica; 0 = engine default [10m]
   function_log_max_files rotated log files kept per replica [3]
+  autoscale_interval  how often replica metrics are read for autoscaling and scale to zero [2s]
+  scale_down_window   autoscaling lowers replicas only to the highest recommendation of
+                      this window (label com.openfaas.scale.down.window per function) [60s]
+  nats_url            NATS server counted for com.openfaas.scale.type=queue; unset, such
+                      functions are not autoscaled [unset]
   log_format          text | json [text]; RUST_LOG filters [info]
   DOCKER_HOST         Docker engine address [unix:///var/run/docker.sock]
 ";

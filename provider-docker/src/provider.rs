@@ -3,6 +3,8 @@
 //! Every change follows one pattern: take the function's lock, write the new desired state,
 //! then [`Provider::reconcile`] the containers towards it. The periodic reconcile loop uses
 //! the same function, so a replica that died is replaced the same way a scale-up creates one.
+//! Manual scaling, autoscaling and scale to zero all go through [`Provider::set_replicas`];
+//! at zero, reconcile keeps one container stopped ("parked", see [`crate::park`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -12,11 +14,15 @@ use ferry_proto::{
     Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, labels,
 };
 
+use crate::autoscale::Autoscaler;
 use crate::config::Config;
 use crate::docker::{Engine, Replica};
 use crate::error::ProviderError;
 use crate::health::Unready;
+use crate::metrics::Metrics;
+use crate::park::{Started, Stopping};
 use crate::readiness::Prober;
+use crate::scaling::ScalePolicy;
 use crate::secrets::Secrets;
 use crate::store::{Desired, Store};
 
@@ -33,13 +39,27 @@ pub struct Provider {
     pub(crate) unready: Unready,
     /// Containers being stopped and removed; no longer counted or routed to.
     terminating: Mutex<HashSet<String>>,
+    /// Autoscaling and scale-to-zero state.
+    pub(crate) autoscaler: Autoscaler,
+    /// Parked containers still being stopped.
+    pub(crate) stopping: Stopping,
+    /// What `GET /metrics` reports.
+    pub(crate) metrics: Metrics,
 }
 
 impl Provider {
-    /// Assembles a provider from its parts.
-    pub fn new(config: Config, engine: Engine, store: Store, secrets: Secrets) -> Arc<Provider> {
+    /// Assembles a provider from its parts; `jetstream` (from `nats_url`) is where `queue`
+    /// autoscaling counts pending calls.
+    pub fn new(
+        config: Config,
+        engine: Engine,
+        store: Store,
+        secrets: Secrets,
+        jetstream: Option<async_nats::jetstream::Context>,
+    ) -> Arc<Provider> {
         let prober = Prober::new(config.probe_timeout, config.probe_cache);
         let unready = Unready::new(config.unready_timeout);
+        let autoscaler = Autoscaler::new(&config, jetstream);
         Arc::new(Provider {
             config,
             engine,
@@ -48,6 +68,9 @@ impl Provider {
             secrets,
             unready,
             terminating: Mutex::default(),
+            autoscaler,
+            stopping: Stopping::default(),
+            metrics: Metrics::new(),
         })
     }
 
@@ -67,10 +90,11 @@ impl Provider {
         self.engine.ensure_image(&d.image).await?;
         self.engine.ensure_network().await?;
         let want = Desired {
-            replicas: initial_replicas(&d),
+            replicas: ScalePolicy::of(&f, &d).initial(),
             deployment: d,
             generation: 1,
             created_at: now_rfc3339(),
+            parked: None,
         };
         self.store.put(&f, want.clone())?;
         if let Err(e) = self.reconcile(&f, &want, false).await {
@@ -99,11 +123,19 @@ impl Provider {
         let _secrets = self.secrets.require(&f, &d.secrets).await?;
         self.engine.ensure_image(&d.image).await?;
         self.engine.ensure_network().await?;
+        let policy = ScalePolicy::of(&f, &d);
+        let replicas = match old.replicas {
+            // A function at zero stays there (the gateway brings it back on a call).
+            0 if policy.zero => 0,
+            n if d.labels.contains_key(labels::SCALE_MIN) => n.max(policy.min),
+            n => n,
+        };
         let want = Desired {
-            replicas: old.replicas.max(min_replicas(&d).unwrap_or(0)),
+            replicas: replicas.min(policy.max),
             deployment: d,
             generation: old.generation + 1,
             created_at: old.created_at.clone(),
+            parked: None,
         };
         self.store.put(&f, want.clone())?;
         if let Err(e) = self.reconcile(&f, &want, true).await {
@@ -115,24 +147,50 @@ impl Provider {
         Ok(f)
     }
 
-    /// `POST /system/scale-function/{name}`.
+    /// `POST /system/scale-function/{name}`, within the function's bounds
+    /// ([`ScalePolicy::clamp_manual`]). Returns the replicas set.
     pub async fn scale(
         self: &Arc<Self>,
         f: &FunctionRef,
         replicas: u64,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<u64, ProviderError> {
+        let decided = Instant::now();
         let lock = self.store.lock_for(f);
         let _guard = lock.lock().await;
-        let mut want = self
+        let want = self
             .store
             .get(f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        want.replicas = match max_replicas(&want.deployment) {
-            Some(max) => replicas.min(max),
-            None => replicas,
-        };
+        let replicas = ScalePolicy::of(f, &want.deployment).clamp_manual(replicas);
+        self.autoscaler.manual(f, replicas);
+        self.set_replicas(f, want, replicas, "manual", decided)
+            .await?;
+        Ok(replicas)
+    }
+
+    /// Sets the desired replicas of `f` to `replicas` and reconciles; coming back from zero,
+    /// the time from `decided` until a replica is ready is recorded as a cold start. The
+    /// caller holds the function's lock; `cause` is for the log.
+    pub(crate) async fn set_replicas(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        mut want: Desired,
+        replicas: u64,
+        cause: &'static str,
+        decided: Instant,
+    ) -> Result<(), ProviderError> {
+        let from = want.replicas;
+        want.replicas = replicas;
         self.store.put(f, want.clone())?;
-        self.reconcile(f, &want, false).await
+        if from != replicas {
+            tracing::info!(function = %f, from, to = replicas, cause, "scaling");
+            self.metrics.scale_event(f, from, replicas);
+        }
+        let started = self.reconcile(f, &want, false).await?;
+        if from == 0 && replicas > 0 {
+            self.watch_cold_start(f, started, decided);
+        }
+        Ok(())
     }
 
     /// `DELETE /system/functions`: the function is gone at once; its containers drain and
@@ -205,6 +263,20 @@ impl Provider {
         out
     }
 
+    /// `(function, desired, ready)` replicas of every function.
+    pub async fn replica_counts(&self) -> Result<Vec<(FunctionRef, u64, u64)>, ProviderError> {
+        let mut live = self.live(None).await?;
+        let counts = self.store.list(None).into_iter().map(|(f, want)| {
+            let replicas = live.remove(&f).unwrap_or_default();
+            async move {
+                let ready = self.prober.ready_all(&replicas).await;
+                let available = ready.iter().filter(|r| **r).count() as u64;
+                (f, want.replicas, available)
+            }
+        });
+        Ok(futures_util::future::join_all(counts).await)
+    }
+
     /// Brings every function's containers to its desired state (the periodic loop).
     /// Functions busy with an API call are skipped until the next round.
     pub async fn reconcile_all(self: &Arc<Self>) {
@@ -223,16 +295,19 @@ impl Provider {
         }
     }
 
-    /// Creates and removes containers of `f` until they match `want`. The caller holds the
-    /// function's lock. With `wait_rollout`, containers of older generations are removed only
-    /// once the new ones are ready (or `rollout_timeout` passed).
+    /// Creates and removes containers of `f` until they match `want`; returns the containers
+    /// it started. The caller holds the function's lock. With `wait_rollout`, containers of
+    /// older generations are removed only once the new ones are ready (or `rollout_timeout`
+    /// passed). At zero replicas one container is kept stopped; coming back, it is started
+    /// before any is created.
     async fn reconcile(
         self: &Arc<Self>,
         f: &FunctionRef,
         want: &Desired,
         wait_rollout: bool,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Started, ProviderError> {
         let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
+        let (mut started, replicas) = self.handle_parked(f, want, replicas).await?;
         let (running, stopped): (Vec<_>, Vec<_>) = replicas.into_iter().partition(|r| r.running);
         for r in stopped {
             tracing::info!(function = %f, container = %r.id, "removing stopped replica");
@@ -245,11 +320,13 @@ impl Provider {
         let desired = usize::try_from(want.replicas).unwrap_or(usize::MAX);
         while current.len() < desired {
             let id = self.engine.start_replica(f, want).await?;
+            started.created.push(id.clone());
             current.push(Replica {
                 id,
                 running: true,
                 generation: want.generation,
                 address: None,
+                metrics_address: None,
                 created: i64::MAX,
             });
         }
@@ -270,7 +347,7 @@ impl Provider {
                 self.retire(r.id);
             }
         }
-        Ok(())
+        Ok(started)
     }
 
     /// Waits until `n` replicas of `generation` are ready; false on timeout.
@@ -295,7 +372,7 @@ impl Provider {
     }
 
     /// Containers per function, leaving out those being removed.
-    async fn live(
+    pub(crate) async fn live(
         &self,
         f: Option<&FunctionRef>,
     ) -> Result<BTreeMap<FunctionRef, Vec<Replica>>, ProviderError> {
@@ -362,45 +439,6 @@ impl Provider {
     }
 }
 
-fn label_number(d: &FunctionDeployment, key: &str) -> Option<u64> {
-    let v = d.labels.get(key)?;
-    match v.trim().parse() {
-        Ok(n) => Some(n),
-        Err(_) => {
-            tracing::warn!(function = %d.service, label = key, value = %v, "ignoring label that is not a number");
-            None
-        }
-    }
-}
-
-fn min_replicas(d: &FunctionDeployment) -> Option<u64> {
-    label_number(d, labels::SCALE_MIN)
-}
-
-fn max_replicas(d: &FunctionDeployment) -> Option<u64> {
-    label_number(d, labels::SCALE_MAX)
-}
-
-/// Replicas a new function starts with: `com.openfaas.scale.min`, else 1.
-fn initial_replicas(d: &FunctionDeployment) -> u64 {
-    min_replicas(d).unwrap_or(1)
-}
-
 fn now_rfc3339() -> String {
     ferry_proto::time::rfc3339_seconds(std::time::SystemTime::now())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replica_labels() {
-        let mut d = FunctionDeployment::default();
-        assert_eq!(initial_replicas(&d), 1);
-        d.labels.insert(labels::SCALE_MIN.into(), "3".into());
-        d.labels.insert(labels::SCALE_MAX.into(), "x".into());
-        assert_eq!(initial_replicas(&d), 3);
-        assert_eq!(max_replicas(&d), None);
-    }
 }

@@ -72,6 +72,16 @@ impl Prober {
         ready
     }
 
+    /// Probes the replica `id` at `address` now, bypassing the cache, and caches the result.
+    pub async fn probe_now(&self, id: &str, address: &str) -> bool {
+        let ready = self.probe(address).await;
+        self.cache
+            .lock()
+            .expect("probe cache poisoned")
+            .insert(id.to_string(), (ready, Instant::now()));
+        ready
+    }
+
     /// Forgets a replica that went away.
     pub fn forget(&self, id: &str) {
         self.cache.lock().expect("probe cache poisoned").remove(id);

@@ -3,7 +3,8 @@
 //! Docker holds what *is* running; this store holds what *should* run. It is kept in memory
 //! and written through to `<data_dir>/functions/<namespace>/<name>.json` (owner-only
 //! permissions, atomic rename), so a restarted provider knows every function and replica
-//! count, including functions scaled to zero that have no container at all.
+//! count, including functions scaled to zero, and which stopped container such a function
+//! keeps parked for its next start.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -25,6 +26,11 @@ pub struct Desired {
     pub generation: u64,
     /// When the function was first deployed (RFC 3339).
     pub created_at: String,
+    /// At zero replicas: the stopped container kept to be started again on the next scale-up
+    /// (faster than creating one). Of the current generation; cleared when it is started or
+    /// discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
 }
 
 /// The set of functions, in memory and on disk.
@@ -190,6 +196,7 @@ mod tests {
                 replicas: 2,
                 generation: 1,
                 created_at: "t".into(),
+                parked: Some("c0ffee".into()),
             },
         )
     }

@@ -162,6 +162,30 @@ impl TestProvider {
         .await;
     }
 
+    /// `POST /system/scale-function/{name}` with `replicas`; returns the status code.
+    pub async fn scale(&self, name: &str, replicas: u64) -> u16 {
+        let body = serde_json::json!({"serviceName": name, "replicas": replicas}).to_string();
+        self.call(
+            "POST",
+            &format!("/system/scale-function/{name}"),
+            Some(&body),
+        )
+        .await
+        .0
+    }
+
+    /// The provider's `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.expect("metrics text")
+    }
+
     /// Stops the provider and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -221,4 +245,12 @@ pub async fn ready_addresses(provider: &TestProvider, name: &str) -> Vec<String>
         .filter(|e| e.ready)
         .map(|e| e.address)
         .collect()
+}
+
+/// The value of the sample written exactly `series` (name and labels, e.g.
+/// `provider_cold_starts_total{function_name="echo.openfaas-fn"}`) in Prometheus text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -13,6 +13,8 @@ use http::Uri;
 
 /// Port the watchdog listens on unless `port` says otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
+/// Port of `GET /metrics` unless `metrics_port` says otherwise (of-watchdog's fixed 8081).
+pub const DEFAULT_METRICS_PORT: u16 = 8081;
 /// Default of `read_timeout`, `write_timeout` and `exec_timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Response `Content-Type` of the fork modes unless `content_type` says otherwise.
@@ -120,6 +122,8 @@ pub struct Config {
     pub buffer_request_body: bool,
     /// `log_callid`: add the `X-Call-Id` to request log lines.
     pub log_callid: bool,
+    /// `metrics_port` (8081): where the binary serves `GET /metrics`; 0 turns it off.
+    pub metrics_port: u16,
 }
 
 impl Config {
@@ -176,6 +180,17 @@ impl Config {
             None => false,
         };
 
+        let port = number_or(env, "port", DEFAULT_PORT)?;
+        let metrics_port = number_or(env, "metrics_port", DEFAULT_METRICS_PORT)?;
+        if metrics_port != 0 && metrics_port == port {
+            return Err(EnvError {
+                name: "metrics_port".into(),
+                value: metrics_port.to_string(),
+                reason: "must differ from port (0 turns metrics off)".into(),
+            }
+            .into());
+        }
+
         Ok(Config {
             fprocess,
             command,
@@ -185,7 +200,7 @@ impl Config {
             write_timeout,
             exec_timeout: non_zero(duration_or(env, "exec_timeout", DEFAULT_TIMEOUT)?),
             healthcheck_interval: duration_or(env, "healthcheck_interval", write_timeout)?,
-            port: number_or(env, "port", DEFAULT_PORT)?,
+            port,
             max_inflight: number_or(env, "max_inflight", 0usize)?,
             content_type: string_or(env, "content_type", DEFAULT_CONTENT_TYPE),
             suppress_lock: bool_or(env, "suppress_lock", false)?,
@@ -194,6 +209,7 @@ impl Config {
             prefix_logs: bool_or(env, "prefix_logs", true)?,
             buffer_request_body,
             log_callid: bool_or(env, "log_callid", false)?,
+            metrics_port,
         })
     }
 }

@@ -45,6 +45,7 @@
 //! | `prefix_logs` | `true` | prefix the function's log lines with time and stream name |
 //! | `http_buffer_req_body` / `buffer_http` | `false` | buffer request bodies before proxying (for upstreams without chunked support) |
 //! | `log_callid` | `false` | add the `X-Call-Id` to request log lines |
+//! | `metrics_port` | `8081` | port of `GET /metrics` (Prometheus text), all interfaces; `0` = off |
 //!
 //! Durations are written `500ms`, `30s`, `2m`, `1h30m`; a bare number means seconds.
 //!
@@ -89,10 +90,20 @@
 //! processes); finally the http-mode process gets SIGTERM, and SIGKILL if it is still there
 //! 5 seconds later. [`run`] then returns `Ok`.
 //!
+//! # Metrics
+//!
+//! As of-watchdog, on `metrics_port` (a listener of its own, so scrapes are not requests):
+//! `http_requests_total{code,method}` (counter), `http_request_duration_seconds{code,method}`
+//! (histogram) and `http_requests_in_flight` (gauge). Only function requests count, not
+//! `/_/health` or `/_/ready`; a request is in flight until its response body has been sent.
+//! `method` is lower case (`get`, `post`), as Go's `promhttp` writes it. The binary logs an
+//! error and carries on without metrics if it cannot listen on `metrics_port`.
+//!
 //! # Layout
 //!
 //! - [`config`]: [`Config`] from the environment, [`Mode`], command-line splitting;
 //! - `server`: accept loop, routing, limiter, shutdown sequence;
+//! - `metrics`: the request metrics and their `/metrics` listener;
 //! - `health`: lock file and the `/_/health`, `/_/ready` handlers;
 //! - `runner`: `fork` (per-request processes) and `http` (reverse proxy to one process);
 //! - [`error`]: [`WatchdogError`] and its mapping to HTTP responses;
@@ -103,6 +114,7 @@ pub mod error;
 
 mod body;
 mod health;
+mod metrics;
 mod runner;
 mod server;
 
@@ -126,6 +138,18 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WatchdogError> {
+    run_with_metrics(config, listener, None, shutdown).await
+}
+
+/// [`run`], also serving the request metrics at `GET /metrics` on `metrics` (the binary binds
+/// `metrics_port`) until the watchdog stops. Without a metrics listener requests are still
+/// counted, just not served.
+pub async fn run_with_metrics(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WatchdogError> {
     let runner = runner::Runner::start(&config)?;
     let addr = listener.local_addr().map_err(|source| WatchdogError::Io {
         context: "cannot read the listening address",
@@ -139,6 +163,16 @@ pub async fn run(
         "watchdog serving"
     );
     let state = Arc::new(server::State::new(config, runner));
+    let metrics = metrics.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics served at /metrics");
+        }
+        tokio::spawn(metrics::serve(listener, state.metrics.clone()))
+    });
     state.health.mark_accepting();
-    server::serve(listener, state, shutdown).await
+    let result = server::serve(listener, state, shutdown).await;
+    if let Some(task) = metrics {
+        task.abort();
+    }
+    result
 }

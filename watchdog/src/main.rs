@@ -15,7 +15,7 @@ use ferry_watchdog::{Config, VERSION, config::default_lock_path};
 const USAGE: &str = "usage: watchdog [--version | --run-healthcheck]\n\
     Configured by environment variables (fprocess, mode, upstream_url, port, read_timeout,\n\
     write_timeout, exec_timeout, healthcheck_interval, max_inflight, content_type,\n\
-    suppress_lock, ready_path, prefix_logs, http_buffer_req_body, log_callid).";
+    suppress_lock, ready_path, prefix_logs, http_buffer_req_body, log_callid, metrics_port).";
 
 /// BSD `EX_USAGE`: bad flags or configuration.
 const EXIT_USAGE: u8 = 64;
@@ -83,7 +83,22 @@ fn main() -> ExitCode {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!("watchdog listening on {addr}");
         }
-        match ferry_watchdog::run(config, listener, ferry_runtime::signal::shutdown()).await {
+        let metrics = match config.metrics_port {
+            0 => None,
+            port => {
+                let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(listener) => Some(listener),
+                    Err(error) => {
+                        // The function matters more than its metrics: serve it anyway.
+                        tracing::error!(%addr, %error, "cannot listen for metrics; serving without them");
+                        None
+                    }
+                }
+            }
+        };
+        let shutdown = ferry_runtime::signal::shutdown();
+        match ferry_watchdog::run_with_metrics(config, listener, metrics, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "watchdog failed");

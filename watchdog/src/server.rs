@@ -1,6 +1,6 @@
 //! The HTTP/1.1 server: accept loop, per-connection tasks, routing (`/_/health`,
-//! `/_/ready`, everything else to the function), the `max_inflight` limiter, and the
-//! shutdown sequence.
+//! `/_/ready`, everything else to the function), the `max_inflight` limiter, request
+//! metrics, and the shutdown sequence.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +22,7 @@ use crate::body::{Body, Guarded, boxed};
 use crate::config::Config;
 use crate::error::{WatchdogError, duration_header};
 use crate::health::{self, Health};
+use crate::metrics::Metrics;
 use crate::runner::{Runner, effective_timeout};
 
 /// What every request handler shares.
@@ -29,6 +30,7 @@ pub(crate) struct State {
     pub(crate) config: Config,
     pub(crate) runner: Runner,
     pub(crate) health: Health,
+    pub(crate) metrics: Arc<Metrics>,
     limiter: Option<Arc<Semaphore>>,
 }
 
@@ -39,6 +41,7 @@ impl State {
             (config.max_inflight > 0).then(|| Arc::new(Semaphore::new(config.max_inflight)));
         State {
             health: Health::new(lock),
+            metrics: Arc::new(Metrics::new()),
             runner,
             limiter,
             config,
@@ -188,7 +191,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let resp = match path.as_str() {
         routes::WATCHDOG_HEALTH => health::health(&state, &req),
         routes::WATCHDOG_READY => health::ready(&state, req).await,
-        _ => invoke(&state, req, started).await,
+        _ => {
+            let tracker = state.metrics.track(&method);
+            tracker.respond(invoke(&state, req, started).await)
+        }
     };
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1e3;

@@ -25,6 +25,7 @@ fn defaults_match_of_watchdog() {
     assert_eq!(c.exec_timeout, Some(DEFAULT_TIMEOUT));
     assert_eq!(c.healthcheck_interval, DEFAULT_TIMEOUT);
     assert_eq!(c.port, 8080);
+    assert_eq!(c.metrics_port, 8081);
     assert_eq!(c.max_inflight, 0);
     assert_eq!(c.content_type, "application/octet-stream");
     assert!(!c.suppress_lock && c.prefix_logs && !c.buffer_request_body && !c.log_callid);
@@ -49,8 +50,10 @@ fn reads_every_variable_and_aliases() {
         ("prefix_logs", "false"),
         ("buffer_http", "true"),
         ("log_callid", "1"),
+        ("metrics_port", "0"),
     ]))
     .unwrap();
+    assert_eq!(c.metrics_port, 0);
     assert_eq!(c.command, ["node", "index.js"]);
     assert_eq!(c.mode, Mode::Http);
     assert_eq!(
@@ -112,6 +115,7 @@ fn invalid_values_name_the_variable() {
         ("write_timeout", "0", "must be greater than 0"),
         ("exec_timeout", "soon", "invalid duration"),
         ("port", "99999", ""),
+        ("metrics_port", "8080", "must differ from port"),
         ("max_inflight", "-1", ""),
         ("suppress_lock", "maybe", "expected true or false"),
         ("upstream_url", "https://x:1", "scheme"),

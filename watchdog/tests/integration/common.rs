@@ -24,6 +24,17 @@ pub(crate) struct Watchdog {
 /// Starts a watchdog configured by `pairs` (on top of test defaults: no healthcheck wait,
 /// lock file in a temporary directory).
 pub(crate) async fn start(pairs: &[(&str, &str)]) -> Watchdog {
+    start_inner(pairs, None).await
+}
+
+/// [`start`], also serving metrics on a listener of their own; returns its address too.
+pub(crate) async fn start_with_metrics(pairs: &[(&str, &str)]) -> (Watchdog, SocketAddr) {
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = metrics.local_addr().unwrap();
+    (start_inner(pairs, Some(metrics)).await, addr)
+}
+
+async fn start_inner(pairs: &[(&str, &str)], metrics: Option<TcpListener>) -> Watchdog {
     let dir = tempfile::tempdir().unwrap();
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("healthcheck_interval".into(), "0s".into());
@@ -35,9 +46,14 @@ pub(crate) async fn start(pairs: &[(&str, &str)]) -> Watchdog {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(ferry_watchdog::run(config, listener, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(ferry_watchdog::run_with_metrics(
+        config,
+        listener,
+        metrics,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Watchdog {
         addr,
         dir,

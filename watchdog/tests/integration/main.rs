@@ -6,4 +6,5 @@ mod common;
 mod fork;
 mod http_mode;
 mod limits;
+mod metrics;
 mod process;

@@ -29,6 +29,7 @@ fn watchdog(tmp: &std::path::Path, vars: &[(&str, &str)]) -> Command {
 async fn spawn(tmp: &std::path::Path, vars: &[(&str, &str)]) -> (Child, String) {
     let mut child = watchdog(tmp, vars)
         .env("port", "0")
+        .env("metrics_port", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

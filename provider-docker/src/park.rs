@@ -1,0 +1,226 @@
+//! Parking: how a function at zero replicas keeps its cold start close to a bare
+//! `docker start`.
+//!
+//! Going to zero (idle, or a manual scale to 0), reconcile stops one container of the current
+//! generation and keeps it — preferring a running one — and removes the others. Its id is
+//! written to the function's desired state (`parked`) before it is stopped, so a restarted
+//! provider keeps it rather than removing it as a stopped replica. The stop (SIGTERM, the
+//! watchdog's drain, SIGKILL after `stop_timeout`) runs in the background, so neither the
+//! scale call nor the function's lock waits for it. Coming back (0 → n), the parked container
+//! is started again — once a stop still under way has finished — before any other is
+//! created; `parked` is cleared once it runs. An update (a new generation) discards it with
+//! the other old containers.
+//!
+//! After any start from zero a task probes the new containers' `/_/ready` every
+//! [`COLD_START_PROBE`] and records the first success as a cold start: from the scale-up
+//! decision to that probe, in `provider_cold_start_seconds` and `provider_cold_starts_total`.
+//! The result also goes into the readiness cache, so the function shows as available at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_proto::FunctionRef;
+
+use crate::docker::Replica;
+use crate::error::ProviderError;
+use crate::provider::Provider;
+use crate::store::Desired;
+
+/// How often a replica starting from zero is probed.
+pub const COLD_START_PROBE: Duration = Duration::from_millis(10);
+
+/// Parked containers still being stopped, each with a signal for when it is.
+#[derive(Debug, Default)]
+pub struct Stopping(Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>>);
+
+/// Containers a reconcile started.
+#[derive(Debug, Default)]
+pub struct Started {
+    /// The parked container, started again.
+    pub parked: Option<String>,
+    /// Containers created.
+    pub created: Vec<String>,
+}
+
+impl Provider {
+    /// The parking part of reconcile: at zero, keeps one container of the current generation
+    /// stopped (and takes it out of `replicas`, so it is not removed); above zero, starts the
+    /// parked container (which then counts as a running replica). The caller holds `f`'s lock.
+    pub(crate) async fn handle_parked(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        want: &Desired,
+        mut replicas: Vec<Replica>,
+    ) -> Result<(Started, Vec<Replica>), ProviderError> {
+        let current = |r: &Replica| r.generation == want.generation;
+        let recorded = want
+            .parked
+            .as_ref()
+            .and_then(|id| replicas.iter().position(|r| &r.id == id && current(r)));
+        let mut started = Started::default();
+        if want.replicas > 0 {
+            if want.parked.is_none() {
+                return Ok((started, replicas));
+            }
+            if let Some(r) = recorded.map(|i| &mut replicas[i]) {
+                // Started even if listed as running: it may have been stopping meanwhile.
+                self.wait_stopped(&r.id).await;
+                match self.engine.start_existing(&r.id).await {
+                    Ok(()) => {
+                        tracing::info!(function = %f, container = %r.id, "started the parked replica");
+                        self.prober.forget(&r.id);
+                        r.running = true;
+                        // A new start may publish new ports: the next listing says.
+                        r.address = None;
+                        r.metrics_address = None;
+                        started.parked = Some(r.id.clone());
+                    }
+                    // Left stopped, it is removed below and a new one created.
+                    Err(e) => {
+                        tracing::warn!(function = %f, container = %r.id, error = %e, "cannot start the parked replica; creating a new one")
+                    }
+                }
+            }
+            self.set_parked(f, want, None)?;
+            return Ok((started, replicas));
+        }
+
+        // At zero: the recorded one, else a running one, else a stopped one (oldest first).
+        let keep = recorded.or_else(|| {
+            let mut candidates: Vec<(usize, &Replica)> = replicas
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| current(r))
+                .collect();
+            candidates.sort_by_key(|(_, r)| (!r.running, r.created));
+            candidates.first().map(|(i, _)| *i)
+        });
+        let Some(i) = keep else {
+            if want.parked.is_some() {
+                tracing::info!(function = %f, "the parked replica is gone; the next start creates one");
+                self.set_parked(f, want, None)?;
+            }
+            return Ok((started, replicas));
+        };
+        let r = replicas.remove(i);
+        if want.parked.as_deref() != Some(r.id.as_str()) {
+            self.set_parked(f, want, Some(r.id.clone()))?;
+        }
+        if r.running {
+            self.stop_in_background(f, r.id);
+        }
+        Ok((started, replicas))
+    }
+
+    /// Stops the container `id` in the background and keeps it (once per stop).
+    fn stop_in_background(self: &Arc<Self>, f: &FunctionRef, id: String) {
+        let (done, rx) = tokio::sync::watch::channel(false);
+        {
+            let mut stopping = self.stopping.0.lock().expect("stopping set poisoned");
+            if stopping.contains_key(&id) {
+                return;
+            }
+            stopping.insert(id.clone(), rx);
+        }
+        tracing::info!(function = %f, container = %id, "parking a replica: stopping it and keeping it for the next start");
+        self.prober.forget(&id);
+        let (this, f) = (Arc::clone(self), f.clone());
+        tokio::spawn(async move {
+            if let Err(e) = this.engine.stop(&id).await {
+                tracing::warn!(function = %f, container = %id, error = %e, "stopping the parked replica failed");
+            }
+            this.prober.forget(&id);
+            this.stopping
+                .0
+                .lock()
+                .expect("stopping set poisoned")
+                .remove(&id);
+            let _ = done.send(true);
+        });
+    }
+
+    /// Waits for a stop of `id` under way, if any, to finish.
+    async fn wait_stopped(&self, id: &str) {
+        let pending = self
+            .stopping
+            .0
+            .lock()
+            .expect("stopping set poisoned")
+            .get(id)
+            .cloned();
+        if let Some(mut rx) = pending {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    }
+
+    fn set_parked(
+        &self,
+        f: &FunctionRef,
+        want: &Desired,
+        parked: Option<String>,
+    ) -> Result<(), ProviderError> {
+        let mut d = want.clone();
+        d.parked = parked;
+        Ok(self.store.put(f, d)?)
+    }
+
+    /// Probes the containers started from zero every [`COLD_START_PROBE`] until one is ready,
+    /// and records the cold start (from `decided`). Gives up after `rollout_timeout`.
+    pub(crate) fn watch_cold_start(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        started: Started,
+        decided: Instant,
+    ) {
+        let ids: Vec<String> = started
+            .parked
+            .iter()
+            .chain(started.created.iter())
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let (this, f) = (Arc::clone(self), f.clone());
+        tokio::spawn(async move {
+            let deadline = decided + this.config.rollout_timeout;
+            let mut addresses: Vec<(String, String)> = Vec::new();
+            let mut round = 0u32;
+            while Instant::now() < deadline {
+                // Addresses are known once a container runs; look again now and then for
+                // the ones still missing, without listing containers a hundred times a second.
+                if addresses.len() < ids.len() && (addresses.is_empty() || round % 25 == 0) {
+                    addresses = match this.live(Some(&f)).await {
+                        Ok(mut live) => live
+                            .remove(&f)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|r| r.running && ids.contains(&r.id))
+                            .filter_map(|r| Some((r.id, r.address?)))
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
+                }
+                for (id, address) in &addresses {
+                    if this.prober.probe_now(id, address).await {
+                        let took = decided.elapsed();
+                        let kind = if started.parked.as_ref() == Some(id) {
+                            "parked"
+                        } else {
+                            "created"
+                        };
+                        tracing::info!(function = %f, container = %id, kind,
+                            ms = took.as_secs_f64() * 1e3, "cold start: replica ready");
+                        this.metrics.cold_start(&f, took);
+                        return;
+                    }
+                }
+                round = round.wrapping_add(1);
+                tokio::time::sleep(COLD_START_PROBE).await;
+            }
+            tracing::warn!(function = %f, timeout = ?this.config.rollout_timeout,
+                "no replica became ready after a start from zero");
+        });
+    }
+}

@@ -7,16 +7,17 @@
 //! provider keeps it rather than removing it as a stopped replica. The stop (SIGTERM, the
 //! watchdog's drain, SIGKILL after `stop_timeout`) runs in the background, so neither the
 //! scale call nor the function's lock waits for it. Coming back (0 → n), the parked container
-//! is started again — once a stop still under way has finished — before any other is
-//! created; `parked` is cleared once it runs. An update (a new generation) discards it with
-//! the other old containers.
+//! is started again before any other is created, and `parked` is cleared once it runs — unless
+//! it is still stopping (a call right after the function went idle): waiting for its drain
+//! could take up to `stop_timeout`, so it is removed and a new container created instead. An
+//! update (a new generation) discards it with the other old containers.
 //!
 //! After any start from zero a task probes the new containers' `/_/ready` every
 //! [`COLD_START_PROBE`] and records the first success as a cold start: from the scale-up
 //! decision to that probe, in `provider_cold_start_seconds` and `provider_cold_starts_total`.
 //! The result also goes into the readiness cache, so the function shows as available at once.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,9 +31,9 @@ use crate::store::Desired;
 /// How often a replica starting from zero is probed.
 pub const COLD_START_PROBE: Duration = Duration::from_millis(10);
 
-/// Parked containers still being stopped, each with a signal for when it is.
+/// Parked containers still being stopped.
 #[derive(Debug, Default)]
-pub struct Stopping(Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>>);
+pub struct Stopping(Mutex<HashSet<String>>);
 
 /// Containers a reconcile started.
 #[derive(Debug, Default)]
@@ -64,8 +65,15 @@ impl Provider {
                 return Ok((started, replicas));
             }
             if let Some(r) = recorded.map(|i| &mut replicas[i]) {
-                // Started even if listed as running: it may have been stopping meanwhile.
-                self.wait_stopped(&r.id).await;
+                if self.is_stopping(&r.id) {
+                    tracing::info!(function = %f, container = %r.id,
+                        "the parked replica is still stopping; creating a new one instead");
+                    // Counted as stopped: removed below, once its stop is done.
+                    r.running = false;
+                    self.set_parked(f, want, None)?;
+                    return Ok((started, replicas));
+                }
+                // Started even if listed as running: it may have stopped since the listing.
                 match self.engine.start_existing(&r.id).await {
                     Ok(()) => {
                         tracing::info!(function = %f, container = %r.id, "started the parked replica");
@@ -115,13 +123,14 @@ impl Provider {
 
     /// Stops the container `id` in the background and keeps it (once per stop).
     fn stop_in_background(self: &Arc<Self>, f: &FunctionRef, id: String) {
-        let (done, rx) = tokio::sync::watch::channel(false);
+        if !self
+            .stopping
+            .0
+            .lock()
+            .expect("stopping set poisoned")
+            .insert(id.clone())
         {
-            let mut stopping = self.stopping.0.lock().expect("stopping set poisoned");
-            if stopping.contains_key(&id) {
-                return;
-            }
-            stopping.insert(id.clone(), rx);
+            return;
         }
         tracing::info!(function = %f, container = %id, "parking a replica: stopping it and keeping it for the next start");
         self.prober.forget(&id);
@@ -136,22 +145,16 @@ impl Provider {
                 .lock()
                 .expect("stopping set poisoned")
                 .remove(&id);
-            let _ = done.send(true);
         });
     }
 
-    /// Waits for a stop of `id` under way, if any, to finish.
-    async fn wait_stopped(&self, id: &str) {
-        let pending = self
-            .stopping
+    /// Whether the container `id` is being stopped for parking.
+    fn is_stopping(&self, id: &str) -> bool {
+        self.stopping
             .0
             .lock()
             .expect("stopping set poisoned")
-            .get(id)
-            .cloned();
-        if let Some(mut rx) = pending {
-            let _ = rx.wait_for(|done| *done).await;
-        }
+            .contains(id)
     }
 
     fn set_parked(

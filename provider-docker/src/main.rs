@@ -32,6 +32,8 @@ Environment (defaults in brackets):
                       functions are not autoscaled [unset]
   log_format          text | json [text]; RUST_LOG filters [info]
   DOCKER_HOST         Docker engine address [unix:///var/run/docker.sock]
+
+Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200).
 ";
 
 #[tokio::main]
@@ -43,6 +45,9 @@ async fn main() -> std::process::ExitCode {
     if std::env::args().any(|a| a == "--version") {
         println!("provider-docker {}", env!("CARGO_PKG_VERSION"));
         return std::process::ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--healthcheck") {
+        return ferry_runtime::healthcheck::run(&ProcessEnv, "provider-docker", "port", 8081);
     }
     let env = ProcessEnv;
     telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));

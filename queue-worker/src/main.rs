@@ -47,6 +47,8 @@ Environment (defaults in brackets):
 Functions override the retry defaults with the annotations com.openfaas.retry.attempts,
 .codes, .min_wait, .max_wait and .max_age (invalid values: the default, with a warning).
 Durations: 200ms, 5s, 2m, 1h30m, or a bare number of seconds.
+
+Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200).
 ";
 
 #[tokio::main]
@@ -58,6 +60,14 @@ async fn main() -> std::process::ExitCode {
     if std::env::args().any(|a| a == "--version") {
         println!("queue-worker {}", env!("CARGO_PKG_VERSION"));
         return std::process::ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--healthcheck") {
+        return ferry_runtime::healthcheck::run(
+            &ProcessEnv,
+            "queue-worker",
+            "port",
+            ferry_queue_worker::config::DEFAULT_PORT,
+        );
     }
     let env = ProcessEnv;
     telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));

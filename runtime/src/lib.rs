@@ -8,11 +8,14 @@
 //!   typed parsers that name the variable in their errors;
 //! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
 //! - [`signal`]: a future that resolves on SIGTERM or SIGINT;
+//! - [`healthcheck`]: the `--healthcheck` flag of every service (a blocking `GET /healthz` on
+//!   its own port, for Docker health checks in `FROM scratch` images);
 //! - `jetstream` (feature `jetstream`): NATS connection and the calls stream, set up the same
 //!   way by the gateway and the queue-worker;
 //! - `tls` (feature `tls`): installs the TLS crypto provider HTTPS clients need.
 
 pub mod env;
+pub mod healthcheck;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 pub mod signal;

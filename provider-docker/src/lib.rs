@@ -12,6 +12,8 @@
 //!   read-only at `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
 //! - [`provider`]: the operations, all built on one `reconcile` step;
+//! - [`attach`]: connecting containers labelled `com.ferry.attach=<instance>` (the gateway
+//!   in compose) to the functions network;
 //! - [`health`]: replacing replicas that stay unready past `unready_timeout`;
 //! - [`autoscale`]: the autoscaling and scale-to-zero loop (every `autoscale_interval`), with
 //!   [`scaling`] reading the `com.openfaas.scale.*` labels, [`replica_metrics`] reading the
@@ -26,6 +28,7 @@
 //! - [`error`]: the error enum and its HTTP statuses.
 
 pub mod api;
+pub mod attach;
 pub mod autoscale;
 pub mod config;
 pub mod docker;
@@ -63,6 +66,7 @@ pub async fn run(
     let engine = docker::Engine::connect(&config).await?;
     engine.ping().await?;
     engine.ensure_network().await?;
+    let attacher = attach::Attacher::new(&engine, &config);
     let store = store::Store::open(&config.data_dir)?;
     let secrets = secrets::Secrets::open(&config.data_dir)?;
     let interval = config.reconcile_interval;
@@ -85,6 +89,7 @@ pub async fn run(
         async move {
             // Restore the desired state at once (e.g. after a restart), then periodically.
             loop {
+                attacher.attach_all().await;
                 provider.reconcile_all().await;
                 tokio::select! {
                     _ = cancel.cancelled() => break,

@@ -1,16 +1,21 @@
 # ferry — build, test and run.
 #
+#   make up       build everything and start the platform with docker compose (compose.yaml)
+#   make down     stop it (data is kept); make credentials prints the gateway's basic auth
 #   make test     every test (unit, watchdog, end-to-end against real NATS and Docker)
 #   make lint     rustfmt and clippy, warnings as errors
 #   make static   the statically linked binaries that go into FROM-scratch images
+#   make stage    build contexts of the compose images in target/compose/<service>/
 #   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
 
 CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
 STATIC_DIR := $(CURDIR)/target/$(STATIC_TARGET)/release
-STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin echo-server
+STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin echo-server \
+  -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
+  -p ferry-provider-docker --bin provider-docker
 
-.PHONY: test lint static images test-clean
+.PHONY: test lint static images test-clean up down stage credentials
 
 test: lint static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) test --workspace --all-targets
@@ -24,6 +29,20 @@ lint:
 # build scripts and proc macros, which cannot be linked statically.
 static:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) $(STATIC_BINS)
+
+# The platform in docker compose: stage, build the images, start, wait for the gateway.
+# deploy/compose.sh runs `docker compose` or `docker-compose` on compose.yaml.
+up: static
+	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/up.sh
+
+down:
+	deploy/compose.sh down
+
+stage: static
+	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/stage.sh
+
+credentials:
+	@deploy/credentials.sh
 
 images: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make credentials`: prints the gateway's basic-auth user and password, which the gateway
+# generates on first start in /run/secrets (the gateway-secrets volume). The images are
+# FROM scratch (no shell, no cat), so the files are read with `docker cp`, which streams a
+# tar archive, from the gateway container, running or stopped.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+id=$("$repo/deploy/compose.sh" ps -a -q gateway 2>/dev/null | head -n 1)
+if [ -z "$id" ]; then
+  echo "credentials: there is no gateway container: start the stack with 'make up'" >&2
+  exit 1
+fi
+
+read_secret() { docker cp "$id:/run/secrets/$1" - 2>/dev/null | tar -xO 2>/dev/null; }
+
+if ! user=$(read_secret basic-auth-user) || ! password=$(read_secret basic-auth-password) \
+  || [ -z "$user" ] || [ -z "$password" ]; then
+  echo "credentials: the gateway has not written /run/secrets/basic-auth-user and" \
+    "basic-auth-password (yet)" >&2
+  exit 1
+fi
+
+printf 'user:     %s\npassword: %s\n' "$user" "$password"
+printf 'e.g.      curl -u %s:%s http://127.0.0.1:%s/system/functions\n' \
+  "$user" "$password" "${FERRY_GATEWAY_PORT:-8080}"

@@ -2,6 +2,7 @@
 //! receives (method, path, headers, body) and can be told to fail.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,9 +62,15 @@ pub struct CallbackReceiver {
 impl CallbackReceiver {
     /// Starts listening on a free port of 127.0.0.1.
     pub async fn start() -> CallbackReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        CallbackReceiver::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// Starts listening on a free port of `ip`: for callers in containers, the host's address
+    /// on a network the test created (e.g. a compose network's gateway address).
+    pub async fn start_on(ip: IpAddr) -> CallbackReceiver {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))
             .await
-            .expect("bind callback receiver");
+            .unwrap_or_else(|e| panic!("bind callback receiver on {ip}: {e}"));
         let base = format!(
             "http://{}",
             listener.local_addr().expect("receiver address")
@@ -90,7 +97,7 @@ impl CallbackReceiver {
         CallbackReceiver { base, shared, task }
     }
 
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http://<address>:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

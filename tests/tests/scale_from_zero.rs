@@ -68,12 +68,20 @@ async fn scale_to_zero(guard: &DockerGuard, provider: &TestProvider, name: &str)
 async fn twenty_concurrent_calls_to_a_function_at_zero_scale_it_up_once_and_all_succeed() {
     let guard = DockerGuard::new().await;
     let echo = FunctionImage::echo_http(&guard).await;
-    let provider = TestProvider::start(&guard).await;
+    let provider = TestProvider::start_with(&guard, &[("autoscale_interval", "250ms")]).await;
     let nats = NatsServer::start_async().await;
     let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
     let client = http_client();
 
-    deploy(&provider, "echo", &echo).await;
+    // Idle for 3 s, the function goes to zero by itself.
+    let deployment = json!({"service": "echo", "image": echo.tag, "labels": {
+        "com.openfaas.scale.zero": "true",
+        "com.openfaas.scale.zero-duration": "3s",
+    }});
+    let (status, body) = provider
+        .call("POST", "/system/functions", Some(&deployment.to_string()))
+        .await;
+    assert_eq!(status, 202, "{body}");
     provider.wait_available("echo", 1).await;
     // The gateway knows the replica (its list of it is cached) before it goes away.
     let resp = client
@@ -83,7 +91,21 @@ async fn twenty_concurrent_calls_to_a_function_at_zero_scale_it_up_once_and_all_
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    scale_to_zero(&guard, &provider, "echo").await;
+    wait_until(
+        "echo is scaled to zero after the idle window",
+        MINUTE,
+        || async {
+            let status = provider.status("echo").await.expect("the function exists");
+            status.replicas == 0 && running(&guard, "echo").await.is_empty()
+        },
+    )
+    .await;
+    let parked: Vec<String> = function_containers(&guard, "echo")
+        .await
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    assert_eq!(parked.len(), 1, "one stopped container is kept: {parked:?}");
 
     let fired = Instant::now();
     let calls: Vec<_> = (0..20)
@@ -127,7 +149,10 @@ async fn twenty_concurrent_calls_to_a_function_at_zero_scale_it_up_once_and_all_
     // (The provider's own readiness probe may lag a moment behind the gateway's.)
     provider.wait_available("echo", 1).await;
     let now = running(&guard, "echo").await;
-    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(
+        now, parked,
+        "the parked container was started again, nothing else"
+    );
     assert!(
         hosts.iter().all(|h| now[0].starts_with(h.as_str())),
         "{hosts:?} vs {now:?}"

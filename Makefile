@@ -11,8 +11,11 @@
 CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
 STATIC_DIR := $(CURDIR)/target/$(STATIC_TARGET)/release
-STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin echo-server \
-  -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
+# Function binaries (as tests/src/images/binaries.rs builds them) and the services of the
+# compose images, in two builds: each set keeps its own feature unification, so a test that
+# builds the function binaries itself does not recompile what `make static` built.
+STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin echo-server
+SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker
 
 .PHONY: test lint static images test-clean up down stage credentials
@@ -29,6 +32,7 @@ lint:
 # build scripts and proc macros, which cannot be linked statically.
 static:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) $(STATIC_BINS)
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) $(SERVICE_BINS)
 
 # The platform in docker compose: stage, build the images, start, wait for the gateway.
 # deploy/compose.sh runs `docker compose` or `docker-compose` on compose.yaml.

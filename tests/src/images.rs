@@ -17,7 +17,7 @@ use bollard::body_full;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
 
-pub use binaries::static_binaries;
+pub use binaries::{static_binaries, without_test_cargo_env};
 
 use crate::DockerGuard;
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use ferry_tests::callback::CallbackReceiver;
+use ferry_tests::images::without_test_cargo_env;
 use ferry_tests::{DockerGuard, FunctionImage, TEST_LABEL, free_port, http_client, wait_until};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -72,10 +73,11 @@ impl Stack {
     }
 
     /// `program args` in the repository root with the stack's variables, without the make
-    /// and cargo variables of an enclosing `make test` / `cargo test`.
+    /// and cargo variables of an enclosing `make test` / `cargo test` (with them, the `make
+    /// static` of `make up` would recompile what a build from a shell made, and back).
     fn command(&self, program: &str, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(program);
-        command
+        without_test_cargo_env(&mut command)
             .args(args)
             .current_dir(repo())
             .envs(self.env.iter().map(|(k, v)| (k, v)))

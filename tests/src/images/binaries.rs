@@ -28,6 +28,32 @@ pub fn static_binaries() -> PathBuf {
     .clone()
 }
 
+/// Removes from `command` the variables cargo sets for the test process itself
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, `CARGO_CRATE_NAME`, ...). A nested cargo would pass
+/// them on to build scripts, and those that watch one (ring's watches `CARGO_MANIFEST_DIR`)
+/// would rerun and recompile everything above them whenever a build from a test follows one
+/// from a shell, and back.
+pub fn without_test_cargo_env(command: &mut Command) -> &mut Command {
+    const EXACT: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if EXACT.contains(&name)
+            || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_")
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 fn build() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
@@ -41,7 +67,7 @@ fn build() -> PathBuf {
     for (package, bin) in BINARIES {
         command.args(["-p", package, "--bin", bin]);
     }
-    command
+    without_test_cargo_env(&mut command)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .stdin(Stdio::null())

@@ -10,7 +10,9 @@
 //! round, which also catches a container compose recreated.
 //!
 //! Until a container is attached it cannot reach replicas; nothing else depends on it (the
-//! gateway's `/healthz` is about NATS and the provider).
+//! gateway's `/healthz` is about NATS and the provider). With `endpoint_mode=published` (a
+//! gateway on the host, reaching replicas through published ports) there is nothing to attach
+//! and the attacher does nothing.
 
 use std::collections::HashMap;
 
@@ -18,7 +20,7 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerSummary, NetworkConnectRequest};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
-use crate::config::Config;
+use crate::config::{Config, EndpointMode};
 use crate::docker::Engine;
 
 /// Label asking the provider of instance `<value>` to connect a container to its functions
@@ -28,6 +30,8 @@ pub const ATTACH_LABEL: &str = "com.ferry.attach";
 /// Connects labelled containers to the functions network.
 #[derive(Debug, Clone)]
 pub struct Attacher {
+    /// Only with `endpoint_mode=network`.
+    enabled: bool,
     engine: Engine,
     instance: String,
     network: String,
@@ -37,16 +41,20 @@ impl Attacher {
     /// For the provider configured by `config`, talking to the engine through `engine`.
     pub fn new(engine: &Engine, config: &Config) -> Attacher {
         Attacher {
+            enabled: config.endpoint_mode == EndpointMode::Network,
             engine: engine.clone(),
             instance: config.instance.clone(),
             network: config.network.clone(),
         }
     }
 
-    /// One round: connects every running container labelled `com.ferry.attach=<instance>`
-    /// that is not on the functions network (re-creating the network if it went missing).
-    /// Failures are logged; the next round tries again.
+    /// One round, in `network` endpoint mode: connects every running container labelled
+    /// `com.ferry.attach=<instance>` that is not on the functions network (re-creating the
+    /// network if it went missing). Failures are logged; the next round tries again.
     pub async fn attach_all(&self) {
+        if !self.enabled {
+            return;
+        }
         if let Err(e) = self.try_attach_all().await {
             tracing::warn!(network = %self.network, error = %e,
                 "cannot connect {ATTACH_LABEL}={} containers to the functions network", self.instance);

@@ -17,12 +17,12 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// Everything but the workers: the echo function deployed and ready, NATS, the gateway.
 struct Platform {
-    // Dropped in reverse order: the gateway and provider stop before the guard removes
-    // their containers.
-    _guard: DockerGuard,
-    nats: NatsServer,
-    provider: TestProvider,
+    // Fields drop in declaration order: the gateway and provider stop before the guard
+    // removes their containers.
     gateway: TestGateway,
+    provider: TestProvider,
+    nats: NatsServer,
+    _guard: DockerGuard,
 }
 
 async fn platform() -> Platform {

@@ -25,11 +25,13 @@ const FAST_RETRIES: [(&str, &str); 4] = [
 ];
 
 struct Platform {
-    _guard: DockerGuard,
-    image: FunctionImage,
-    nats: NatsServer,
-    provider: TestProvider,
+    // Fields drop in declaration order: the services stop before the guard removes what
+    // they created.
     gateway: TestGateway,
+    provider: TestProvider,
+    nats: NatsServer,
+    image: FunctionImage,
+    _guard: DockerGuard,
 }
 
 async fn platform(functions: &[Value]) -> Platform {

@@ -1,7 +1,7 @@
 //! Process plumbing shared by ferry's binaries.
 //!
 //! Every ferry process is configured by environment variables (OpenFaaS's lower-case names),
-//! logs through `tracing`, and stops cleanly on SIGTERM. The three small modules here keep
+//! logs through `tracing`, and stops cleanly on SIGTERM. The small modules here keep
 //! those habits identical across `gateway`, `queue-worker`, `provider-docker` and `watchdog`:
 //!
 //! - [`env`]: the [`env::Env`] source trait (the process environment, or a map in tests) and
@@ -12,8 +12,12 @@
 //!   its own port, for Docker health checks in `FROM scratch` images);
 //! - `jetstream` (feature `jetstream`): NATS connection and the calls stream, set up the same
 //!   way by the gateway and the queue-worker;
-//! - `tls` (feature `tls`): installs the TLS crypto provider HTTPS clients need.
+//! - `tls` (feature `tls`): installs the TLS crypto provider HTTPS clients need;
+//! - `auth` (feature `auth`): basic-auth credentials of `/system/*` (`basic_auth`,
+//!   `secret_mount_path`): read, generated on first start, checked in constant time.
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod env;
 pub mod healthcheck;
 #[cfg(feature = "jetstream")]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
 use http::Uri;
@@ -86,6 +87,11 @@ pub struct Config {
     /// become ready; past it the answer is `503`. The wait does not count toward
     /// `upstream_timeout`, which starts when the call is sent.
     pub scale_from_zero_timeout: Duration,
+    /// `basic_auth` (`false`; `true` in compose) and `secret_mount_path` (`/run/secrets`):
+    /// whether `/system/*` requires the basic-auth credentials in `basic-auth-user` and
+    /// `basic-auth-password` of that folder (generated on first start if absent), which the
+    /// gateway also sends on every call it makes to the provider.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -142,6 +148,7 @@ impl Config {
                 "scale_from_zero_timeout",
                 DEFAULT_SCALE_FROM_ZERO_TIMEOUT,
             )?,
+            auth: AuthConfig::from_env(e)?,
         })
     }
 }
@@ -241,6 +248,11 @@ mod tests {
         assert_eq!(c.provider_timeout, Duration::from_secs(5));
         assert!(c.scale_from_zero);
         assert_eq!(c.scale_from_zero_timeout, Duration::from_secs(30));
+        assert!(!c.auth.enabled);
+        assert_eq!(
+            c.auth.secret_mount_path,
+            std::path::PathBuf::from("/run/secrets")
+        );
     }
 
     #[test]
@@ -256,6 +268,8 @@ mod tests {
             ("max_retry_body", "0"),
             ("scale_from_zero", "false"),
             ("scale_from_zero_timeout", "3s"),
+            ("basic_auth", "true"),
+            ("secret_mount_path", "/var/secrets"),
         ]
         .into();
         let c = Config::from_env(&e).unwrap();
@@ -274,6 +288,11 @@ mod tests {
         assert_eq!(c.max_retry_body, 0);
         assert!(!c.scale_from_zero);
         assert_eq!(c.scale_from_zero_timeout, Duration::from_secs(3));
+        assert!(c.auth.enabled);
+        assert_eq!(
+            c.auth.secret_mount_path,
+            std::path::PathBuf::from("/var/secrets")
+        );
     }
 
     #[test]
@@ -292,6 +311,7 @@ mod tests {
             ("max_retry_body", "64 apples"),
             ("scale_from_zero", "maybe"),
             ("scale_from_zero_timeout", "0"),
+            ("basic_auth", "sometimes"),
         ] {
             let e: HashMap<&str, &str> = [(name, value)].into();
             let err = Config::from_env(&e).expect_err(value);

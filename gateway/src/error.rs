@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use ferry_proto::headers::{INTERNAL_PROXY, OPENFAAS_INTERNAL};
 use ferry_proto::{ErrorBody, NameError};
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, StatusCode};
 
 /// Everything a request (or start-up) can fail with.
@@ -120,6 +120,12 @@ pub enum GatewayError {
     /// NATS JetStream could not serve a call-status or dead-letter request.
     #[error("NATS JetStream unavailable: {0}")]
     Nats(String),
+    /// `/system/*` without the basic-auth credentials (`basic_auth=true`).
+    #[error("unauthorized: /system/* requires basic auth (user and password in secret_mount_path)")]
+    Unauthorized,
+    /// The basic-auth credentials could not be read or generated (start-up).
+    #[error("basic auth credentials: {0}")]
+    Credentials(#[from] ferry_runtime::auth::AuthError),
     /// No route matches.
     #[error("no such route: {0}")]
     RouteNotFound(String),
@@ -149,6 +155,7 @@ impl GatewayError {
             | GatewayError::RouteNotFound(_)
             | GatewayError::CallNotFound(_)
             | GatewayError::DeadLetterNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
@@ -160,9 +167,10 @@ impl GatewayError {
             | GatewayError::Nats(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::Internal(_) | GatewayError::Io(_) | GatewayError::NatsConnect(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            GatewayError::Internal(_)
+            | GatewayError::Io(_)
+            | GatewayError::NatsConnect(_)
+            | GatewayError::Credentials(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -198,6 +206,12 @@ impl IntoResponse for GatewayError {
             GatewayError::QueueUnavailable(_) | GatewayError::Nats(_)
         ) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, GatewayError::Unauthorized) {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(ferry_runtime::auth::CHALLENGE),
+            );
         }
         response
     }
@@ -239,6 +253,7 @@ mod tests {
             (GatewayError::CallNotFound("c".into()), 404),
             (GatewayError::DeadLetterNotFound("c".into()), 404),
             (GatewayError::Conflict("running".into()), 409),
+            (GatewayError::Unauthorized, 401),
             (GatewayError::Nats("down".into()), 503),
             (GatewayError::BodyTooLarge { limit: 1 }, 413),
             (GatewayError::PayloadTooLarge("max_payload".into()), 413),
@@ -294,5 +309,12 @@ mod tests {
 
         let response = GatewayError::QueueUnavailable("NATS is down".into()).into_response();
         assert_eq!(response.headers()[RETRY_AFTER], "1");
+
+        let response = GatewayError::Unauthorized.into_response();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Basic realm=\"Restricted\""
+        );
     }
 }

@@ -118,6 +118,7 @@
 //! - `dead_letters`: paging through and looking up dead letters;
 //! - `redrive`: putting dead letters back on their queue.
 
+mod auth;
 mod cache;
 mod call_id;
 pub mod config;
@@ -173,6 +174,8 @@ struct Gateway {
     scaler: Scaler,
     /// What the gateway counts, for the metrics exporter.
     metrics: Arc<Metrics>,
+    /// The basic-auth credentials `/system/*` requires (`basic_auth`), else `None`.
+    credentials: Option<ferry_runtime::auth::Credentials>,
 }
 
 /// Connects to NATS (in the background if it is down), serves the gateway on `listener`
@@ -182,11 +185,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
+    let credentials = auth::load(&config.auth)?;
     let client = provider::http_client();
     let provider = ProviderClient::new(
         client.clone(),
         config.provider_url.clone(),
         config.provider_timeout,
+        credentials.as_ref(),
     );
     let nats = ferry_runtime::jetstream::connect(&config.nats.url, "ferry-gateway").await?;
     let queue = Queue::new(nats, &config.nats, config.publish_timeout);
@@ -211,6 +216,7 @@ pub async fn run(
         queue: queue.clone(),
         scaler,
         metrics,
+        credentials,
         config,
     });
 

@@ -1,5 +1,6 @@
 //! The HTTP client shared by the proxy and the provider look-ups, and the gateway's own
 //! calls to the provider (replica endpoints, function status, health, scaling from zero).
+//! With `basic_auth` on, every call carries the gateway's credentials.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use ferry_proto::routes::{HEALTHZ, SYSTEM_ENDPOINTS, SYSTEM_FUNCTION, SYSTEM_SCALE_FUNCTION};
 use ferry_proto::{FunctionEndpoints, FunctionRef, FunctionStatus, ScaleServiceRequest};
-use http::header::CONTENT_TYPE;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt as _, Limited};
@@ -47,15 +48,33 @@ pub(crate) struct ProviderClient {
     client: HttpClient,
     url: ProviderUrl,
     timeout: Duration,
+    /// `Authorization: Basic ...` sent on every call (`basic_auth`), marked sensitive.
+    authorization: Option<HeaderValue>,
 }
 
 impl ProviderClient {
-    pub(crate) fn new(client: HttpClient, url: ProviderUrl, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        client: HttpClient,
+        url: ProviderUrl,
+        timeout: Duration,
+        credentials: Option<&ferry_runtime::auth::Credentials>,
+    ) -> Self {
+        let authorization = credentials.and_then(|c| {
+            let mut value = HeaderValue::from_str(&c.header_value()).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
         ProviderClient {
             client,
             url,
             timeout,
+            authorization,
         }
+    }
+
+    /// The `Authorization` value of the gateway's credentials, if `basic_auth` is on.
+    pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
     }
 
     /// `GET /system/endpoints/{name}?namespace=`; `None` when the function does not exist.
@@ -144,6 +163,9 @@ impl ProviderClient {
             .uri(path)
             .map_err(|e| format!("bad provider URL for {path}: {e}"))?;
         let mut request = Request::builder().method(method).uri(uri);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
         if !body.is_end_stream() {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

@@ -431,6 +431,7 @@ mod tests {
             client.clone(),
             ProviderUrl::parse(&cold.provider_url()).unwrap(),
             Duration::from_secs(2),
+            None,
         );
         let endpoints = Endpoints::new(
             provider.clone(),

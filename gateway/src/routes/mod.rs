@@ -9,6 +9,9 @@
 //! | any other `/system/*` | [`system`]: forwarded to the provider |
 //! | `GET /healthz` | [`health`]: NATS and provider status |
 //! | anything else | `404` JSON |
+//!
+//! With `basic_auth` on, the `auth::require` layer answers `401` on `/system/*` without the
+//! credentials before any route runs.
 
 pub(crate) mod async_calls;
 pub(crate) mod async_invoke;
@@ -59,6 +62,10 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
         .route(ferry_proto::routes::HEALTHZ, get(health::healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            crate::auth::require,
+        ))
         .with_state(gateway)
 }
 

@@ -1,5 +1,7 @@
 //! `/system/*`: the faas-provider API, forwarded to `functions_provider_url` unchanged
-//! (method, path, query, headers minus hop-by-hop ones, body streamed both ways).
+//! (method, path, query, headers minus hop-by-hop ones, body streamed both ways). With
+//! `basic_auth` on, the caller's `Authorization` (checked by `auth::require` before this
+//! runs) is replaced by the gateway's own credentials.
 
 use std::sync::Arc;
 
@@ -25,6 +27,11 @@ pub(crate) async fn forward(
         .uri(path_and_query)
         .map_err(|e| GatewayError::Internal(format!("building the provider URI: {e}")))?;
     proxy::prepare(&mut parts, client);
+    if let Some(authorization) = gateway.provider.authorization() {
+        parts
+            .headers
+            .insert(http::header::AUTHORIZATION, authorization.clone());
+    }
     let timeout = gateway.config.upstream_timeout;
     let upstream = http::Request::from_parts(parts, body);
     match proxy::send(&gateway.client, upstream, Instant::now() + timeout).await {

@@ -1,0 +1,189 @@
+//! The gateway with `basic_auth` on, in front of a stand-in provider that records the
+//! `Authorization` header of every request it gets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::routing::any;
+use ferry_runtime::auth::{self, Credentials};
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt as _;
+use tokio::sync::oneshot;
+
+use crate::test_support::serve;
+
+/// `(path, Authorization)` of every request the stand-in provider got.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A provider that answers `[]` on `/system/functions` and `404` elsewhere, recording.
+async fn provider() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let router = Router::new()
+        .fallback(any(|State(seen): State<Seen>, req: Request| async move {
+            let authorization = req
+                .headers()
+                .get(AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_string());
+            let path = req.uri().path().to_string();
+            seen.lock().unwrap().push((path.clone(), authorization));
+            if path == "/system/functions" {
+                (StatusCode::OK, "[]")
+            } else {
+                (StatusCode::NOT_FOUND, "not found")
+            }
+        }))
+        .with_state(seen.clone());
+    (serve(router).await, seen)
+}
+
+async fn gateway(
+    provider: SocketAddr,
+    extra: &[(&str, &str)],
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let url = format!("http://{provider}");
+    let mut env: HashMap<&str, &str> = [
+        ("functions_provider_url", url.as_str()),
+        ("nats_url", "nats://127.0.0.1:1"),
+    ]
+    .into();
+    env.extend(extra.iter().copied());
+    let config = crate::Config::from_env(&env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        crate::run(config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, stop)
+}
+
+/// `method path` on the gateway with an optional `Authorization`; status, headers, body.
+async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    authorization: Option<&str>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(a) = authorization {
+        req = req.header(AUTHORIZATION, a);
+    }
+    let resp = crate::provider::http_client()
+        .request(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn only_system_paths_are_protected() {
+    for path in ["/system", "/system/", "/system/functions", "/system/info"] {
+        assert!(super::protected(path), "{path}");
+    }
+    for path in [
+        "/function/echo",
+        "/async-function/echo",
+        "/healthz",
+        "/metrics",
+        "/systemx",
+    ] {
+        assert!(!super::protected(path), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_routes_need_the_credentials_the_gateway_generated_and_sends_on() {
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let (provider, seen) = provider().await;
+    let (gw, _stop) = gateway(
+        provider,
+        &[("basic_auth", "true"), ("secret_mount_path", dir)],
+    )
+    .await;
+    let stored = auth::wait_and_load(secrets.path(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(stored.user(), "admin");
+    let right = stored.header_value();
+    let wrong = Credentials::new("admin", format!("{}x", stored.password())).header_value();
+
+    for path in [
+        "/system/functions",
+        "/system/async-calls/abc",
+        "/system/dead-letters",
+        "/system/info",
+    ] {
+        for authorization in [None, Some(wrong.as_str()), Some("Bearer token")] {
+            let (status, headers, body) = send(gw, Method::GET, path, authorization).await;
+            assert_eq!(status, 401, "{path} {authorization:?}: {body}");
+            assert_eq!(headers[WWW_AUTHENTICATE], "Basic realm=\"Restricted\"");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(body["message"].as_str().unwrap().contains("basic auth"));
+        }
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the provider"
+    );
+
+    let (status, _, body) = send(gw, Method::GET, "/system/functions", Some(&right)).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "[]"));
+    // The function route is open; the gateway's own endpoints look-up carries the credentials.
+    let (status, _, body) = send(gw, Method::GET, "/function/echo", None).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) = send(gw, Method::GET, "/healthz", None).await;
+    assert_ne!(status, 401);
+
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|(p, _)| p == "/system/functions"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(p, _)| p.starts_with("/system/endpoints/")),
+        "{seen:?}"
+    );
+    for (path, authorization) in &seen {
+        assert_eq!(authorization.as_deref(), Some(right.as_str()), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_basic_auth_system_routes_are_open_and_headers_pass_through() {
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let (provider, seen) = provider().await;
+    let (gw, _stop) = gateway(provider, &[("secret_mount_path", dir)]).await;
+    let (status, _, _) = send(gw, Method::GET, "/system/functions", None).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = send(gw, Method::GET, "/system/functions", Some("Bearer t")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        [
+            ("/system/functions".to_string(), None),
+            (
+                "/system/functions".to_string(),
+                Some("Bearer t".to_string())
+            )
+        ]
+    );
+    assert_eq!(std::fs::read_dir(secrets.path()).unwrap().count(), 0);
+}

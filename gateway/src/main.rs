@@ -34,6 +34,10 @@ Environment (defaults in brackets):
   scale_from_zero         hold calls to a function without a ready replica until one is
                           ready, scaling it up from zero first; false = 503 at once [true]
   scale_from_zero_timeout longest a call is held for a ready replica, 503 past it [30s]
+  basic_auth              require basic auth on /system/*; /function/*, /async-function/*,
+                          /healthz and /metrics stay open [false]
+  secret_mount_path       folder of basic-auth-user and basic-auth-password, generated on
+                          first start if absent (user admin, random password) [/run/secrets]
   log_format              text | json [text]; RUST_LOG filters [info]
 
 Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200).

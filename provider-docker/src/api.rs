@@ -23,9 +23,13 @@ use crate::provider::Provider;
 type Params = Query<HashMap<String, String>>;
 type ApiResult<T> = Result<T, ProviderError>;
 
-/// The provider's routes.
-pub fn router(provider: Arc<Provider>) -> Router {
-    Router::new()
+/// The provider's routes; with `credentials`, `/system/*` requires them (see
+/// [`crate::auth`]).
+pub fn router(
+    provider: Arc<Provider>,
+    credentials: Option<Arc<ferry_runtime::auth::Credentials>>,
+) -> Router {
+    let router = Router::new()
         .route(
             "/system/functions",
             get(list).post(deploy).put(update).delete(delete),
@@ -41,7 +45,13 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route(ferry_proto::routes::METRICS, get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(provider)
+        .with_state(provider);
+    match credentials {
+        Some(credentials) => router.layer(axum::middleware::from_fn(move |req, next| {
+            crate::auth::require(credentials.clone(), req, next)
+        })),
+        None => router,
+    }
 }
 
 async fn list(State(p): State<Arc<Provider>>, Query(q): Params) -> ApiResult<Response> {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::env::{self, Env, EnvError};
 
 /// How the gateway reaches a replica.
@@ -79,6 +80,11 @@ pub struct Config {
     /// `nats_url` (unset): NATS server whose `ferry-calls` stream `queue`-type autoscaling
     /// reads; unset, such functions are not autoscaled.
     pub nats_url: Option<String>,
+    /// `basic_auth` (`false`; `true` in compose) and `secret_mount_path` (`/run/secrets`):
+    /// whether `/system/*` requires the basic-auth credentials in `basic-auth-user` and
+    /// `basic-auth-password` of that folder, which the gateway writes (the provider waits
+    /// for them at start).
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -174,6 +180,7 @@ impl Config {
             )?,
             scale_down_window: env::duration_or(e, "scale_down_window", Duration::from_secs(60))?,
             nats_url: e.get("nats_url"),
+            auth: AuthConfig::from_env(e)?,
         })
     }
 }
@@ -221,13 +228,19 @@ mod tests {
         assert_eq!(c.autoscale_interval, Duration::from_secs(2));
         assert_eq!(c.scale_down_window, Duration::from_secs(60));
         assert_eq!(c.nats_url, None);
+        assert!(!c.auth.enabled);
+        assert_eq!(c.auth.secret_mount_path, PathBuf::from("/run/secrets"));
         let e: HashMap<&str, &str> = [
             ("autoscale_interval", "250ms"),
             ("scale_down_window", "5s"),
             ("nats_url", "nats://n:4222"),
+            ("basic_auth", "true"),
+            ("secret_mount_path", "/s"),
         ]
         .into();
         let c = Config::from_env(&e).unwrap();
+        assert!(c.auth.enabled);
+        assert_eq!(c.auth.secret_mount_path, PathBuf::from("/s"));
         assert_eq!(c.autoscale_interval, Duration::from_millis(250));
         assert_eq!(c.scale_down_window, Duration::from_secs(5));
         assert_eq!(c.nats_url.as_deref(), Some("nats://n:4222"));

@@ -50,6 +50,12 @@ pub enum ProviderError {
     /// The Docker engine failed or could not be reached.
     #[error("docker engine error: {0}")]
     Docker(#[from] bollard::errors::Error),
+    /// `/system/*` without the basic-auth credentials (`basic_auth=true`).
+    #[error("unauthorized: /system/* requires basic auth (user and password in secret_mount_path)")]
+    Unauthorized,
+    /// The basic-auth credentials could not be read (start-up).
+    #[error("basic auth credentials: {0}")]
+    Credentials(#[from] ferry_runtime::auth::AuthError),
     /// Reading or writing the provider's state failed.
     #[error("state store error: {0}")]
     Store(#[from] std::io::Error),
@@ -73,7 +79,10 @@ impl ProviderError {
                 ..
             }) if *status_code < 500 => StatusCode::BAD_REQUEST,
             ProviderError::Docker(_) => StatusCode::BAD_GATEWAY,
-            ProviderError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProviderError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ProviderError::Store(_) | ProviderError::Credentials(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
@@ -86,7 +95,14 @@ impl IntoResponse for ProviderError {
         } else {
             tracing::debug!(error = %self, "request rejected");
         }
-        (status, Json(ErrorBody::new(self.to_string()))).into_response()
+        let mut response = (status, Json(ErrorBody::new(self.to_string()))).into_response();
+        if matches!(self, ProviderError::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(ferry_runtime::auth::CHALLENGE),
+            );
+        }
+        response
     }
 }
 

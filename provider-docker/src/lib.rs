@@ -5,6 +5,8 @@
 //! listens. Layout:
 //!
 //! - [`config`]: environment variables and defaults;
+//! - [`auth`]: basic auth of `/system/*` (`basic_auth`), with the credentials the gateway
+//!   writes to `secret_mount_path`;
 //! - [`api`]: HTTP routes (`/system/functions`, `/system/function/{name}`,
 //!   `/system/scale-function/{name}`, `/system/endpoints/{name}`, `/system/info`,
 //!   `/system/namespaces`, `/healthz`, `/metrics`);
@@ -29,6 +31,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod auth;
 pub mod autoscale;
 pub mod config;
 pub mod docker;
@@ -63,6 +66,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ProviderError> {
+    let credentials = auth::load(&config.auth).await?;
     let engine = docker::Engine::connect(&config).await?;
     engine.ping().await?;
     engine.ensure_network().await?;
@@ -114,7 +118,7 @@ pub async fn run(
     });
 
     tracing::info!(address = %listener.local_addr()?, "provider-docker listening");
-    let served = axum::serve(listener, api::router(provider.clone()))
+    let served = axum::serve(listener, api::router(provider.clone(), credentials))
         .with_graceful_shutdown(shutdown)
         .await;
     cancel.cancel();

@@ -30,6 +30,9 @@ Environment (defaults in brackets):
                       this window (label com.openfaas.scale.down.window per function) [60s]
   nats_url            NATS server counted for com.openfaas.scale.type=queue; unset, such
                       functions are not autoscaled [unset]
+  basic_auth          require basic auth on /system/* (/healthz, /metrics stay open) [false]
+  secret_mount_path   folder of basic-auth-user and basic-auth-password, written by the
+                      gateway; waited for up to 60s at start [/run/secrets]
   log_format          text | json [text]; RUST_LOG filters [info]
   DOCKER_HOST         Docker engine address [unix:///var/run/docker.sock]
 

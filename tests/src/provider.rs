@@ -1,6 +1,7 @@
 //! `provider-docker` started in-process for a test, on a free port, scoped to the test's id:
 //! its containers and network carry `com.ferry.instance=<id>` and go when the test's
-//! [`DockerGuard`] drops.
+//! [`DockerGuard`] drops. With `basic_auth` on (extra env `basic_auth`, `secret_mount_path`),
+//! [`TestProvider::with_credentials`] makes [`TestProvider::call`] and its users send them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub struct TestProvider {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     client: reqwest::Client,
+    /// User and password sent with [`TestProvider::call`], if any.
+    credentials: Option<(String, String)>,
 }
 
 impl TestProvider {
@@ -84,6 +87,7 @@ impl TestProvider {
             stop: Some(stop),
             task: Some(task),
             client: http_client(),
+            credentials: None,
         };
         let client = p.client.clone();
         let health = p.url("/healthz");
@@ -115,6 +119,12 @@ impl TestProvider {
         &self.network
     }
 
+    /// Sends `user` and `password` (basic auth) with every [`TestProvider::call`].
+    pub fn with_credentials(mut self, user: &str, password: &str) -> TestProvider {
+        self.credentials = Some((user.to_string(), password.to_string()));
+        self
+    }
+
     /// The provider's data folder.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -125,6 +135,9 @@ impl TestProvider {
     pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, self.url(path));
+        if let Some((user, password)) = &self.credentials {
+            req = req.basic_auth(user, Some(password));
+        }
         if let Some(body) = body {
             req = req
                 .header("content-type", "application/json")

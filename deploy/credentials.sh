@@ -3,7 +3,16 @@
 # generates on first start in /run/secrets (the gateway-secrets volume). The images are
 # FROM scratch (no shell, no cat), so the files are read with `docker cp`, which streams a
 # tar archive, from the gateway container, running or stopped.
+# With --password, prints the password alone, for scripts:
+#   curl -u admin:"$(deploy/credentials.sh --password)" http://127.0.0.1:8080/system/functions
 set -euo pipefail
+
+only_password=false
+case "${1:-}" in
+  --password) only_password=true ;;
+  "") ;;
+  *) echo "usage: $0 [--password]" >&2; exit 64 ;;
+esac
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 id=$("$repo/deploy/compose.sh" ps -a -q gateway 2>/dev/null | head -n 1)
@@ -21,6 +30,10 @@ if ! user=$(read_secret basic-auth-user) || ! password=$(read_secret basic-auth-
   exit 1
 fi
 
+if "$only_password"; then
+  printf '%s\n' "$password"
+  exit 0
+fi
 printf 'user:     %s\npassword: %s\n' "$user" "$password"
 printf 'e.g.      curl -u %s:%s http://127.0.0.1:%s/system/functions\n' \
   "$user" "$password" "${FERRY_GATEWAY_PORT:-8080}"

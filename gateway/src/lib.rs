@@ -65,6 +65,15 @@
 //!   gateway makes itself is JSON `{"message"}` with `X-OpenFaaS-Internal: proxy`; the
 //!   call-status and dead-letter routes answer `503` while NATS is unavailable.
 //!
+//! - **Basic auth** (`basic_auth=true`, as in OpenFaaS): every `/system` path needs the
+//!   credentials in `basic-auth-user` and `basic-auth-password` of `secret_mount_path`
+//!   (generated on first start if absent: user `admin`, a random password, mode `0600`), else
+//!   `401` with `WWW-Authenticate: Basic realm="Restricted"`; `/function/*`,
+//!   `/async-function/*`, `/healthz` and `/metrics` stay open. The gateway sends the same
+//!   credentials to the provider on every call, replacing the caller's `Authorization` on
+//!   forwarded `/system/*` requests. The log says whether auth is on and where the
+//!   credentials came from, never their values.
+//!
 //! The gateway starts even when NATS is down: the client reconnects in the background and a
 //! task creates the calls stream, the dead-letter stream and the status bucket as soon as it
 //! can, while sync calls are served meanwhile.
@@ -91,12 +100,15 @@
 //! | `provider_timeout` | `5s` | timeout of the gateway's own provider look-ups (endpoints, status, health, scaling) |
 //! | `scale_from_zero` | `true` | hold calls to a function without a ready replica until one is ready, scaling it up from zero replicas first (once, to `max(com.openfaas.scale.min, 1)`); `false`: `503` at once |
 //! | `scale_from_zero_timeout` | `30s` | longest a call is held waiting for a ready replica (`503` past it); not counted in `upstream_timeout` |
+//! | `basic_auth` | `false` (`true` in compose) | require basic auth on `/system/*`; the same credentials are sent to the provider |
+//! | `secret_mount_path` | `/run/secrets` | folder of `basic-auth-user` and `basic-auth-password`, generated on first start if absent |
 //! | `log_format` | `text` | `text` or `json`; `RUST_LOG` filters (default `info`) |
 //!
 //! # Layout
 //!
 //! - [`config`]: environment variables and defaults;
 //! - [`error`]: [`GatewayError`], its HTTP statuses and JSON body, in one place;
+//! - `auth`: basic auth of `/system/*` (loading the credentials, the middleware);
 //! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
 //!   `async_calls`, `dead_letters`, `system`, `health`);
 //! - `proxy`: forwarding a request upstream and streaming the response back;

@@ -1,8 +1,10 @@
 //! The platform as its users start it: `make up` stages the static binaries, builds the
 //! `FROM scratch` images and starts `compose.yaml` (NATS, gateway, two queue-workers, the
-//! Docker provider, Prometheus); the echo function is deployed and called through the
-//! published gateway, sync and async with a callback; a call queued while the workers are
-//! stopped survives `docker compose down` and completes after the next `make up`.
+//! Docker provider, Prometheus); `/system/*` answers 401 without the basic-auth credentials
+//! `make credentials` prints, or with wrong ones, and 200 with them; the echo function is
+//! deployed (with the credentials) and called through the published gateway, sync and async
+//! with a callback; a call queued while the workers are stopped survives `docker compose
+//! down` and completes after the next `make up`, and so do the credentials.
 //!
 //! The stack is isolated from any other on the engine: the compose project, image tag,
 //! provider instance and functions network are named after the test id, the ports are free
@@ -166,22 +168,9 @@ struct Auth {
     password: String,
 }
 
-/// Adds the credentials to `request`, if there are any.
-fn with_auth(request: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::RequestBuilder {
-    match auth {
-        Some(a) => request.basic_auth(&a.user, Some(&a.password)),
-        None => request,
-    }
-}
-
-/// Whether the running gateway implements basic auth: its `--help` lists `basic_auth`.
-async fn gateway_has_basic_auth(stack: &Stack) -> bool {
-    let id = stack.compose(&["ps", "-q", "gateway"]).await;
-    let id = id.lines().next().expect("a gateway container").trim();
-    let help = stack
-        .run("docker", &["exec", id, "/usr/bin/gateway", "--help"])
-        .await;
-    help.contains("basic_auth")
+/// Adds the credentials to `request`.
+fn with_auth(request: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
+    request.basic_auth(&auth.user, Some(&auth.password))
 }
 
 /// `make credentials`: the user and password the gateway generated.
@@ -223,7 +212,7 @@ async fn assert_basic_auth(stack: &Stack, auth: &Auth) {
         .await
         .expect("GET /system/functions");
     assert_eq!(wrong.status(), 401, "with a wrong password");
-    let right = with_auth(client.get(&url), Some(auth))
+    let right = with_auth(client.get(&url), auth)
         .send()
         .await
         .expect("GET /system/functions");
@@ -376,19 +365,10 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
     assert_eq!(health.status(), 200, "/healthz after make up");
     wait_healthy(&guard, &stack).await;
 
-    // Basic auth, once the gateway has it (its --help then documents basic_auth).
-    let auth = if gateway_has_basic_auth(&stack).await {
-        let auth = credentials(&stack).await;
-        assert_basic_auth(&stack, &auth).await;
-        Some(auth)
-    } else {
-        eprintln!(
-            "compose test: this gateway has no basic_auth yet: /system/* is called without \
-             credentials and the 401 checks do not run"
-        );
-        None
-    };
-    let auth = auth.as_ref();
+    // Basic auth on /system/*, with the credentials the gateway generated.
+    let auth = credentials(&stack).await;
+    assert_basic_auth(&stack, &auth).await;
+    let auth = &auth;
 
     // Deploy the echo function through the published gateway, then call it sync.
     let deployment = json!({"service": "echo", "image": echo.tag}).to_string();
@@ -470,14 +450,12 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
     );
     stack.make("up").await;
     wait_healthy(&guard, &stack).await;
-    if let Some(before) = auth {
-        let after = credentials(&stack).await;
-        assert_eq!(
-            (after.user.as_str(), after.password.as_str()),
-            (before.user.as_str(), before.password.as_str()),
-            "the credentials changed across down/up"
-        );
-    }
+    let after = credentials(&stack).await;
+    assert_eq!(
+        (after.user.as_str(), after.password.as_str()),
+        (auth.user.as_str(), auth.password.as_str()),
+        "the credentials changed across down/up"
+    );
 
     let mut last = Value::Null;
     let finished = tokio::time::timeout(2 * MINUTE, async {

@@ -197,7 +197,10 @@ pub fn load_or_generate(dir: &Path) -> Result<(Credentials, Origin), AuthError> 
         .take(PASSWORD_LEN)
         .map(char::from)
         .collect();
-    for (name, value) in [(USER_FILE, DEFAULT_USER), (PASSWORD_FILE, password.as_str())] {
+    for (name, value) in [
+        (USER_FILE, DEFAULT_USER),
+        (PASSWORD_FILE, password.as_str()),
+    ] {
         if create_if_absent(dir, name, value)? {
             origin = Origin::Generated;
         }
@@ -294,8 +297,7 @@ mod tests {
                 secret_mount_path: PathBuf::from("/run/secrets"),
             }
         );
-        let e: HashMap<&str, &str> =
-            [("basic_auth", "true"), ("secret_mount_path", "/s")].into();
+        let e: HashMap<&str, &str> = [("basic_auth", "true"), ("secret_mount_path", "/s")].into();
         let c = AuthConfig::from_env(&e).unwrap();
         assert!(c.enabled);
         assert_eq!(c.secret_mount_path, PathBuf::from("/s"));
@@ -394,7 +396,10 @@ mod tests {
     fn debug_hides_the_values() {
         let c = Credentials::new("admin", "topsecret");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("admin"), "{shown}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("admin"),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

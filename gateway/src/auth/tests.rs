@@ -144,6 +144,11 @@ async fn system_routes_need_the_credentials_the_gateway_generated_and_sends_on()
 
     let (status, _, body) = send(gw, Method::GET, "/system/functions", Some(&right)).await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "[]"));
+    // The caller's header is replaced by the gateway's own: a lower-case scheme is accepted
+    // from the caller, and the provider still gets the gateway's `Basic ...`.
+    let lower = right.replacen("Basic", "basic", 1);
+    let (status, _, _) = send(gw, Method::GET, "/system/functions", Some(&lower)).await;
+    assert_eq!(status, 200);
     // The function route is open; the gateway's own endpoints look-up carries the credentials.
     let (status, _, body) = send(gw, Method::GET, "/function/echo", None).await;
     assert_eq!(status, 404, "{body}");

@@ -3,8 +3,8 @@
 //! - `GET /healthz`: 200 when the worker is connected to NATS and both its consumers (calls
 //!   and callback retries) exist, 503 otherwise (starting, NATS down, consumer lost,
 //!   stopping). The JSON body says which.
-//! - `GET /metrics`: Prometheus text ([`crate::metrics`]); the pending calls of the worker's
-//!   queue are read from JetStream first.
+//! - `GET /metrics`: Prometheus text ([`crate::metrics`]); the pending calls of every queue
+//!   are read from JetStream first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -118,7 +118,7 @@ async fn render(
 ) -> impl IntoResponse {
     let client = health.nats.get();
     if let Some(client) = client.filter(|c| c.connection_state() == State::Connected) {
-        metrics.refresh_pending(client, &health.queue).await;
+        metrics.refresh_pending(client).await;
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

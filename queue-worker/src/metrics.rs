@@ -9,7 +9,7 @@
 //! | `queue_worker_messages_total` | counter | `outcome` | call messages handled, by what became of them (below) |
 //! | `queue_worker_inflight` | gauge | | call messages being worked on |
 //! | `queue_worker_end_to_end_seconds` | histogram | `state` | submission (JetStream storage time) → final state |
-//! | `queue_worker_pending_messages` | gauge | `queue_name`, `function_name` | calls stored on the worker's queue, waiting or being worked on (read from JetStream at scrape time; absent when none) |
+//! | `queue_worker_pending_messages` | gauge | `queue_name`, `function_name` | calls stored per queue and function, waiting or being worked on, for every queue (one without a worker too; read from JetStream at scrape time, absent when none) |
 //!
 //! Message outcomes: `succeeded`, `failed` (the function's final answer, whether or not its
 //! callback is still being retried), `retried`, `dead_lettered`, `expired`, `cancelled`,
@@ -150,11 +150,11 @@ impl Metrics {
         self.callbacks.with_label_values(&[outcome]).inc();
     }
 
-    /// Sets `queue_worker_pending_messages` from the calls stream's per-subject counts of
-    /// `queue` (`ferry.calls.<queue>.<name>.<namespace>`); on a failure the last values stay.
-    pub async fn refresh_pending(&self, client: &async_nats::Client, queue: &str) {
+    /// Sets `queue_worker_pending_messages` from the calls stream's per-subject counts
+    /// (`ferry.calls.<queue>.<name>.<namespace>`); on a failure the last values stay.
+    pub async fn refresh_pending(&self, client: &async_nats::Client) {
         let js = async_nats::jetstream::new(client.clone());
-        let prefix = format!("{CALLS_SUBJECT_PREFIX}.{queue}.");
+        let prefix = format!("{CALLS_SUBJECT_PREFIX}.");
         let count = async {
             let stream = js
                 .get_stream(CALLS_STREAM)
@@ -166,8 +166,11 @@ impl Metrics {
                 .map_err(|e| e.to_string())?;
             let mut counts = Vec::new();
             while let Some((subject, n)) = subjects.try_next().await.map_err(|e| e.to_string())? {
-                if let Some(function) = subject.strip_prefix(&prefix) {
-                    counts.push((function.to_string(), n));
+                let queue_function = subject
+                    .strip_prefix(&prefix)
+                    .and_then(|s| s.split_once('.'));
+                if let Some((queue, function)) = queue_function {
+                    counts.push((queue.to_string(), function.to_string(), n));
                 }
             }
             Ok::<_, String>(counts)
@@ -175,9 +178,9 @@ impl Metrics {
         match tokio::time::timeout(PENDING_TIMEOUT, count).await {
             Ok(Ok(counts)) => {
                 self.pending.reset();
-                for (function, n) in counts {
+                for (queue, function, n) in counts {
                     self.pending
-                        .with_label_values(&[queue, function.as_str()])
+                        .with_label_values(&[queue.as_str(), function.as_str()])
                         .set(i64::try_from(n).unwrap_or(i64::MAX));
                 }
             }

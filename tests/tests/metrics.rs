@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferry_tests::callback::CallbackReceiver;
 use ferry_tests::gateway::TestGateway;
 use ferry_tests::prometheus::{Samples, check_metrics};
-use ferry_tests::provider::{TestProvider, ready_addresses};
+use ferry_tests::provider::{TestProvider, function_containers};
 use ferry_tests::worker::TestWorker;
 use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
 use serde_json::{Value, json};
@@ -207,11 +207,16 @@ async fn sync_calls_are_counted_per_function_and_code_and_every_service_exports_
     );
     check_metrics("the provider", &text);
 
-    // The function's watchdog, on its metrics port next to the function's.
-    let replica = ready_addresses(&p.provider, "echo").await;
-    let host = replica[0].rsplit_once(':').expect("host:port").0;
+    // The function's watchdog: its metrics port 8081, published on 127.0.0.1 like 8080.
+    let containers = function_containers(&p.guard, "echo").await;
+    let published = containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|port| port.private_port == 8081 && port.public_port.is_some())
+        .and_then(|port| port.public_port)
+        .unwrap_or_else(|| panic!("the watchdog's metrics port is not published: {containers:?}"));
     let response = client
-        .get(format!("http://{host}:8081/metrics"))
+        .get(format!("http://127.0.0.1:{published}/metrics"))
         .send()
         .await
         .expect("the watchdog's /metrics");

@@ -72,7 +72,7 @@ pub(crate) async fn info(
 ) -> Result<Json<GatewayInfo>, GatewayError> {
     let response = send(&gateway, req).await?;
     let provider = match response.status() {
-        StatusCode::OK => match read(response).await {
+        StatusCode::OK => match read(response.into_body()).await {
             Ok(body) => serde_json::from_slice::<ProviderInfo>(&body)
                 .map_err(|e| tracing::warn!(error = %e, "the provider's /system/info"))
                 .ok(),
@@ -120,7 +120,7 @@ async fn with_counts(
         return Ok(proxy::response(response, None, None));
     }
     let (mut parts, body) = response.into_parts();
-    let body = read(http::Response::from_parts(parts.clone(), body)).await?;
+    let body = read(body).await?;
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|e| GatewayError::Provider(format!("unexpected answer: {e}")))?;
     edit(&mut value, &gateway.metrics.invocation_counts());
@@ -175,8 +175,8 @@ async fn send(gateway: &Gateway, req: Request) -> Result<http::Response<Incoming
 }
 
 /// The whole body of a provider answer (at most [`MAX_REWRITTEN_BODY`]).
-async fn read(response: http::Response<Incoming>) -> Result<Bytes, GatewayError> {
-    Limited::new(response.into_body(), MAX_REWRITTEN_BODY)
+async fn read(body: Incoming) -> Result<Bytes, GatewayError> {
+    Limited::new(body, MAX_REWRITTEN_BODY)
         .collect()
         .await
         .map(|c| c.to_bytes())

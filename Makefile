@@ -7,6 +7,7 @@
 #   make static   the statically linked binaries that go into FROM-scratch images
 #   make stage    build contexts of the compose images in target/compose/<service>/
 #   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
+#   make promtool Prometheus' promtool at target/tools/promtool (the tests check /metrics with it)
 
 CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
@@ -18,10 +19,13 @@ STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin ec
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker
 
-.PHONY: test lint static images test-clean up down stage credentials
+.PHONY: test lint static images test-clean up down stage credentials promtool
 
-test: lint static
-	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) test --workspace --all-targets
+# promtool, from Debian's prometheus package (deploy/promtool.sh; fetched once).
+PROMTOOL := $(CURDIR)/target/tools/promtool
+
+test: lint static promtool
+	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_PROMTOOL=$(PROMTOOL) $(CARGO) test --workspace --all-targets
 	$(MAKE) --no-print-directory test-clean
 
 lint:
@@ -44,6 +48,11 @@ down:
 
 stage: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/stage.sh
+
+promtool: $(PROMTOOL)
+
+$(PROMTOOL):
+	deploy/promtool.sh $@
 
 credentials:
 	@deploy/credentials.sh

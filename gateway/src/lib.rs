@@ -60,6 +60,16 @@
 //!   cleared) and deletes the dead letter; `POST /system/dead-letters/redrive?function=`
 //!   does that for every dead letter of a function (`{"redriven": n}`);
 //!   `DELETE /system/dead-letters/{call_id}` deletes one (`204`).
+//! - **Metrics**: `GET /metrics` (no authentication) serves Prometheus text with OpenFaaS'
+//!   names: `gateway_function_invocation_total{function_name,code}`,
+//!   `gateway_functions_seconds{function_name,code}` (request to response headers),
+//!   `gateway_function_invocation_started`, `gateway_service_count` (desired replicas, read
+//!   from the provider at scrape time, at most once a second), plus
+//!   `gateway_async_submissions_total{function_name,outcome}` and the scale-from-zero counters
+//!   (see `metrics` for the whole list). Only existing functions are labelled. `GET
+//!   /system/functions` and `GET /system/function/{name}` are the provider's answers with
+//!   `invocationCount` set from these counters; `GET /system/info` is OpenFaaS'
+//!   `{"provider", "version", "arch"}` around the provider's own info.
 //! - **`/system/*`** other than the above is forwarded to the provider as it is;
 //!   `GET /healthz` reports NATS and the provider; anything else is a `404`. Every error the
 //!   gateway makes itself is JSON `{"message"}` with `X-OpenFaaS-Internal: proxy`; the
@@ -110,7 +120,7 @@
 //! - [`error`]: [`GatewayError`], its HTTP statuses and JSON body, in one place;
 //! - `auth`: basic auth of `/system/*` (loading the credentials, the middleware);
 //! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
-//!   `async_calls`, `dead_letters`, `system`, `health`);
+//!   `async_calls`, `dead_letters`, `system`, `health`, `metrics`);
 //! - `proxy`: forwarding a request upstream and streaming the response back;
 //! - `replay`: which sync calls may be sent to another replica, and their bodies kept for it;
 //! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
@@ -118,8 +128,8 @@
 //! - `endpoints`: replica addresses per function and the least-in-flight choice;
 //! - `scaling`: holding calls until a replica is ready, scaling from zero (one episode per
 //!   function: one scale-up, one prober);
-//! - `metrics`: what the gateway counts (scale-ups, cold starts, timeouts, held calls), for
-//!   the metrics exporter;
+//! - `metrics`: the Prometheus registry: calls per function and code (handles cached per
+//!   function), async submissions, service counts, scale from zero;
 //! - `functions`: existence, queue and annotations of a function, for the async path;
 //! - `cache`: the per-function cache both use (stale-while-revalidate with a bound,
 //!   coalesced look-ups);

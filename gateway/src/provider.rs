@@ -1,13 +1,17 @@
 //! The HTTP client shared by the proxy and the provider look-ups, and the gateway's own
-//! calls to the provider (replica endpoints, function status, health, scaling from zero).
-//! With `basic_auth` on, every call carries the gateway's credentials.
+//! calls to the provider (replica endpoints, function status, health, scaling from zero, the
+//! replica counts of `gateway_service_count`). With `basic_auth` on, every call carries the
+//! gateway's credentials.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use ferry_proto::routes::{HEALTHZ, SYSTEM_ENDPOINTS, SYSTEM_FUNCTION, SYSTEM_SCALE_FUNCTION};
-use ferry_proto::{FunctionEndpoints, FunctionRef, FunctionStatus, ScaleServiceRequest};
+use ferry_proto::routes::{
+    HEALTHZ, SYSTEM_ENDPOINTS, SYSTEM_FUNCTION, SYSTEM_FUNCTIONS, SYSTEM_NAMESPACES,
+    SYSTEM_SCALE_FUNCTION,
+};
+use ferry_proto::{FunctionEndpoints, FunctionRef, FunctionStatus, Name, ScaleServiceRequest};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body::Body as _;
@@ -122,6 +126,23 @@ impl ProviderClient {
                 String::from_utf8_lossy(&body).trim()
             )),
         }
+    }
+
+    /// Every function of every namespace (`GET /system/namespaces`, then `GET
+    /// /system/functions?namespace=` for each; a provider without namespaces is asked for
+    /// its default namespace only).
+    pub(crate) async fn all_functions(&self) -> Result<Vec<FunctionStatus>, String> {
+        let namespaces: Vec<String> = self
+            .get_json(SYSTEM_NAMESPACES)
+            .await?
+            .unwrap_or_else(|| vec![Name::default_namespace().to_string()]);
+        let mut all = Vec::new();
+        for namespace in namespaces {
+            let path = format!("{SYSTEM_FUNCTIONS}?namespace={namespace}");
+            let list: Option<Vec<FunctionStatus>> = self.get_json(&path).await?;
+            all.extend(list.unwrap_or_default());
+        }
+        Ok(all)
     }
 
     /// `GET /healthz` answers 200.

@@ -3,7 +3,8 @@
 //! - `GET /healthz`: 200 when the worker is connected to NATS and both its consumers (calls
 //!   and callback retries) exist, 503 otherwise (starting, NATS down, consumer lost,
 //!   stopping). The JSON body says which.
-//! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
+//! - `GET /metrics`: Prometheus text ([`crate::metrics`]); the pending calls of every queue
+//!   are read from JetStream first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -103,8 +104,8 @@ impl Health {
 pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(health)
-        .route("/metrics", get(render).with_state(metrics))
+        .with_state(health.clone())
+        .route("/metrics", get(render).with_state((health, metrics)))
 }
 
 async fn healthz(Extract(health): Extract<Arc<Health>>) -> impl IntoResponse {
@@ -112,7 +113,13 @@ async fn healthz(Extract(health): Extract<Arc<Health>>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-async fn render(Extract(metrics): Extract<Arc<Metrics>>) -> impl IntoResponse {
+async fn render(
+    Extract((health, metrics)): Extract<(Arc<Health>, Arc<Metrics>)>,
+) -> impl IntoResponse {
+    let client = health.nats.get();
+    if let Some(client) = client.filter(|c| c.connection_state() == State::Connected) {
+        metrics.refresh_pending(client).await;
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics.render(),

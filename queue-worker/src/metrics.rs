@@ -9,6 +9,7 @@
 //! | `queue_worker_messages_total` | counter | `outcome` | call messages handled, by what became of them (below) |
 //! | `queue_worker_inflight` | gauge | | call messages being worked on |
 //! | `queue_worker_end_to_end_seconds` | histogram | `state` | submission (JetStream storage time) → final state |
+//! | `queue_worker_pending_messages` | gauge | `queue_name`, `function_name` | calls stored per queue and function, waiting or being worked on, for every queue (one without a worker too; read from JetStream at scrape time, absent when none) |
 //!
 //! Message outcomes: `succeeded`, `failed` (the function's final answer, whether or not its
 //! callback is still being retried), `retried`, `dead_lettered`, `expired`, `cancelled`,
@@ -16,11 +17,21 @@
 //! concurrency cap), `invalid` (terminated), `requeued` (handed back after an infrastructure
 //! error, e.g. the dead-letter stream unavailable).
 //!
-//! Every metric is registered in the worker's own [`Registry`]; nothing global.
+//! `function_name` is `name.namespace`. Every worker of a queue reports the same pending
+//! counts: aggregate them with `max`, not `sum`. Every metric is registered in the worker's
+//! own [`Registry`]; nothing global.
 
+use std::time::Duration;
+
+use ferry_proto::jetstream::{CALLS_STREAM, CALLS_SUBJECT_PREFIX};
+use futures_util::TryStreamExt as _;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+/// Longest a scrape waits for JetStream's pending counts.
+const PENDING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// End-to-end latency buckets, in seconds: from a tenth of a second to a day.
 const BUCKETS: [f64; 14] = [
@@ -45,6 +56,8 @@ pub struct Metrics {
     pub inflight: IntGauge,
     /// `queue_worker_end_to_end_seconds{state}`.
     pub end_to_end: HistogramVec,
+    /// `queue_worker_pending_messages{queue_name,function_name}`.
+    pub pending: IntGaugeVec,
 }
 
 impl Metrics {
@@ -103,8 +116,20 @@ impl Metrics {
         registry
             .register(Box::new(end_to_end.clone()))
             .expect("registering a metric once");
+        let pending = IntGaugeVec::new(
+            Opts::new(
+                "queue_worker_pending_messages",
+                "Calls stored on a queue for a function, waiting or being worked on.",
+            ),
+            &["queue_name", "function_name"],
+        )
+        .expect("a valid metric");
+        registry
+            .register(Box::new(pending.clone()))
+            .expect("registering a metric once");
         Metrics {
             registry,
+            pending,
             attempts,
             retries,
             dead_letters,
@@ -123,6 +148,45 @@ impl Metrics {
     /// Counts one callback delivery with `outcome`.
     pub fn callback(&self, outcome: &str) {
         self.callbacks.with_label_values(&[outcome]).inc();
+    }
+
+    /// Sets `queue_worker_pending_messages` from the calls stream's per-subject counts
+    /// (`ferry.calls.<queue>.<name>.<namespace>`); on a failure the last values stay.
+    pub async fn refresh_pending(&self, client: &async_nats::Client) {
+        let js = async_nats::jetstream::new(client.clone());
+        let prefix = format!("{CALLS_SUBJECT_PREFIX}.");
+        let count = async {
+            let stream = js
+                .get_stream(CALLS_STREAM)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut subjects = stream
+                .info_with_subjects(format!("{prefix}>"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut counts = Vec::new();
+            while let Some((subject, n)) = subjects.try_next().await.map_err(|e| e.to_string())? {
+                let queue_function = subject
+                    .strip_prefix(&prefix)
+                    .and_then(|s| s.split_once('.'));
+                if let Some((queue, function)) = queue_function {
+                    counts.push((queue.to_string(), function.to_string(), n));
+                }
+            }
+            Ok::<_, String>(counts)
+        };
+        match tokio::time::timeout(PENDING_TIMEOUT, count).await {
+            Ok(Ok(counts)) => {
+                self.pending.reset();
+                for (queue, function, n) in counts {
+                    self.pending
+                        .with_label_values(&[queue.as_str(), function.as_str()])
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+            Ok(Err(error)) => tracing::debug!(%error, "metrics: cannot count pending calls"),
+            Err(_) => tracing::debug!("metrics: JetStream did not tell the pending calls in time"),
+        }
     }
 
     /// Everything, in the Prometheus text format.

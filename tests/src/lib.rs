@@ -23,6 +23,9 @@
 //!   `X-Callback-Url`, recording what it receives.
 //! - [`process`]: ferry binaries as real child processes ([`process::ServiceProcess`]), for
 //!   tests that kill one with SIGKILL.
+//! - [`prometheus`]: [`prometheus::Samples`] parses `/metrics` text for value assertions;
+//!   [`prometheus::check_metrics`] runs `promtool check metrics` on it (fetching promtool into
+//!   `target/tools/` with `deploy/promtool.sh` if `FERRY_PROMTOOL` does not name one).
 //! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
 //!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
@@ -42,6 +45,7 @@ pub mod gateway;
 pub mod images;
 pub mod nats;
 pub mod process;
+pub mod prometheus;
 pub mod provider;
 pub mod worker;
 

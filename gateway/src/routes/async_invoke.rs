@@ -13,6 +13,9 @@
 //! submission: the call is stored, but `GET /system/async-calls/{id}` may then answer `404`
 //! until the worker writes the record. A submission with an `Idempotency-Key` whose call
 //! already has a status record is answered `202` with that call id without storing anything.
+//!
+//! Every submission is counted by outcome (`accepted`, `duplicate`, `rejected` for a 4xx,
+//! `unavailable` for a 5xx) in [`crate::metrics`].
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,6 +37,10 @@ use crate::headers::{self, CALL_ID, CALLBACK_URL, START_TIME};
 use crate::path::FunctionPath;
 use crate::status::{self, Written};
 
+/// Outcomes of a stored submission, as counted in `gateway_async_submissions_total`.
+const ACCEPTED: &str = "accepted";
+const DUPLICATE: &str = "duplicate";
+
 /// Where a call's status is served: `/system/async-calls/<call_id>`.
 pub(crate) const STATUS_PATH: &str = "/system/async-calls/";
 
@@ -43,8 +50,17 @@ pub(crate) async fn submit(State(gateway): State<Arc<Gateway>>, req: Request) ->
     let start = headers::start_time();
     let received = SystemTime::now();
     let mut id = None;
-    let mut response = match queue(&gateway, req, &start, received, &mut id).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
+    let mut found = None;
+    let queued = queue(&gateway, req, &start, received, &mut id, &mut found).await;
+    let outcome = match &queued {
+        Ok(outcome) => *outcome,
+        Err(error) if error.status().is_server_error() => "unavailable",
+        Err(_) => "rejected",
+    };
+    let function_name = found.as_deref().unwrap_or_default();
+    gateway.metrics.async_submission(function_name, outcome);
+    let mut response = match queued {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(error) => {
             if error.status().is_server_error() {
                 let call_id = id.as_ref().map(CallId::as_str).unwrap_or_default();
@@ -74,7 +90,8 @@ async fn queue(
     start: &HeaderValue,
     received: SystemTime,
     id: &mut Option<CallId>,
-) -> Result<(), GatewayError> {
+    found: &mut Option<String>,
+) -> Result<&'static str, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let path = FunctionPath::parse(parts.uri.path(), ASYNC_FUNCTION)?;
     let f = FunctionRef::parse(path.function, &Name::default_namespace())
@@ -86,13 +103,14 @@ async fn queue(
         return Err(GatewayError::BodyTooLarge { limit });
     }
     let function = gateway.functions.get(path.function).await?;
+    *found = Some(f.to_string());
     gateway.queue.check_connected()?;
     if call_id.idempotent && recorded(gateway, call_id.as_str()).await {
         tracing::debug!(
             call_id = call_id.as_str(),
             "idempotent repeat of a known call"
         );
-        return Ok(());
+        return Ok(DUPLICATE);
     }
     let body = read_body(body, limit).await?;
 
@@ -127,7 +145,7 @@ async fn queue(
         "call queued"
     );
     if ack.duplicate {
-        return Ok(()); // stored before: so is (or will be) its status record
+        return Ok(DUPLICATE); // stored before: so is (or will be) its status record
     }
     let record = status::accepted(
         id,
@@ -151,7 +169,7 @@ async fn queue(
         ),
         Err(error) => tracing::warn!(call_id = id, %error, "the status write failed"),
     }
-    Ok(())
+    Ok(ACCEPTED)
 }
 
 /// Whether call `id` has a status record (a failed look-up counts as no).

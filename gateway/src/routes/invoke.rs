@@ -1,7 +1,9 @@
 //! `/function/{name}[.{ns}][/sub/path][?query]`: synchronous calls, proxied to the ready
 //! replica of the function with the fewest calls in flight; sent to another one when the call
 //! never reached the first and its body can be sent again (see [`crate::replay`]); held until
-//! a replica is ready when there is none (see [`crate::scaling`]).
+//! a replica is ready when there is none (see [`crate::scaling`]). Calls to a function the
+//! provider knows are counted in [`crate::metrics`] (started, then answered with their status
+//! code and the time to the response headers).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::time::Instant;
 use crate::Gateway;
 use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, START_TIME};
+use crate::metrics::FunctionMetrics;
 use crate::path::FunctionPath;
 use crate::proxy::{self, SendError};
 use crate::replay::{self, Outgoing};
@@ -26,7 +29,19 @@ pub(crate) async fn invoke(State(gateway): State<Arc<Gateway>>, req: Request) ->
     let client = proxy::client_addr(&req);
     let (call_id, generated) = headers::call_id(req.headers());
     let start = headers::start_time();
-    let mut response = match call(&gateway, req, client, &call_id, generated, &start).await {
+    let began = Instant::now();
+    let mut counted = None;
+    let called = call(
+        &gateway,
+        req,
+        client,
+        &call_id,
+        generated,
+        &start,
+        &mut counted,
+    )
+    .await;
+    let mut response = match called {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -35,6 +50,9 @@ pub(crate) async fn invoke(State(gateway): State<Arc<Gateway>>, req: Request) ->
             error.into_response()
         }
     };
+    if let Some(metrics) = counted {
+        metrics.completed(response.status().as_u16(), began.elapsed());
+    }
     let headers = response.headers_mut();
     if generated {
         headers.insert(CALL_ID, call_id);
@@ -50,6 +68,7 @@ async fn call(
     call_id: &HeaderValue,
     generated: bool,
     start: &HeaderValue,
+    counted: &mut Option<Arc<FunctionMetrics>>,
 ) -> Result<Response, GatewayError> {
     let timeout = gateway.config.upstream_timeout;
     let mut deadline = Instant::now() + timeout;
@@ -58,7 +77,15 @@ async fn call(
     let path = FunctionPath::parse(uri.path(), FUNCTION)?;
     let function = path.function;
     let path_and_query = path.upstream(uri.query())?;
-    let mut replica = match gateway.endpoints.choose(function).await {
+    let chosen = gateway.endpoints.choose(function).await;
+    if matches!(chosen, Ok(_) | Err(GatewayError::NoReadyReplica { .. })) {
+        // The function exists: from here on the call is counted.
+        *counted = gateway.metrics.function(function);
+        if let Some(metrics) = counted {
+            metrics.started();
+        }
+    }
+    let mut replica = match chosen {
         Ok(replica) => replica,
         Err(GatewayError::NoReadyReplica { .. }) if gateway.config.scale_from_zero => {
             // Held, body unread, until a replica is ready; upstream_timeout starts after.

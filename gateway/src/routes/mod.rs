@@ -6,8 +6,11 @@
 //! | any `/async-function/{name}[.{ns}][/sub/path]` | [`async_invoke`]: stored in JetStream, `202` |
 //! | `GET`, `DELETE /system/async-calls/{call_id}` | [`async_calls`]: call status, cancellation |
 //! | `/system/dead-letters[/...]` | [`dead_letters`]: list, inspect, redrive, delete |
+//! | `GET /system/functions`, `GET /system/function/{name}` | [`system`]: forwarded, `invocationCount` filled in |
+//! | `GET /system/info` | [`system`]: the provider's info, the gateway's version and architecture |
 //! | any other `/system/*` | [`system`]: forwarded to the provider |
 //! | `GET /healthz` | [`health`]: NATS and provider status |
+//! | `GET /metrics` | [`metrics`]: Prometheus text, no authentication |
 //! | anything else | `404` JSON |
 //!
 //! With `basic_auth` on, the `auth::require` layer answers `401` on `/system/*` without the
@@ -18,6 +21,7 @@ pub(crate) mod async_invoke;
 pub(crate) mod dead_letters;
 pub(crate) mod health;
 pub(crate) mod invoke;
+pub(crate) mod metrics;
 pub(crate) mod system;
 
 use std::sync::Arc;
@@ -58,8 +62,21 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
             "/system/dead-letters/{call_id}/redrive",
             post(dead_letters::redrive),
         )
+        .route(
+            ferry_proto::routes::SYSTEM_FUNCTIONS,
+            get(system::list_functions).fallback(system::forward),
+        )
+        .route(
+            "/system/function/{name}",
+            get(system::function_status).fallback(system::forward),
+        )
+        .route(
+            ferry_proto::routes::SYSTEM_INFO,
+            get(system::info).fallback(system::forward),
+        )
         .route("/system/{*rest}", any(system::forward))
         .route(ferry_proto::routes::HEALTHZ, get(health::healthz))
+        .route(ferry_proto::routes::METRICS, get(metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,108 @@
+//! The scale-from-zero counters (see [`crate::scaling`]), per gateway: not per function, to
+//! keep label sets small. [`ScaleFromZero::snapshot`] reads them for the log line at exit
+//! and for tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+
+use super::{register, valid};
+
+/// Cold-start buckets, in seconds: from 10 ms (a parked start) to a minute.
+const COLD_START_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Scaling from zero, counted per gateway (not per function, to keep label sets small).
+#[derive(Debug)]
+pub(crate) struct ScaleFromZero {
+    scale_ups: IntCounter,
+    cold_starts: IntCounter,
+    cold_start_seconds: Histogram,
+    /// The exact total of cold starts, for [`ScaleFromZero::snapshot`].
+    cold_start_micros: AtomicU64,
+    timeouts: IntCounter,
+    held_requests: IntCounter,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ScaleFromZeroSnapshot {
+    /// Scale requests this gateway sent for functions at zero replicas (`0 => n`).
+    pub(crate) scale_ups: u64,
+    /// Waits for a ready replica that ended with one (one per function and episode, however
+    /// many calls waited).
+    pub(crate) cold_starts: u64,
+    /// Their total duration, from the first held call to the replica answering `/_/ready`.
+    pub(crate) cold_start_time: Duration,
+    /// Waits that ended after `scale_from_zero_timeout` without a ready replica.
+    pub(crate) timeouts: u64,
+    /// Calls that were held because their function had no ready replica.
+    pub(crate) held_requests: u64,
+}
+
+impl ScaleFromZero {
+    pub(super) fn new(r: &Registry) -> ScaleFromZero {
+        let counter = |name: &str, help: &str| register(r, valid(IntCounter::new(name, help)));
+        ScaleFromZero {
+            scale_ups: counter(
+                "gateway_scale_from_zero_total",
+                "Scale requests for functions at zero replicas.",
+            ),
+            cold_starts: counter(
+                "gateway_cold_starts_total",
+                "Functions that held calls waited for and that became ready.",
+            ),
+            cold_start_seconds: register(
+                r,
+                valid(Histogram::with_opts(
+                    HistogramOpts::new(
+                        "gateway_cold_start_seconds",
+                        "Seconds from the first held call to a ready replica.",
+                    )
+                    .buckets(COLD_START_BUCKETS.to_vec()),
+                )),
+            ),
+            cold_start_micros: AtomicU64::new(0),
+            timeouts: counter(
+                "gateway_cold_start_timeouts_total",
+                "Waits for a ready replica that ended after scale_from_zero_timeout.",
+            ),
+            held_requests: counter(
+                "gateway_held_requests_total",
+                "Calls held because their function had no ready replica.",
+            ),
+        }
+    }
+
+    pub(crate) fn scaled_up(&self) {
+        self.scale_ups.inc();
+    }
+
+    pub(crate) fn became_ready(&self, after: Duration) {
+        self.cold_starts.inc();
+        self.cold_start_seconds.observe(after.as_secs_f64());
+        let micros = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
+        self.cold_start_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn timed_out(&self) {
+        self.timeouts.inc();
+    }
+
+    pub(crate) fn held(&self) {
+        self.held_requests.inc();
+    }
+
+    /// The counters now.
+    pub(crate) fn snapshot(&self) -> ScaleFromZeroSnapshot {
+        ScaleFromZeroSnapshot {
+            scale_ups: self.scale_ups.get(),
+            cold_starts: self.cold_starts.get(),
+            cold_start_time: Duration::from_micros(self.cold_start_micros.load(Ordering::Relaxed)),
+            timeouts: self.timeouts.get(),
+            held_requests: self.held_requests.get(),
+        }
+    }
+}

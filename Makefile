@@ -7,6 +7,7 @@
 #   make static   the statically linked binaries that go into FROM-scratch images
 #   make stage    build contexts of the compose images in target/compose/<service>/
 #   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
+#   make bench    the benchmark suite (bench/) against the real stack; report in target/bench/
 
 CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
@@ -18,7 +19,7 @@ STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin ec
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker
 
-.PHONY: test lint static images test-clean up down stage credentials
+.PHONY: test lint static images test-clean up down stage credentials bench
 
 test: lint static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) test --workspace --all-targets
@@ -50,6 +51,14 @@ credentials:
 
 images: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images
+
+# The benchmark (bench/, not part of `make test`): release service binaries from `make static`
+# run as child processes; the bench binary itself is built the same way so the two builds
+# share their dependencies. BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick`.
+BENCH_ARGS ?=
+bench: static
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) -p ferry-bench --bin bench
+	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_BIN_DIR=$(STATIC_DIR) $(STATIC_DIR)/bench --out $(CURDIR)/target/bench $(BENCH_ARGS)
 
 # Removes anything a killed test run left in Docker (tests clean up after themselves; this is
 # the safety net for runs that were killed with SIGKILL).

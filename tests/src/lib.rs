@@ -22,7 +22,9 @@
 //! - [`callback`]: [`callback::CallbackReceiver`], an HTTP server standing in for an
 //!   `X-Callback-Url`, recording what it receives.
 //! - [`process`]: ferry binaries as real child processes ([`process::ServiceProcess`]), for
-//!   tests that kill one with SIGKILL.
+//!   tests that kill one with SIGKILL. `FERRY_BIN_DIR` (unset by default) names a folder of
+//!   ready-built binaries to run instead of building them with `cargo build` (the benchmark
+//!   points it at release builds).
 //! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
 //!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].

@@ -1,7 +1,8 @@
 //! The load generator: keep-alive HTTP/1 connections from this process, a closed loop (a
 //! fixed number of callers, each sending its next request when the last one is answered) and
-//! an open loop (requests sent at a constant rate, latency measured from each request's
-//! *intended* send time, so a slow answer cannot hide the queue behind it).
+//! an open loop (requests due at a constant rate, sent over a fixed set of connections,
+//! latency measured from each request's *intended* send time, so a slow answer cannot hide
+//! the queue behind it). A request not answered within 30 s counts as an error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,7 +197,10 @@ pub async fn closed_loop(
                     break;
                 }
                 let sent = Instant::now();
-                match spec.send(&client, index).await {
+                let result = tokio::time::timeout(REQUEST_TIMEOUT, spec.send(&client, index))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 30 s".to_string()));
+                match result {
                     Ok(()) => {
                         let done = Instant::now();
                         run.ok += 1;
@@ -220,43 +224,37 @@ pub async fn closed_loop(
     total
 }
 
-/// Open loop: request `i` is due at `start + i / rate` for `duration`; each is sent at its
-/// due time on its own task (over as many connections as needed) and its latency counts
-/// from the due time. Waits for every answer (at most `duration` + 60 s).
+/// Connections of an open loop: enough for twice P1's callers, and a bound, so an overload
+/// shows as queueing in the generator (counted: latency runs from the intended send time)
+/// rather than as thousands of new connections.
+pub const OPEN_LOOP_CONNECTIONS: usize = 64;
+
+/// Longest wait for one answer before it counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Open loop: request `i` is due at `start + i / rate` for `duration`. A plain thread keeps the
+/// schedule (tokio's timer has millisecond granularity) and hands each due request to
+/// [`OPEN_LOOP_CONNECTIONS`] senders; a request's latency counts from its due time, so time
+/// spent waiting for a free sender counts too (no coordinated omission). Waits for every
+/// answer (at most `duration` + 60 s).
 pub async fn open_loop(client: &Client, spec: &Spec, rate: f64, duration: Duration) -> Run {
     let count = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let handle = tokio::runtime::Handle::current();
-    let (client, shared_spec) = (client.clone(), Arc::new(spec.clone()));
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
     let start = Instant::now() + Duration::from_millis(20);
-    // A plain thread keeps the schedule: tokio's timer has millisecond granularity.
-    let dispatcher = std::thread::spawn(move || {
-        let mut tasks = Vec::with_capacity(count as usize);
-        for index in 0..count {
-            let due = start + interval.mul_f64(index as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            let (client, spec) = (client.clone(), shared_spec.clone());
-            tasks.push(handle.spawn(async move {
-                let result = spec.send(&client, index).await;
-                (index, due, Instant::now(), result)
-            }));
-        }
-        tasks
-    });
-    let tasks = tokio::task::spawn_blocking(move || dispatcher.join())
-        .await
-        .expect("joining the dispatcher")
-        .expect("the dispatcher panicked");
-    let mut run = Run::new();
-    let deadline = tokio::time::Instant::now() + duration + Duration::from_secs(60);
-    let mut last = start;
-    for task in tasks {
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok((index, due, done, result))) => {
-                last = last.max(done);
+    let (due_tx, due_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let due_rx = Arc::new(tokio::sync::Mutex::new(due_rx));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..OPEN_LOOP_CONNECTIONS {
+        let (client, spec, due_rx) = (client.clone(), spec.clone(), due_rx.clone());
+        senders.spawn(async move {
+            let mut run = Run::new();
+            loop {
+                let next = due_rx.lock().await.recv().await;
+                let Some((index, due)) = next else { break };
+                let result = tokio::time::timeout(REQUEST_TIMEOUT, spec.send(&client, index))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 30 s".to_string()));
+                let done = Instant::now();
                 match result {
                     Ok(()) => {
                         run.ok += 1;
@@ -269,14 +267,40 @@ pub async fn open_loop(client: &Client, spec: &Spec, rate: f64, duration: Durati
                         run.first_error.get_or_insert(e);
                     }
                 }
+                run.elapsed = run.elapsed.max(done.saturating_duration_since(start));
             }
-            _ => {
-                run.errors += 1;
-                run.first_error
-                    .get_or_insert("no answer in time".to_string());
+            run
+        });
+    }
+    let dispatcher = std::thread::spawn(move || {
+        for index in 0..count {
+            let due = start + interval.mul_f64(index as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if due_tx.send((index, due)).is_err() {
+                break;
             }
         }
+    });
+    let _ = tokio::task::spawn_blocking(move || dispatcher.join()).await;
+    let mut total = Run::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut elapsed = Duration::ZERO;
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, senders.join_next()).await {
+        if let Ok(run) = joined {
+            elapsed = elapsed.max(run.elapsed);
+            total.absorb(run);
+        }
     }
-    run.elapsed = last.saturating_duration_since(start);
-    run
+    if !senders.is_empty() {
+        senders.abort_all();
+        total.errors += 1;
+        total
+            .first_error
+            .get_or_insert("answers still missing 60 s after the last send".to_string());
+    }
+    total.elapsed = elapsed;
+    total
 }

@@ -71,10 +71,25 @@ fn ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// CPU time of named groups of processes over an interval.
+/// Busy and total clock ticks of the whole machine, from `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
+/// CPU time of named groups of processes over an interval, and of the whole machine.
 pub struct CpuMeter {
     groups: Vec<(String, Vec<u32>)>,
     start: BTreeMap<String, u64>,
+    machine: Option<(u64, u64)>,
     started: Instant,
 }
 
@@ -93,23 +108,33 @@ impl CpuMeter {
         CpuMeter {
             groups,
             start,
+            machine: machine_ticks(),
             started: Instant::now(),
         }
     }
 
-    /// Per group, the share of one core used since the start (1.0 = one core busy), and the
-    /// whole machine's cores for scale, as `name 0.85 cores, …`.
+    /// Per group, the cores used since the start (1.0 = one core busy); then everything else
+    /// that ran on the machine meanwhile (`other processes`: other users' builds and tests on
+    /// a shared machine) and the machine's busy cores in all.
     pub fn finish(&self) -> Vec<(String, f64)> {
         let wall = self.started.elapsed().as_secs_f64().max(1e-3);
         let hz = ticks_per_second();
-        self.groups
+        let mut usage: Vec<(String, f64)> = self
+            .groups
             .iter()
             .map(|(name, pids)| {
                 let now: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
                 let used = now.saturating_sub(self.start[name]) as f64 / hz;
                 (name.clone(), used / wall)
             })
-            .collect()
+            .collect();
+        if let (Some((busy0, _)), Some((busy1, _))) = (self.machine, machine_ticks()) {
+            let busy = busy1.saturating_sub(busy0) as f64 / hz / wall;
+            let ours: f64 = usage.iter().map(|u| u.1).sum();
+            usage.push(("other processes".to_string(), (busy - ours).max(0.0)));
+            usage.push(("machine busy".to_string(), busy));
+        }
+        usage
     }
 }
 

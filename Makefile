@@ -8,6 +8,7 @@
 #   make stage    build contexts of the compose images in target/compose/<service>/
 #   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
 #   make promtool Prometheus' promtool at target/tools/promtool (the tests check /metrics with it)
+#   make bench    the benchmark suite (bench/) against the real stack; report in target/bench/
 
 CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
@@ -19,7 +20,7 @@ STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin ec
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker
 
-.PHONY: test lint static images test-clean up down stage credentials promtool
+.PHONY: test lint static images test-clean up down stage credentials promtool bench
 
 # promtool, from Debian's prometheus package (deploy/promtool.sh; fetched once).
 PROMTOOL := $(CURDIR)/target/tools/promtool
@@ -59,6 +60,14 @@ credentials:
 
 images: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images
+
+# The benchmark (bench/, not part of `make test`): release service binaries from `make static`
+# run as child processes; the bench binary itself is built the same way so the two builds
+# share their dependencies. BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick`.
+BENCH_ARGS ?=
+bench: static
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) -p ferry-bench --bin bench
+	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_BIN_DIR=$(STATIC_DIR) $(STATIC_DIR)/bench --out $(CURDIR)/target/bench $(BENCH_ARGS)
 
 # Removes anything a killed test run left in Docker (tests clean up after themselves; this is
 # the safety net for runs that were killed with SIGKILL).

@@ -107,6 +107,11 @@ impl CallbackReceiver {
         *self.shared.status.lock().expect("receiver lock") = Some(status);
     }
 
+    /// How many requests arrived so far.
+    pub fn count(&self) -> usize {
+        self.shared.received.lock().expect("receiver lock").len()
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().expect("receiver lock").clone()

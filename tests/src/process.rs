@@ -7,9 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-/// The path of binary `bin` of workspace package `package`, built once per process with
-/// `cargo build` (the test profile's host build, not the static one).
+/// The path of binary `bin` of workspace package `package`: `$FERRY_BIN_DIR/<bin>` when
+/// `FERRY_BIN_DIR` is set (e.g. release builds, for the benchmark), else built once per process
+/// with `cargo build` (the test profile's host build, not the static one).
 pub fn host_binary(package: &str, bin: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERRY_BIN_DIR") {
+        let path = PathBuf::from(dir).join(bin);
+        assert!(
+            path.is_file(),
+            "FERRY_BIN_DIR is set but {} does not exist (build it first)",
+            path.display()
+        );
+        return path;
+    }
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,221 @@
+//! P4: async end to end at a constant submission rate (half P1's gateway RPS, lowered to 90 %
+//! of what the async path completed in the warm-up if that was less, so the backlog can stay
+//! flat): submitted → the queue-worker runs `echo` through the gateway → the callback arrives.
+//! Figures:
+//! completions per second ÷ P1's gateway RPS, and calls lost (accepted, never called back).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::p3_async_submit::submission;
+use super::{Ctx, list, p1_rate};
+use crate::load::open_loop;
+use crate::plot::{Series, line_chart};
+use crate::report::{Figure, Goal};
+use crate::stats::{median, slope};
+use crate::sysinfo::cpu_text;
+
+/// Runs P4.
+pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let p1 = p1_rate(ctx, "P4")?;
+    let offered = 0.5 * p1;
+    if ctx.stack.worker_pid().is_none() {
+        ctx.stack.start_worker(64).await;
+    }
+    let nonce = std::process::id();
+    let (mut completion_rates, mut lines, mut accepted) = (Vec::new(), Vec::new(), HashSet::new());
+    let (mut cpu, mut plot) = (String::new(), Vec::new());
+    let before_all = ctx.stack.receiver.count();
+    // The warm-up runs at the offered rate and doubles as a capacity probe: when fewer calls
+    // complete than are offered, the measured repeats run at 90 % of what completed, so the
+    // backlog can stay flat.
+    let warm = window(
+        ctx,
+        offered,
+        ctx.warmup(),
+        &format!("p4-{nonce}-w"),
+        &mut accepted,
+    )
+    .await;
+    let rate = if warm.0 < 0.95 * offered {
+        0.9 * warm.0
+    } else {
+        offered
+    };
+    lines.push(format!(
+        "- warm-up at {offered:.0} /s: {}; completions {:.0} /s → measured repeats at {rate:.0} /s",
+        warm.1, warm.0
+    ));
+    let settle = Instant::now();
+    while (ctx.stack.queued_calls().await > 0
+        || ctx.stack.receiver.count() < before_all + accepted.len())
+        && settle.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    lines.push(format!(
+        "- warm-up backlog drained in {:.1} s",
+        settle.elapsed().as_secs_f64()
+    ));
+    for r in 1..=ctx.repeats() {
+        let len = ctx.run_len();
+        let meter = ctx.cpu_meter().await;
+        let prefix = format!("p4-{nonce}-{r}");
+        let (done_rate, summary, samples) = {
+            let start = Instant::now();
+            let count0 = ctx.stack.receiver.count();
+            let mut spec = submission(ctx, "echo");
+            spec.call_id_prefix = Some(prefix.clone());
+            let (run, samples) = tokio::join!(
+                open_loop(&ctx.client, &spec, rate, len),
+                sample(ctx, start, len)
+            );
+            accepted.extend(run.ok_indices.iter().map(|i| format!("{prefix}-{i}")));
+            let in_window: Vec<&(f64, u64, u64)> = samples
+                .iter()
+                .filter(|s| s.0 <= len.as_secs_f64())
+                .collect();
+            let done = in_window
+                .last()
+                .map_or(0, |s| s.1)
+                .saturating_sub(count0 as u64);
+            let secs = in_window.last().map_or(1.0, |s| s.0).max(0.1);
+            (done as f64 / secs, run.summary(), samples)
+        };
+        cpu = cpu_text(&meter.finish());
+        let backlog: Vec<(f64, f64)> = samples.iter().map(|s| (s.0, s.2 as f64)).collect();
+        completion_rates.push(done_rate);
+        lines.push(format!(
+            "- repeat {r}: submitted {summary}; callbacks {done_rate:.0} /s; backlog (calls \
+             stream) {:.0} → {:.0}, trend {:+.0} /s",
+            backlog.first().map_or(0.0, |b| b.1),
+            backlog.last().map_or(0.0, |b| b.1),
+            slope(&backlog),
+        ));
+        plot = samples;
+    }
+    // Drain: every accepted call must come back.
+    let drain_start = Instant::now();
+    let want = before_all + accepted.len();
+    let limit = Duration::from_secs(if ctx.quick { 30 } else { 90 });
+    while ctx.stack.receiver.count() < want && drain_start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = drain_start.elapsed().as_secs_f64();
+    let returned: HashSet<String> = ctx
+        .stack
+        .receiver
+        .received()
+        .iter()
+        .map(|c| c.header("x-call-id").to_string())
+        .collect();
+    let lost = accepted.iter().filter(|id| !returned.contains(*id)).count();
+    ctx.read_rss("after P4");
+    let completions = median(&completion_rates);
+    ctx.figure(Figure {
+        id: "P4",
+        name: format!("async completions/s ÷ P1 gateway RPS (at {rate:.0} /s)"),
+        value: completions / p1,
+        unit: "",
+        goal: Goal::AtLeast(0.5),
+        baseline: format!("P1 gateway {p1:.0} /s (completions {completions:.0} /s)"),
+        raw: format!("completions /s [{}]", list(&completion_rates)),
+    });
+    ctx.figure(Figure {
+        id: "P4",
+        name: "lost calls (accepted, no callback)".into(),
+        value: lost as f64,
+        unit: "calls",
+        goal: Goal::AtMost(0.0),
+        baseline: format!("{} accepted", accepted.len()),
+        raw: format!(
+            "{lost} of {} missing after a {drained:.1} s drain",
+            accepted.len()
+        ),
+    });
+    ctx.section(
+        "P4 async end to end",
+        format!(
+            "Open loop of `POST /async-function/echo` with unique `X-Call-Id`s: a warm-up at \
+             {offered:.0} /s (half of P1's gateway rate), then the repeats at {rate:.0} /s (the \
+             same, or 90 % of the completion rate the warm-up reached if that was lower); one queue-worker (`max_inflight` 64) invokes `echo` \
+             through the gateway and posts each result to a callback receiver in this process. \
+             Completions per second are the callbacks counted during each submission window; the \
+             backlog is the calls stream's message count sampled every 250 ms (trend = least \
+             squares slope). After the runs, every accepted id must come back (drain of at most \
+             {}s). One {:.0} s warm-up run, then {} repeats of {:.1} s.\n\n{}\n\nCPU during the \
+             last repeat: {cpu}.\n",
+            limit.as_secs(),
+            ctx.warmup().as_secs_f64(),
+            ctx.repeats(),
+            ctx.run_len().as_secs_f64(),
+            lines.join("\n")
+        ),
+    );
+    let rates = |f: &dyn Fn(&(f64, u64, u64)) -> f64| -> Vec<(f64, f64)> {
+        plot.windows(2)
+            .map(|w| (w[1].0, (f(&w[1]) - f(&w[0])) / (w[1].0 - w[0].0).max(1e-3)))
+            .collect()
+    };
+    let svg = line_chart(
+        "P4 async completions over time (last repeat)",
+        "seconds",
+        "per second / calls",
+        &[
+            Series {
+                name: "callbacks / s".into(),
+                points: rates(&|s| s.1 as f64),
+            },
+            Series {
+                name: "backlog (calls queued)".into(),
+                points: plot.iter().map(|s| (s.0, s.2 as f64)).collect(),
+            },
+        ],
+        false,
+    );
+    ctx.plot(
+        "p4-throughput.svg",
+        "P4 callbacks over time and backlog",
+        svg,
+    );
+    Ok(())
+}
+
+/// One open-loop run at `rate` for `len` with call ids `<prefix>-<n>` (added to `accepted`);
+/// returns the callbacks per second during it and the submission summary.
+async fn window(
+    ctx: &Ctx,
+    rate: f64,
+    len: Duration,
+    prefix: &str,
+    accepted: &mut HashSet<String>,
+) -> (f64, String) {
+    let start = Instant::now();
+    let count0 = ctx.stack.receiver.count();
+    let mut spec = submission(ctx, "echo");
+    spec.call_id_prefix = Some(prefix.to_string());
+    let run = open_loop(&ctx.client, &spec, rate, len).await;
+    let done = ctx.stack.receiver.count().saturating_sub(count0);
+    accepted.extend(run.ok_indices.iter().map(|i| format!("{prefix}-{i}")));
+    (
+        done as f64 / start.elapsed().as_secs_f64().max(0.1),
+        run.summary(),
+    )
+}
+
+/// Every 250 ms until `len` plus 1 s: (seconds since `start`, callbacks so far, calls
+/// queued).
+async fn sample(ctx: &Ctx, start: Instant, len: Duration) -> Vec<(f64, u64, u64)> {
+    let js = ctx.stack.jetstream().await;
+    let mut out = Vec::new();
+    while start.elapsed() < len + Duration::from_secs(1) {
+        let queued = ferry_tests::worker::stored_calls(&js).await;
+        out.push((
+            start.elapsed().as_secs_f64(),
+            ctx.stack.receiver.count() as u64,
+            queued,
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    out
+}

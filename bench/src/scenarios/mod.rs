@@ -38,6 +38,8 @@ pub struct Ctx {
     pub report: Report,
     /// P1's gateway requests per second (the baseline of P2–P4).
     pub p1_gateway_rps: Option<f64>,
+    /// P3's accepted submissions per second.
+    pub p3_submit_rps: Option<f64>,
     /// Peak RSS readings (MiB) of the gateway and the worker, with when they were taken.
     pub rss: Vec<(&'static str, &'static str, f64)>,
 }
@@ -52,6 +54,7 @@ impl Ctx {
             out_dir,
             report: Report::default(),
             p1_gateway_rps: None,
+            p3_submit_rps: None,
             rss: Vec::new(),
         }
     }

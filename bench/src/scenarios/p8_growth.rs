@@ -16,7 +16,10 @@ use crate::report::{Figure, Goal};
 use crate::stats::{median, quantile};
 
 /// Calls per measured enqueue run.
-const CALLS_PER_RUN: u64 = 3000;
+const CALLS_PER_RUN: u64 = 5000;
+/// Measured enqueue runs per state (empty, queued): the empty and the queued runs cannot be
+/// interleaved (filling takes seconds), so more of them steady the medians against drift.
+const RUNS: usize = 5;
 
 /// p50s and p99s (µs) of [`CALLS_PER_RUN`] submissions per repeat; with `purge`, the calls
 /// stream is emptied before each repeat.
@@ -26,7 +29,7 @@ async fn enqueue_latencies(
     purge: bool,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let (mut p50, mut p99) = (Vec::new(), Vec::new());
-    for _ in 0..ctx.repeats() {
+    for _ in 0..RUNS {
         if purge {
             ctx.stack.purge_calls().await?;
         }
@@ -134,8 +137,8 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
              `com.openfaas.scale.min=0` ({deploy_secs:.1} s), then `GET /system/functions` \
              through the gateway 15 times (median).\n\n- enqueue p50 µs: empty [{}], queued [{}]\n- \
              enqueue p99 µs: empty [{}], queued [{}]\n- list ms: [{}]\n",
-            ctx.repeats(),
-            ctx.repeats(),
+            RUNS,
+            RUNS,
             list(&empty.0),
             list(&full.0),
             list(&empty.1),

@@ -1,0 +1,45 @@
+//! Basic-auth checks shared by the tests of `basic_auth` (in-process stack and compose).
+
+use serde_json::Value;
+
+use crate::http_client;
+
+/// Status, `WWW-Authenticate` and body of `GET url` with the given credentials.
+pub async fn get(url: &str, credentials: Option<(&str, &str)>) -> (u16, String, String) {
+    let mut request = http_client().get(url);
+    if let Some((user, password)) = credentials {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, challenge, response.text().await.unwrap_or_default())
+}
+
+/// `url` answers 401 with OpenFaaS' Basic challenge (`realm="Restricted"`) and a JSON
+/// message without credentials, with a wrong password and with a wrong user, and 200 with
+/// `user` and `password`.
+pub async fn assert_protected(url: &str, user: &str, password: &str) {
+    let wrong = format!("{password}-wrong");
+    for (what, credentials) in [
+        ("without credentials", None),
+        ("with a wrong password", Some((user, wrong.as_str()))),
+        ("with a wrong user", Some(("root", password))),
+    ] {
+        let (status, challenge, body) = get(url, credentials).await;
+        assert_eq!(status, 401, "{url} {what}: {body}");
+        assert_eq!(challenge, "Basic realm=\"Restricted\"", "{url} {what}");
+        let body: Value = serde_json::from_str(&body).expect("a JSON error");
+        assert!(body["message"].is_string(), "{url} {what}: {body}");
+    }
+    let (status, _, body) = get(url, Some((user, password))).await;
+    assert_eq!(status, 200, "{url} with the right credentials: {body}");
+}

@@ -1,5 +1,7 @@
-//! Test stand-ins for scaling from zero: a provider that knows one function, `cold`, and
-//! starts its one replica (an in-process HTTP server) when asked to scale it up.
+//! Test helpers: the real gateway on a loopback port in front of a given provider
+//! ([`start_gateway`]), any router served in-process ([`serve`]), and stand-ins for scaling
+//! from zero: a provider that knows one function, `cold`, and starts its one replica (an
+//! in-process HTTP server) when asked to scale it up.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +26,33 @@ pub(crate) async fn serve(router: Router) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
+}
+
+/// The gateway (its real `run`) on a free loopback port, in front of the provider at
+/// `provider_url`, configured by `extra` env pairs on top; NATS points where nothing listens
+/// (sync calls and `/system` forwarding do not need it). It stops when the sender drops.
+pub(crate) async fn start_gateway(
+    provider_url: &str,
+    extra: &[(&str, &str)],
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut env: std::collections::HashMap<&str, &str> = [
+        ("functions_provider_url", provider_url),
+        ("nats_url", "nats://127.0.0.1:1"),
+    ]
+    .into();
+    env.extend(extra.iter().copied());
+    let config = crate::Config::from_env(&env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        crate::run(config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, stop)
 }
 
 /// What the cold provider and its replica do and saw.

@@ -1,7 +1,6 @@
 //! The gateway with `basic_auth` on, in front of a stand-in provider that records the
 //! `Authorization` header of every request it gets.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt as _;
 use tokio::sync::oneshot;
 
-use crate::test_support::serve;
+use crate::test_support::{serve, start_gateway};
 
 /// `(path, Authorization)` of every request the stand-in provider got.
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -46,25 +45,7 @@ async fn gateway(
     provider: SocketAddr,
     extra: &[(&str, &str)],
 ) -> (SocketAddr, oneshot::Sender<()>) {
-    let url = format!("http://{provider}");
-    let mut env: HashMap<&str, &str> = [
-        ("functions_provider_url", url.as_str()),
-        ("nats_url", "nats://127.0.0.1:1"),
-    ]
-    .into();
-    env.extend(extra.iter().copied());
-    let config = crate::Config::from_env(&env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        crate::run(config, listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (addr, stop)
+    start_gateway(&format!("http://{provider}"), extra).await
 }
 
 /// `method path` on the gateway with an optional `Authorization`; status, headers, body.

@@ -195,7 +195,7 @@ mod tests {
     use tokio::sync::oneshot;
     use tokio::time::Instant;
 
-    use crate::test_support::{Cold, serve};
+    use crate::test_support::{Cold, serve, start_gateway};
 
     /// One answer of the provider: the ready replicas, or `None` for "not found".
     type Answer = Option<Vec<SocketAddr>>;
@@ -290,38 +290,12 @@ mod tests {
                 .with_state(script.clone()),
         )
         .await;
-        let (addr, stop) = start(&format!("http://{provider}"), extra).await;
+        let (addr, stop) = start_gateway(&format!("http://{provider}"), extra).await;
         Running {
             addr,
             script,
             _stop: stop,
         }
-    }
-
-    /// A gateway in front of the provider at `provider_url`; it stops when the sender drops.
-    async fn start(
-        provider_url: &str,
-        extra: &[(&str, &str)],
-    ) -> (SocketAddr, oneshot::Sender<()>) {
-        let mut env: HashMap<&str, &str> = [
-            ("functions_provider_url", provider_url),
-            // Nothing listens there: sync calls do not need NATS.
-            ("nats_url", "nats://127.0.0.1:1"),
-        ]
-        .into();
-        env.extend(extra.iter().copied());
-        let config = crate::Config::from_env(&env).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            crate::run(config, listener, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        (addr, stop)
     }
 
     /// Calls `/function/<function>`; returns status and body text.
@@ -455,7 +429,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn held_calls_keep_their_bodies_and_go_once_a_replica_is_ready() {
         let cold = Cold::start(0, Some(Duration::from_millis(150))).await;
-        let (addr, _stop) = start(&cold.provider_url(), &[("max_retry_body", "1KiB")]).await;
+        let (addr, _stop) =
+            start_gateway(&cold.provider_url(), &[("max_retry_body", "1KiB")]).await;
         let big = "b".repeat(100 * 1024);
         // Small bodies (read before the call), streamed ones, and ones over max_retry_body.
         let calls = (0..12).map(|i| {
@@ -494,7 +469,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_scale_from_zero_a_function_at_zero_is_a_503_at_once() {
         let cold = Cold::start(0, Some(Duration::from_millis(10))).await;
-        let (addr, _stop) = start(&cold.provider_url(), &[("scale_from_zero", "false")]).await;
+        let (addr, _stop) =
+            start_gateway(&cold.provider_url(), &[("scale_from_zero", "false")]).await;
         let started = Instant::now();
         let (status, headers, body) = call_at(addr, Method::GET, "cold", Body::empty()).await;
         assert_eq!(status, 503, "{body}");
@@ -510,7 +486,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_function_that_never_gets_ready_is_a_503_after_the_timeout() {
         let cold = Cold::start(0, None).await;
-        let (addr, _stop) = start(
+        let (addr, _stop) = start_gateway(
             &cold.provider_url(),
             &[("scale_from_zero_timeout", "500ms")],
         )

@@ -201,7 +201,10 @@ mod tests {
 
     #[test]
     fn cpu_per_operation_is_cores_over_rate_in_microseconds() {
-        let usage = vec![("gateway".to_string(), 0.5), ("machine busy".to_string(), 1.8)];
+        let usage = vec![
+            ("gateway".to_string(), 0.5),
+            ("machine busy".to_string(), 1.8),
+        ];
         assert_eq!(
             per_op_text(&usage, 5000.0, "request"),
             "CPU µs per request: gateway 100, machine busy 360"

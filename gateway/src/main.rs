@@ -1,7 +1,6 @@
 //! `gateway`: see the library crate for what it does.
 
-use ferry_runtime::env::ProcessEnv;
-use ferry_runtime::{signal, telemetry};
+use ferry_runtime::service::Service;
 
 const HELP: &str = "\
 gateway: ferry's public entry point (OpenFaaS-compatible gateway)
@@ -45,43 +44,17 @@ Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::env::args().any(|a| a == "--version") {
-        println!("gateway {}", env!("CARGO_PKG_VERSION"));
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::env::args().any(|a| a == "--healthcheck") {
-        return ferry_runtime::healthcheck::run(
-            &ProcessEnv,
-            "gateway",
-            "port",
-            ferry_gateway::config::DEFAULT_PORT,
-        );
-    }
-    let env = ProcessEnv;
-    telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
-    let config = match ferry_gateway::Config::from_env(&env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            return std::process::ExitCode::from(64);
-        }
+    let service = Service {
+        name: "gateway",
+        version: env!("CARGO_PKG_VERSION"),
+        help: HELP,
+        default_port: ferry_gateway::config::DEFAULT_PORT,
     };
-    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("gateway: cannot listen on port {}: {e}", config.port);
-            return std::process::ExitCode::from(69);
-        }
-    };
-    match ferry_gateway::run(config, listener, signal::shutdown()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    service
+        .main(
+            ferry_gateway::Config::from_env,
+            |c| c.port,
+            ferry_gateway::run,
+        )
+        .await
 }

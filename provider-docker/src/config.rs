@@ -6,6 +6,9 @@ use std::time::Duration;
 use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::env::{self, Env, EnvError};
 
+/// `port` default.
+pub const DEFAULT_PORT: u16 = 8081;
+
 /// How the gateway reaches a replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndpointMode {
@@ -139,7 +142,7 @@ impl Config {
         };
         let function_cap_add = env::parse_or(e, "function_cap_add", Vec::new(), parse_caps)?;
         Ok(Config {
-            port: env::number_or(e, "port", 8081)?,
+            port: env::number_or(e, "port", DEFAULT_PORT)?,
             endpoint_mode,
             network: env::parse_or(e, "functions_network", "ferry-functions".into(), name_like)?,
             instance: env::parse_or(e, "instance", "ferry".into(), name_like)?,

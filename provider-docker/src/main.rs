@@ -1,7 +1,6 @@
 //! `provider-docker`: see the library crate for what it does.
 
-use ferry_runtime::env::ProcessEnv;
-use ferry_runtime::{signal, telemetry};
+use ferry_runtime::service::Service;
 
 const HELP: &str = "\
 provider-docker: the faas-provider API on the Docker Engine
@@ -41,41 +40,17 @@ Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::env::args().any(|a| a == "--version") {
-        println!("provider-docker {}", env!("CARGO_PKG_VERSION"));
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::env::args().any(|a| a == "--healthcheck") {
-        return ferry_runtime::healthcheck::run(&ProcessEnv, "provider-docker", "port", 8081);
-    }
-    let env = ProcessEnv;
-    telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
-    let config = match ferry_provider_docker::Config::from_env(&env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("provider-docker: {e}");
-            return std::process::ExitCode::from(64);
-        }
+    let service = Service {
+        name: "provider-docker",
+        version: env!("CARGO_PKG_VERSION"),
+        help: HELP,
+        default_port: ferry_provider_docker::config::DEFAULT_PORT,
     };
-    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "provider-docker: cannot listen on port {}: {e}",
-                config.port
-            );
-            return std::process::ExitCode::from(69);
-        }
-    };
-    match ferry_provider_docker::run(config, listener, signal::shutdown()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("provider-docker: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    service
+        .main(
+            ferry_provider_docker::Config::from_env,
+            |c| c.port,
+            ferry_provider_docker::run,
+        )
+        .await
 }

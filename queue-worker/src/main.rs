@@ -1,7 +1,6 @@
 //! `queue-worker`: see the library crate for what it does.
 
-use ferry_runtime::env::ProcessEnv;
-use ferry_runtime::{signal, telemetry};
+use ferry_runtime::service::Service;
 
 const HELP: &str = "\
 queue-worker: runs ferry's queued (async) function calls from NATS JetStream
@@ -53,43 +52,17 @@ Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::env::args().any(|a| a == "--version") {
-        println!("queue-worker {}", env!("CARGO_PKG_VERSION"));
-        return std::process::ExitCode::SUCCESS;
-    }
-    if std::env::args().any(|a| a == "--healthcheck") {
-        return ferry_runtime::healthcheck::run(
-            &ProcessEnv,
-            "queue-worker",
-            "port",
-            ferry_queue_worker::config::DEFAULT_PORT,
-        );
-    }
-    let env = ProcessEnv;
-    telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
-    let config = match ferry_queue_worker::Config::from_env(&env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("queue-worker: {e}");
-            return std::process::ExitCode::from(64);
-        }
+    let service = Service {
+        name: "queue-worker",
+        version: env!("CARGO_PKG_VERSION"),
+        help: HELP,
+        default_port: ferry_queue_worker::config::DEFAULT_PORT,
     };
-    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("queue-worker: cannot listen on port {}: {e}", config.port);
-            return std::process::ExitCode::from(69);
-        }
-    };
-    match ferry_queue_worker::run(config, listener, signal::shutdown()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("queue-worker: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    service
+        .main(
+            ferry_queue_worker::Config::from_env,
+            |c| c.port,
+            ferry_queue_worker::run,
+        )
+        .await
 }

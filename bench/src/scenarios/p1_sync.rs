@@ -10,7 +10,7 @@ use crate::load::{Spec, closed_loop};
 use crate::plot::{Series, cdf, line_chart};
 use crate::report::{Figure, Goal};
 use crate::stats::median;
-use crate::sysinfo::{cpu_text, per_op_text};
+use crate::sysinfo::cpu_per_op_text;
 
 /// Interleaved pairs of measured runs (more than the suite's default repeats: the ratio is
 /// the headline figure and the runs are short).
@@ -29,20 +29,10 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     for r in 0..PAIRS {
         let meter = ctx.cpu_meter().await;
         let gw = closed_loop(&ctx.client, &gateway, CONCURRENCY, ctx.run_len(), None).await;
-        let usage = meter.finish();
-        gw_cpu = format!(
-            "{}; {}",
-            cpu_text(&usage),
-            per_op_text(&usage, gw.rate(), "request")
-        );
+        gw_cpu = cpu_per_op_text(&meter.finish(), gw.rate(), "request");
         let meter = ctx.cpu_meter().await;
         let d = closed_loop(&ctx.client, &direct, CONCURRENCY, ctx.run_len(), None).await;
-        let usage = meter.finish();
-        direct_cpu = format!(
-            "{}; {}",
-            cpu_text(&usage),
-            per_op_text(&usage, d.rate(), "request")
-        );
+        direct_cpu = cpu_per_op_text(&meter.finish(), d.rate(), "request");
         lines.push(format!(
             "- pair {}: gateway {}; direct {}; ratio {:.2}",
             r + 1,

@@ -8,7 +8,7 @@ use super::{CONCURRENCY, Ctx, list, p1_rate};
 use crate::load::{Spec, closed_loop};
 use crate::report::{Figure, Goal};
 use crate::stats::median;
-use crate::sysinfo::{cpu_text, per_op_text};
+use crate::sysinfo::cpu_per_op_text;
 
 /// The async submission every scenario sends: a small JSON body and a callback URL.
 pub(super) fn submission(ctx: &Ctx, function: &str) -> Spec {
@@ -31,14 +31,11 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let spec = submission(ctx, "echo");
     closed_loop(&ctx.client, &spec, CONCURRENCY, ctx.warmup(), None).await;
     ctx.stack.purge_calls().await?;
-    let (mut rates, mut lines) = (Vec::new(), Vec::new());
-    let (mut cpu, mut per_call) = (String::new(), String::new());
+    let (mut rates, mut lines, mut cpu) = (Vec::new(), Vec::new(), String::new());
     for r in 0..ctx.repeats() {
         let meter = ctx.cpu_meter().await;
         let run = closed_loop(&ctx.client, &spec, CONCURRENCY, ctx.run_len(), None).await;
-        let usage = meter.finish();
-        cpu = cpu_text(&usage);
-        per_call = per_op_text(&usage, run.rate(), "submission");
+        cpu = cpu_per_op_text(&meter.finish(), run.rate(), "submission");
         lines.push(format!("- repeat {}: {}", r + 1, run.summary()));
         rates.push(run.rate());
         ctx.stack.purge_calls().await?;
@@ -63,7 +60,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
              the call and the gateway wrote its status record. No queue-worker runs meanwhile \
              (the calls stream is purged between repeats), so the figure is the gateway's and \
              NATS's submission capacity. {:.0} s warm-up, {} repeats of {:.1} s.\n\n{}\n\nCPU \
-             during the last repeat: {cpu}; {per_call}.\n",
+             during the last repeat: {cpu}.\n",
             ctx.warmup().as_secs_f64(),
             ctx.repeats(),
             ctx.run_len().as_secs_f64(),

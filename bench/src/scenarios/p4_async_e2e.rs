@@ -13,7 +13,7 @@ use crate::load::open_loop;
 use crate::plot::{Series, line_chart};
 use crate::report::{Figure, Goal};
 use crate::stats::{median, slope};
-use crate::sysinfo::{cpu_text, per_op_text};
+use crate::sysinfo::cpu_per_op_text;
 
 /// Runs P4.
 pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -24,7 +24,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     let nonce = std::process::id();
     let (mut completion_rates, mut lines, mut accepted) = (Vec::new(), Vec::new(), HashSet::new());
-    let (mut cpu, mut per_call, mut plot) = (String::new(), String::new(), Vec::new());
+    let (mut cpu, mut plot) = (String::new(), Vec::new());
     let before_all = ctx.stack.receiver.count();
     // The warm-up runs at the offered rate and doubles as a capacity probe: when fewer calls
     // complete than are offered, the measured repeats run at 90 % of what completed, so the
@@ -82,9 +82,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             let secs = in_window.last().map_or(1.0, |s| s.0).max(0.1);
             (done as f64 / secs, run.summary(), samples)
         };
-        let usage = meter.finish();
-        cpu = cpu_text(&usage);
-        per_call = per_op_text(&usage, done_rate, "completion");
+        cpu = cpu_per_op_text(&meter.finish(), done_rate, "completion");
         let backlog: Vec<(f64, f64)> = samples.iter().map(|s| (s.0, s.2 as f64)).collect();
         completion_rates.push(done_rate);
         lines.push(format!(
@@ -156,7 +154,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
              backlog is the calls stream's message count sampled every 250 ms (trend = least \
              squares slope). After the runs, every accepted id must come back (drain of at most \
              {}s). One {:.0} s warm-up run, then {} repeats of {:.1} s.\n\n{}\n\nCPU during the \
-             last repeat: {cpu}; {per_call}.{ceiling}\n",
+             last repeat: {cpu}.{ceiling}\n",
             limit.as_secs(),
             ctx.warmup().as_secs_f64(),
             ctx.repeats(),

@@ -3,7 +3,7 @@
 //! It starts the real stack ([`stack`]: `nats-server -js`, `provider-docker`, the release
 //! `gateway` and `queue-worker` as child processes, function containers built on this
 //! machine), drives load from its own process ([`load`]: keep-alive HTTP/1, closed and open
-//! loops, HDR histograms), runs the scenarios P1–P8 ([`scenarios`], one file each), prints a
+//! loops, HDR histograms), runs the scenarios P1–P9 ([`scenarios`], one file each), prints a
 //! table and writes `target/bench/report.md` with SVG plots ([`plot`]) next to it.
 //!
 //! Usage: `bench [--quick] [--only P1,P3] [--out DIR]` (`make bench` builds the release
@@ -64,7 +64,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                     let id = ALL
                         .iter()
                         .find(|a| **a == id)
-                        .ok_or_else(|| format!("unknown scenario {id:?} (P1 to P8)"))?;
+                        .ok_or_else(|| format!("unknown scenario {id:?} (P1 to P9)"))?;
                     wanted.push(*id);
                     wanted.extend(scenarios::needs(id).iter().copied());
                 }
@@ -195,7 +195,7 @@ mod tests {
         assert!(o.quick);
         assert_eq!(o.only, vec!["P1", "P3", "P4", "P7"]);
         assert_eq!(parse(&[]).unwrap().only, ALL.to_vec());
-        assert!(parse(&args("--only P9")).is_err());
+        assert!(parse(&args("--only P10")).is_err());
         assert!(parse(&args("--fast")).is_err());
     }
 }

@@ -12,6 +12,8 @@ pub enum Goal {
     AtMost(f64),
     /// `value < bound`.
     Below(f64),
+    /// No target: a measurement reported for what it tells (e.g. a cost per operation).
+    Report,
 }
 
 impl Goal {
@@ -20,6 +22,7 @@ impl Goal {
             Goal::AtLeast(b) => format!("≥ {}", value_text(b, unit)),
             Goal::AtMost(b) => format!("≤ {}", value_text(b, unit)),
             Goal::Below(b) => format!("< {}", value_text(b, unit)),
+            Goal::Report => "–".to_string(),
         }
     }
 }
@@ -27,7 +30,7 @@ impl Goal {
 /// One measured figure.
 #[derive(Debug, Clone)]
 pub struct Figure {
-    /// Scenario id, `P1` … `P8`.
+    /// Scenario id, `P1` … `P9`.
     pub id: &'static str,
     /// What is measured, e.g. `RPS(gateway) ÷ RPS(direct)`.
     pub name: String,
@@ -50,11 +53,15 @@ impl Figure {
             Goal::AtLeast(b) => self.value >= b,
             Goal::AtMost(b) => self.value <= b,
             Goal::Below(b) => self.value < b,
+            Goal::Report => true,
         }
     }
 
     /// `met`, or `missed by <amount> (<percent> of the target)`.
     pub fn verdict(&self) -> String {
+        if self.goal == Goal::Report {
+            return "reported".to_string();
+        }
         if self.met() {
             return "met".to_string();
         }
@@ -63,6 +70,7 @@ impl Figure {
         }
         let bound = match self.goal {
             Goal::AtLeast(b) | Goal::AtMost(b) | Goal::Below(b) => b,
+            Goal::Report => return "reported".to_string(),
         };
         let gap = (self.value - bound).abs();
         let percent = if bound == 0.0 {

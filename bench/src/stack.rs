@@ -111,6 +111,22 @@ impl Stack {
         Ok(())
     }
 
+    /// Deploys `spec` (a deployment without `image`: the echo image is used), through the
+    /// gateway.
+    pub async fn deploy_spec(&self, mut spec: serde_json::Value) -> anyhow::Result<()> {
+        spec["image"] = json!(self.echo.tag);
+        let resp = http_client()
+            .post(self.gateway_url("/system/functions"))
+            .json(&spec)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        if status != 202 {
+            bail!("deploying {spec}: {status} {}", resp.text().await?);
+        }
+        Ok(())
+    }
+
     /// `http://127.0.0.1:<port>` of `name`'s first ready replica (its published port).
     pub async fn direct_url(&self, name: &str) -> anyhow::Result<String> {
         let addresses = ready_addresses(&self.provider, name).await;
@@ -144,13 +160,35 @@ impl Stack {
     pub async fn start_worker(&mut self, max_inflight: usize) {
         self.stop_worker();
         let inflight = max_inflight.to_string();
+        // `gateway_url` is for a worker from before issue 12 (which invoked through the
+        // gateway), so the same bench can measure one (`FERRY_BIN_DIR` of an older build);
+        // today's worker calls replicas itself and ignores it.
+        let gateway = self.gateway_base.clone();
         let extra = [
             ("max_inflight", inflight.as_str()),
             ("max_inflight_per_function", inflight.as_str()),
             ("RUST_LOG", LOG_LEVEL),
+            ("gateway_url", gateway.as_str()),
         ];
-        let gateway = self.gateway_base.clone();
-        self.worker = Some(start_process(&self.nats.url(), &gateway, &extra).await);
+        let provider = self.provider.url("");
+        self.worker = Some(start_process(&self.nats.url(), &provider, &extra).await);
+    }
+
+    /// Messages nats-server received from and sent to its clients so far (`in_msgs`,
+    /// `out_msgs` of its `/varz`): every publish, request, reply, ack and delivery counts.
+    pub async fn nats_messages(&self) -> anyhow::Result<(u64, u64)> {
+        let varz: serde_json::Value = http_client()
+            .get(format!("{}/varz", self.nats.monitor_url()))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let count = |k: &str| {
+            varz[k]
+                .as_u64()
+                .with_context(|| format!("/varz without {k}"))
+        };
+        Ok((count("in_msgs")?, count("out_msgs")?))
     }
 
     /// Stops the queue-worker process (SIGTERM: in-flight calls finish), if one runs.

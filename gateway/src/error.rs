@@ -16,11 +16,14 @@ use http::{HeaderName, StatusCode};
 /// Everything a request (or start-up) can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// `/function/` or `/async-function/` without a name.
-    #[error("provide a function name in the request path, e.g. /function/figlet")]
+    /// `/function/` or `/async-function/` without a name: no function (`404`, as OpenFaaS).
+    #[error(
+        "function not found: provide a function name in the request path, e.g. /function/figlet"
+    )]
     MissingName,
-    /// The name in the path is not `name` or `name.namespace` with DNS-label parts.
-    #[error("invalid function name {name:?}: {reason}")]
+    /// The name in the path is not `name` or `name.namespace` with DNS-label parts: no such
+    /// function can exist (`404`, as OpenFaaS answers).
+    #[error("function {name:?} not found: not a valid function name ({reason})")]
     InvalidName {
         /// The name as given.
         name: String,
@@ -73,28 +76,10 @@ pub enum GatewayError {
     /// The call is not in a state that allows the operation.
     #[error("{0}")]
     Conflict(String),
-    /// The provider does not know the function.
-    #[error("function {0} not found")]
-    FunctionNotFound(String),
-    /// The function exists but no replica is ready.
-    #[error("no ready replica of function {function} ({replicas} desired)")]
-    NoReadyReplica {
-        /// The function as addressed.
-        function: String,
-        /// Desired replicas per the provider.
-        replicas: u64,
-    },
-    /// Scaling from zero: no replica of the function became ready within
-    /// `scale_from_zero_timeout`.
-    #[error("function {function} did not become ready within {timeout:?} ({detail})")]
-    NotReadyInTime {
-        /// The function as addressed.
-        function: String,
-        /// `scale_from_zero_timeout`.
-        timeout: Duration,
-        /// What was seen last (replicas running, provider errors).
-        detail: String,
-    },
+    /// No replica of the function could be chosen: unknown function (`404`), no ready
+    /// replica or none ready in time (`503`), the provider failing (`502`).
+    #[error(transparent)]
+    Invoke(ferry_invoke::InvokeError),
     /// Connecting to, or talking to, the function's replica failed.
     #[error("cannot reach function {function}: {reason}")]
     Upstream {
@@ -144,14 +129,14 @@ impl GatewayError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::MissingName
-            | GatewayError::InvalidName { .. }
-            | GatewayError::InvalidCallbackUrl { .. }
+            GatewayError::InvalidCallbackUrl { .. }
             | GatewayError::BadBody(_)
             | GatewayError::InvalidCallId(_)
             | GatewayError::InvalidIdempotencyKey(_)
             | GatewayError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-            GatewayError::FunctionNotFound(_)
+            GatewayError::Invoke(e) => invoke_status(e),
+            GatewayError::MissingName
+            | GatewayError::InvalidName { .. }
             | GatewayError::RouteNotFound(_)
             | GatewayError::CallNotFound(_)
             | GatewayError::DeadLetterNotFound(_) => StatusCode::NOT_FOUND,
@@ -161,10 +146,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            GatewayError::NoReadyReplica { .. }
-            | GatewayError::NotReadyInTime { .. }
-            | GatewayError::QueueUnavailable(_)
-            | GatewayError::Nats(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::QueueUnavailable(_) | GatewayError::Nats(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal(_)
@@ -180,6 +164,28 @@ impl GatewayError {
             name: name.to_string(),
             reason,
         }
+    }
+}
+
+impl From<ferry_invoke::InvokeError> for GatewayError {
+    fn from(e: ferry_invoke::InvokeError) -> Self {
+        match e {
+            ferry_invoke::InvokeError::InvalidName { name, reason } => {
+                GatewayError::InvalidName { name, reason }
+            }
+            ferry_invoke::InvokeError::Provider(reason) => GatewayError::Provider(reason),
+            other => GatewayError::Invoke(other),
+        }
+    }
+}
+
+/// The status of a failure to choose a replica.
+fn invoke_status(e: &ferry_invoke::InvokeError) -> StatusCode {
+    use ferry_invoke::InvokeError as E;
+    match e {
+        E::InvalidName { .. } | E::FunctionNotFound(_) => StatusCode::NOT_FOUND,
+        E::NoReadyReplica { .. } | E::NotReadyInTime { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        E::Provider(_) => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -225,13 +231,13 @@ mod tests {
     fn statuses() {
         let f = || "echo".to_string();
         let cases = [
-            (GatewayError::MissingName, 400),
+            (GatewayError::MissingName, 404),
             (
                 GatewayError::InvalidName {
                     name: "A".into(),
                     reason: NameError::Invalid("A".into()),
                 },
-                400,
+                404,
             ),
             (
                 GatewayError::InvalidCallbackUrl {
@@ -248,7 +254,10 @@ mod tests {
             (GatewayError::InvalidCallId("a/b".into()), 400),
             (GatewayError::InvalidIdempotencyKey("empty"), 400),
             (GatewayError::InvalidQuery("limit".into()), 400),
-            (GatewayError::FunctionNotFound(f()), 404),
+            (
+                GatewayError::Invoke(ferry_invoke::InvokeError::FunctionNotFound(f())),
+                404,
+            ),
             (GatewayError::RouteNotFound("/".into()), 404),
             (GatewayError::CallNotFound("c".into()), 404),
             (GatewayError::DeadLetterNotFound("c".into()), 404),
@@ -258,18 +267,18 @@ mod tests {
             (GatewayError::BodyTooLarge { limit: 1 }, 413),
             (GatewayError::PayloadTooLarge("max_payload".into()), 413),
             (
-                GatewayError::NoReadyReplica {
+                GatewayError::Invoke(ferry_invoke::InvokeError::NoReadyReplica {
                     function: f(),
                     replicas: 0,
-                },
+                }),
                 503,
             ),
             (
-                GatewayError::NotReadyInTime {
+                GatewayError::Invoke(ferry_invoke::InvokeError::NotReadyInTime {
                     function: f(),
                     timeout: Duration::from_secs(30),
                     detail: "1 replica running, not ready".into(),
-                },
+                }),
                 503,
             ),
             (GatewayError::QueueUnavailable("down".into()), 503),
@@ -297,7 +306,10 @@ mod tests {
 
     #[tokio::test]
     async fn responses_are_json_and_marked_internal() {
-        let response = GatewayError::FunctionNotFound("echo.dev".into()).into_response();
+        let response = GatewayError::from(ferry_invoke::InvokeError::FunctionNotFound(
+            "echo.dev".into(),
+        ))
+        .into_response();
         assert_eq!(response.status(), 404);
         assert_eq!(response.headers()[OPENFAAS_INTERNAL], "proxy");
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");

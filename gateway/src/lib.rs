@@ -21,8 +21,8 @@
 //!   ready replica `503` (see below), no replica reachable `502`, no answer within
 //!   `upstream_timeout` `504`.
 //! - **Scaling from zero** (`scale_from_zero`, on by default): a sync call to a function with no
-//!   ready replica (async calls too, since the queue-worker invokes through the sync route) is
-//!   held, its body unread, until one is ready. If the function has 0 desired replicas the
+//!   ready replica is held, its body unread, until one is ready (the queue-worker does the same
+//!   for async calls, with the same code: `ferry-invoke`). If the function has 0 desired replicas the
 //!   gateway first asks the provider for `max(com.openfaas.scale.min, 1)`, once however many
 //!   calls wait (log `scale from zero: <fn> 0 => <n>`); if it has some that are still starting,
 //!   it just waits. As soon as the provider lists a replica's address, the gateway probes that
@@ -43,14 +43,16 @@
 //!   `nats_duplicate_window` (or while the call's status record exists) is stored once and
 //!   answered with the same id, the key winning over `X-Call-Id`; the caller's `X-Call-Id`
 //!   (1–128 characters of `A-Z a-z 0-9 - _ . =`, else `400`); or a new UUID v4.
-//! - **Call status**: after the publish ack the gateway creates the call's record in the
-//!   `ferry-call-status` key-value bucket (`queued`, with the message's stream sequence and
-//!   the callback URL) unless the worker wrote one first; the worker takes it on from there.
-//!   A failed status write is logged, not reported: the call is queued but its status may be
-//!   missing. `GET /system/async-calls/{call_id}` answers the record (`200`; `404` unknown
-//!   or expired after `call_status_ttl`; `400` invalid id). `DELETE` on it cancels a `queued`
-//!   call (`202` with the `cancelled` record; its queued message is deleted) and answers
-//!   `409` for a running or finished call.
+//! - **Call status**: before the publish the gateway creates the call's record in the
+//!   `ferry-call-status` key-value bucket (`queued`, create-only, with the callback URL); the
+//!   message carries its revision, the worker takes it on from there. If the record cannot be
+//!   written the call is not queued (`503`); if the publish fails the record is removed. A call
+//!   id that has a record is a repeat (`202`, nothing stored) for the same function within
+//!   `nats_duplicate_window` or with an `Idempotency-Key`, else `409`.
+//!   `GET /system/async-calls/{call_id}` answers the record (`200`; `404` unknown or expired
+//!   after `call_status_ttl`; `400` invalid id). `DELETE` on it cancels a `queued` call (`202`
+//!   with the `cancelled` record; a scheduled retry is purged, a message not yet picked up is
+//!   acknowledged unrun by the worker) and answers `409` for a running or finished call.
 //! - **Dead letters** (stream `ferry-dead-letters`, written by the queue-worker):
 //!   `GET /system/dead-letters?function=&namespace=&limit=&after=` pages summaries oldest
 //!   first (`limit` 50 by default, at most 500; `next` is the `after` of the next page);
@@ -125,15 +127,10 @@
 //! - `replay`: which sync calls may be sent to another replica, and their bodies kept for it;
 //! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
 //! - `path`: splitting `/function/{name}/sub/path`;
-//! - `endpoints`: replica addresses per function and the least-in-flight choice;
-//! - `scaling`: holding calls until a replica is ready, scaling from zero (one episode per
-//!   function: one scale-up, one prober);
 //! - `metrics`: the Prometheus registry: calls per function and code (handles cached per
 //!   function), async submissions, service counts, scale from zero;
-//! - `functions`: existence, queue and annotations of a function, for the async path;
-//! - `cache`: the per-function cache both use (stale-while-revalidate with a bound,
-//!   coalesced look-ups);
-//! - `provider`: the shared HTTP client and the gateway's own provider look-ups;
+//! - replica lists, the least-in-flight choice, scaling from zero, function settings and the
+//!   provider client are the `ferry-invoke` crate's, shared with the queue-worker;
 //! - `queue`: the JetStream publisher and the task that keeps the streams and bucket in place;
 //! - `call_id`: call ids from `Idempotency-Key`, `X-Call-Id` or UUID v4;
 //! - `status`: call status records (compare-and-set) and the cancel and redrive transitions;
@@ -141,23 +138,18 @@
 //! - `redrive`: putting dead letters back on their queue.
 
 mod auth;
-mod cache;
 mod call_id;
 pub mod config;
 mod dead_letters;
-mod endpoints;
 pub mod error;
-mod functions;
 mod headers;
 mod metrics;
 mod path;
-mod provider;
 mod proxy;
 mod queue;
 mod redrive;
 mod replay;
 mod routes;
-mod scaling;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -174,12 +166,9 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 pub use error::GatewayError;
 
-use endpoints::Endpoints;
-use functions::Functions;
+use ferry_invoke::Invoker;
 use metrics::Metrics;
-use provider::{HttpClient, ProviderClient};
 use queue::Queue;
-use scaling::Scaler;
 
 /// How often cache entries of functions nobody calls are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -187,13 +176,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Everything a request handler needs.
 struct Gateway {
     config: Config,
-    client: HttpClient,
-    provider: ProviderClient,
-    endpoints: Endpoints,
-    functions: Functions,
+    /// Replicas, scaling from zero, function settings, the provider and the HTTP client.
+    invoker: Invoker,
     queue: Queue,
-    /// Holds calls to functions without a ready replica (`scale_from_zero`).
-    scaler: Scaler,
     /// What the gateway counts, for the metrics exporter.
     metrics: Arc<Metrics>,
     /// The basic-auth credentials `/system/*` requires (`basic_auth`), else `None`.
@@ -208,35 +193,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
     let credentials = auth::load(&config.auth)?;
-    let client = provider::http_client();
-    let provider = ProviderClient::new(
-        client.clone(),
-        config.provider_url.clone(),
-        config.provider_timeout,
-        credentials.as_ref(),
-    );
     let nats = ferry_runtime::jetstream::connect(&config.nats.url, "ferry-gateway").await?;
     let queue = Queue::new(nats, &config.nats, config.publish_timeout);
-    let endpoints = Endpoints::new(
-        provider.clone(),
-        config.endpoint_cache_ttl,
-        config.endpoint_max_stale,
-    );
     let metrics = Arc::new(Metrics::default());
-    let scaler = Scaler::new(
-        provider.clone(),
-        client.clone(),
-        endpoints.clone(),
-        config.scale_from_zero_timeout,
-        metrics.clone(),
+    let invoker = Invoker::new(
+        &config.invoke,
+        credentials.as_ref(),
+        metrics.registry(),
+        "gateway",
     );
     let gateway = Arc::new(Gateway {
-        endpoints,
-        functions: Functions::new(provider.clone(), config.function_cache_ttl),
-        client,
-        provider,
+        invoker,
         queue: queue.clone(),
-        scaler,
         metrics,
         credentials,
         config,
@@ -249,11 +217,11 @@ pub async fn run(
 
     tracing::info!(
         address = %listener.local_addr()?,
-        provider = %gateway.config.provider_url,
+        provider = %gateway.config.invoke.provider_url,
         nats = %gateway.config.nats.url,
         "gateway listening"
     );
-    let metrics = gateway.metrics.clone();
+    let scale_from_zero = gateway.invoker.scale_from_zero.clone();
     let app = routes::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -261,7 +229,7 @@ pub async fn run(
     cancel.cancel();
     tasks.close();
     tasks.wait().await;
-    let cold = metrics.scale_from_zero.snapshot();
+    let cold = scale_from_zero.snapshot();
     tracing::info!(
         scale_ups = cold.scale_ups,
         cold_starts = cold.cold_starts,
@@ -276,15 +244,15 @@ pub async fn run(
 /// Forgets cached functions that nobody called for a while (they are refreshed on use, so
 /// an old entry is an unused one).
 async fn sweep(gateway: Arc<Gateway>, cancel: CancellationToken) {
-    let idle = (gateway.config.endpoint_cache_ttl * 10)
-        .max(gateway.config.function_cache_ttl * 10)
+    let settings = &gateway.config.invoke;
+    let idle = (settings.endpoint_cache_ttl * 10)
+        .max(settings.function_cache_ttl * 10)
         .max(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
         }
-        gateway.endpoints.sweep(idle);
-        gateway.functions.sweep(idle);
+        gateway.invoker.sweep(idle);
     }
 }

@@ -25,23 +25,18 @@
 //!
 //! The hot path does no label formatting: the handles of a function's counters are cached
 //! per function as addressed (`echo`, `echo.openfaas-fn`) and per status code. The
-//! scale-from-zero counters are in `scale_from_zero`.
+//! scale-from-zero counters are `ferry_invoke::ScaleFromZero`, registered here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use ferry_invoke::metrics::{register, valid};
 use ferry_proto::{FunctionRef, Name};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-
-mod scale_from_zero;
-
-pub(crate) use scale_from_zero::ScaleFromZero;
-#[cfg(test)]
-pub(crate) use scale_from_zero::ScaleFromZeroSnapshot;
 
 /// Call duration buckets, in seconds (OpenFaaS uses the client's defaults too).
 const CALL_BUCKETS: [f64; 11] = [
@@ -52,8 +47,6 @@ const CALL_BUCKETS: [f64; 11] = [
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Scaling from zero (see [`crate::scaling`]).
-    pub(crate) scale_from_zero: ScaleFromZero,
     invocations: IntCounterVec,
     seconds: HistogramVec,
     started: IntCounterVec,
@@ -73,21 +66,12 @@ impl Default for Metrics {
     }
 }
 
-pub(super) fn valid<T>(metric: Result<T, prometheus::Error>) -> T {
-    metric.expect("a valid metric")
-}
-
-pub(super) fn register<T: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    m: T,
-) -> T {
-    registry
-        .register(Box::new(m.clone()))
-        .expect("registering a metric once");
-    m
-}
-
 impl Metrics {
+    /// The registry, for metrics registered elsewhere (scaling from zero).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Registers every metric in a new registry.
     pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
@@ -145,7 +129,6 @@ impl Metrics {
             )),
         );
         Metrics {
-            scale_from_zero: ScaleFromZero::new(r),
             registry,
             invocations,
             seconds,
@@ -305,7 +288,8 @@ mod tests {
         m.async_submission("echo.openfaas-fn", "accepted");
         m.async_submission("", "rejected");
         m.set_service_counts(&[("echo.openfaas-fn".into(), 2)]);
-        m.scale_from_zero.became_ready(Duration::from_millis(40));
+        let cold = ferry_invoke::ScaleFromZero::new(m.registry(), "gateway");
+        cold.became_ready(Duration::from_millis(40));
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             r#"gateway_function_invocation_started{function_name="echo.openfaas-fn"} 1"#,
@@ -323,9 +307,6 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert_eq!(m.invocation_counts()["echo.openfaas-fn"], 3);
-        assert_eq!(
-            m.scale_from_zero.snapshot().cold_start_time,
-            Duration::from_millis(40)
-        );
+        assert_eq!(cold.snapshot().cold_start_time, Duration::from_millis(40));
     }
 }

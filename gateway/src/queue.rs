@@ -18,10 +18,14 @@ use async_nats::jetstream::context::{
     ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
 };
 use async_nats::jetstream::response::Response;
-use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, kv, publish::PublishAck, stream::Stream};
 use bytes::Bytes;
-use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM, DEAD_LETTER_STREAM, STATUS_BUCKET};
+use ferry_proto::calls::CallStatus;
+use ferry_proto::jetstream::{
+    CALL_ID_HEADER, CALLS_STREAM, DEAD_LETTER_STREAM, STATUS_BUCKET, STATUS_REVISION_HEADER,
+    retry_subject,
+};
+use ferry_proto::{FunctionRef, Name};
 use ferry_runtime::jetstream::{
     NatsConfig, ensure_calls_stream, ensure_dead_letter_stream, ensure_status_bucket,
 };
@@ -30,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dead_letters::DeadLetters;
 use crate::error::GatewayError;
-use crate::status::Statuses;
+use crate::status::StatusStore;
 
 /// Most submissions awaiting their JetStream acknowledgement at once; more wait for a slot
 /// (within `publish_timeout`).
@@ -109,7 +113,7 @@ impl Queue {
     }
 
     /// The call-status bucket (created now if the keeper has not managed yet).
-    pub(crate) async fn statuses(&self) -> Result<Statuses, GatewayError> {
+    pub(crate) async fn statuses(&self) -> Result<StatusStore, GatewayError> {
         self.check_nats()?;
         let store = self
             .objects
@@ -117,7 +121,7 @@ impl Queue {
             .get_or_try_init(|| ensure_status_bucket(&self.js, &self.objects.config))
             .await
             .map_err(|e| GatewayError::Nats(format!("the bucket {STATUS_BUCKET}: {e}")))?;
-        Ok(Statuses::new(store.clone()))
+        Ok(StatusStore::new(store.clone()))
     }
 
     /// The dead-letter stream (created now if the keeper has not managed yet).
@@ -136,47 +140,43 @@ impl Queue {
         ))
     }
 
-    /// Deletes the queued message `sequence` of the calls stream if it is call `call_id`'s;
-    /// whether it did.
-    pub(crate) async fn delete_queued(
-        &self,
-        sequence: u64,
-        call_id: &str,
-    ) -> Result<bool, GatewayError> {
+    /// Drops the scheduled retry of the call `status` describes (a call waiting for its
+    /// next attempt): its schedule message in the calls stream is purged.
+    pub(crate) async fn drop_retry(&self, status: &CallStatus) -> Result<(), GatewayError> {
         let nats = |e: &dyn std::fmt::Display| GatewayError::Nats(format!("{CALLS_STREAM}: {e}"));
+        let function =
+            FunctionRef::parse(&status.function, &Name::default_namespace()).map_err(|e| {
+                GatewayError::Internal(format!("a status record names {:?}: {e}", status.function))
+            })?;
+        let subject = retry_subject(&status.queue, &function, &status.call_id);
         let stream = self
             .js
             .get_stream_no_info(CALLS_STREAM)
             .await
             .map_err(|e| nats(&e))?;
-        let message = match stream.get_raw_message(sequence).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(false),
-            Err(e) => return Err(nats(&e)),
-        };
-        let owner = message.headers.get(CALL_ID_HEADER).map(|v| v.as_str());
-        if owner != Some(call_id) {
-            return Ok(false);
-        }
-        delete_message(&self.js, CALLS_STREAM, sequence)
-            .await
-            .map_err(|e| nats(&e))
+        stream.purge().filter(subject).await.map_err(|e| nats(&e))?;
+        Ok(())
     }
 
     /// Publishes `payload` on `subject` with `msg_id` as JetStream message id (so a
-    /// re-submission with the same id inside the duplicate window is stored once) and the call
-    /// id in `Ferry-Call-Id`, and returns once JetStream has stored it.
+    /// re-submission with the same id inside the duplicate window is stored once), the call
+    /// id in `Ferry-Call-Id` and the revision of its status record in `Ferry-Status-Revision`,
+    /// and returns once JetStream has stored it.
     pub(crate) async fn publish(
         &self,
         subject: String,
         msg_id: &str,
         call_id: &str,
+        revision: Option<u64>,
         payload: Bytes,
     ) -> Result<PublishAck, GatewayError> {
         self.check_connected()?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         headers.insert(CALL_ID_HEADER, call_id);
+        if let Some(revision) = revision {
+            headers.insert(STATUS_REVISION_HEADER, revision.to_string().as_str());
+        }
         let stored = async {
             let ack: PublishAckFuture = self
                 .js

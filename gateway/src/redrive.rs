@@ -5,8 +5,10 @@
 //! running is refused with `409`), (2) the original `QueueRequest` is published again to
 //! `ferry.calls.<queue>.<name>.<namespace>` under the same call id, with `Nats-Msg-Id`
 //! `<call_id>.redrive<n>` so the duplicate window does not swallow it (if this fails the old
-//! record is put back and the dead letter stays), (3) the new message's sequence is recorded,
-//! (4) the dead letter is deleted.
+//! record is put back and the dead letter stays), (3) the dead letter is deleted. The message
+//! carries no `Ferry-Status-Revision`: the redriven record (its `redrives`, its original
+//! `submittedAt`) is not one the worker could rebuild from the message, so the worker reads
+//! it before it writes.
 //!
 //! A redriven call starts a fresh run: attempts, attempt history, last status and error and
 //! the callback outcome are cleared (the failed run was the dead letter's to keep, and
@@ -23,7 +25,7 @@ use crate::Gateway;
 use crate::dead_letters::{DeadLetters, function_filter};
 use crate::error::GatewayError;
 use crate::queue::Queue;
-use crate::status::{self, MAX_CAS_ATTEMPTS, Record, Statuses, Written};
+use crate::status::{self, MAX_CAS_ATTEMPTS, Record, StatusStore, Written};
 
 /// Dead letters redriven at once by a redrive-all.
 const CONCURRENCY: usize = 16;
@@ -86,7 +88,7 @@ pub(crate) async fn all(gateway: &Gateway, function: &FunctionRef) -> Result<u64
 /// What a redrive works on.
 struct Redrive {
     queue: Queue,
-    statuses: Statuses,
+    statuses: StatusStore,
     letters: DeadLetters,
 }
 
@@ -118,9 +120,10 @@ impl Redrive {
 
         // 1. queued again, before any worker can see the message.
         let mut conflicts = 0;
-        let (mut status, revision) = loop {
+        let (status, revision) = loop {
             let next = status::redriven(record.as_ref().map(|r| &r.status), &letter, &now())?;
-            match self.statuses.replace(&next, record.as_ref()).await? {
+            let previous = record.as_ref().and_then(|r| r.revision);
+            match self.statuses.store(&next, previous).await? {
                 Written::Stored(revision) => break (next, revision),
                 Written::Conflict if conflicts < MAX_CAS_ATTEMPTS => {
                     conflicts += 1;
@@ -141,7 +144,7 @@ impl Redrive {
         let subject = call_subject(&letter.queue, &function);
         let ack = match self
             .queue
-            .publish(subject, &msg_id, call_id, payload.into())
+            .publish(subject, &msg_id, call_id, None, payload.into())
             .await
         {
             Ok(ack) => ack,
@@ -160,15 +163,8 @@ impl Redrive {
             }
         };
 
-        // 3. where it is, so that it can be cancelled. 4. no longer a dead letter. The call
-        // is queued by now: failures from here on are logged, not reported.
-        status.sequence = Some(ack.sequence);
-        match self.record_sequence(status.clone(), revision).await {
-            Ok(latest) => status = latest,
-            Err(error) => tracing::warn!(
-                %call_id, %error, "call redriven, but its queued sequence was not recorded"
-            ),
-        }
+        // 3. no longer a dead letter. The call is queued by now: failures from here on are
+        // logged, not reported.
         if let Err(error) = self.letters.delete(sequence).await {
             tracing::warn!(
                 %call_id, sequence, %error,
@@ -178,34 +174,6 @@ impl Redrive {
         tracing::info!(
             %call_id, redrives = status.redrives, sequence = ack.sequence, "call redriven"
         );
-        Ok(status)
-    }
-
-    /// Stores `status` (which carries the new sequence) over the record written at
-    /// `revision`; the record as it then is.
-    async fn record_sequence(
-        &self,
-        mut status: CallStatus,
-        mut revision: u64,
-    ) -> Result<CallStatus, GatewayError> {
-        let sequence = status.sequence;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            status.updated_at = now();
-            if let Written::Stored(_) = self.statuses.update(&status, revision).await? {
-                return Ok(status);
-            }
-            match self.statuses.get(&status.call_id).await? {
-                // Still queued without a sequence, but touched meanwhile: add it to that.
-                Some(r) if r.status.state == status.state && r.status.sequence.is_none() => {
-                    status = r.status;
-                    status.sequence = sequence;
-                    revision = r.revision;
-                }
-                // A worker has it already: its record is the truth.
-                Some(r) => return Ok(r.status),
-                None => return Ok(status),
-            }
-        }
         Ok(status)
     }
 }

@@ -23,7 +23,7 @@ use http_body_util::{BodyExt as _, Limited};
 use tokio::time::Instant;
 
 use crate::error::GatewayError;
-use crate::proxy::SendError;
+use ferry_invoke::SendError;
 
 /// The most replicas one sync call is sent to (the first included).
 pub(crate) const MAX_ATTEMPTS: usize = 3;

@@ -1,142 +1,21 @@
-//! Call status records in the `ferry-call-status` key-value bucket, keyed by call id, and the
-//! state changes the gateway makes to them (cancel, redrive).
-//!
-//! Every change the gateway makes is a compare-and-set against the revision it read, because
-//! the queue-worker changes the same records (`running`, retries, final states): on a conflict
-//! the caller reads the record again and decides again.
+//! The state changes the gateway makes to call status records (accepted, cancelled,
+//! redriven). The records live in the `ferry-call-status` bucket, read and written through
+//! `ferry_runtime::status::StatusStore`, the store the queue-worker uses too: every write is
+//! conditional, so a change by the worker is never overwritten.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
-use bytes::Bytes;
-use ferry_proto::calls::{CallState, CallStatus, CallbackState, CallbackStatus, DeadLetter};
-use ferry_proto::jetstream::STATUS_BUCKET;
+use ferry_proto::calls::{CallState, CallStatus, CallbackStatus, DeadLetter, DeadLetterReason};
+pub(crate) use ferry_runtime::status::{
+    MAX_CAS_ATTEMPTS, Record, StatusError, StatusStore, Write, Written,
+};
 
 use crate::error::GatewayError;
 
-/// How often a compare-and-set is retried after conflicts before giving up with `409`.
-pub(crate) const MAX_CAS_ATTEMPTS: usize = 8;
-
-/// A record and the revision it was read at.
-#[derive(Debug, Clone)]
-pub(crate) struct Record {
-    pub(crate) status: CallStatus,
-    pub(crate) revision: u64,
-}
-
-/// The outcome of a conditional write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Written {
-    /// Stored, at this revision.
-    Stored(u64),
-    /// The record was not at the expected revision (or, for a create, already existed).
-    Conflict,
-}
-
-/// The call-status bucket.
-#[derive(Clone)]
-pub(crate) struct Statuses {
-    kv: kv::Store,
-}
-
-impl Statuses {
-    pub(crate) fn new(kv: kv::Store) -> Self {
-        Statuses { kv }
-    }
-
-    /// The record of `call_id`, if there is one (deleted or expired records are none).
-    pub(crate) async fn get(&self, call_id: &str) -> Result<Option<Record>, GatewayError> {
-        let entry = self.kv.entry(call_id).await.map_err(nats)?;
-        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
-            return Ok(None);
-        };
-        let status = serde_json::from_slice(&entry.value).map_err(|e| {
-            GatewayError::Internal(format!("the status record of {call_id} is unreadable: {e}"))
-        })?;
-        Ok(Some(Record {
-            status,
-            revision: entry.revision,
-        }))
-    }
-
-    /// Stores `status` only if the call has no record yet.
-    pub(crate) async fn create(&self, status: &CallStatus) -> Result<Written, GatewayError> {
-        match self.kv.create(&status.call_id, encode(status)?).await {
-            Ok(revision) => Ok(Written::Stored(revision)),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(Written::Conflict),
-            Err(e) => Err(nats(e)),
+impl From<StatusError> for GatewayError {
+    fn from(e: StatusError) -> Self {
+        match e {
+            StatusError::Nats(_) => GatewayError::Nats(e.to_string()),
+            StatusError::Unreadable { .. } => GatewayError::Internal(e.to_string()),
         }
-    }
-
-    /// Stores `status` only if the record is still at `revision`.
-    pub(crate) async fn update(
-        &self,
-        status: &CallStatus,
-        revision: u64,
-    ) -> Result<Written, GatewayError> {
-        match self
-            .kv
-            .update(&status.call_id, encode(status)?, revision)
-            .await
-        {
-            Ok(revision) => Ok(Written::Stored(revision)),
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(Written::Conflict),
-            Err(e) => Err(nats(e)),
-        }
-    }
-
-    /// Stores `status` over `previous` (compare-and-set), or creates it when there was no
-    /// record.
-    pub(crate) async fn replace(
-        &self,
-        status: &CallStatus,
-        previous: Option<&Record>,
-    ) -> Result<Written, GatewayError> {
-        match previous {
-            Some(record) => self.update(status, record.revision).await,
-            None => self.create(status).await,
-        }
-    }
-
-    /// Removes the record of `call_id` if it is still at `revision`.
-    pub(crate) async fn delete_at(&self, call_id: &str, revision: u64) -> Result<(), GatewayError> {
-        self.kv
-            .delete_expect_revision(call_id, Some(revision))
-            .await
-            .map_err(nats)
-    }
-}
-
-fn encode(status: &CallStatus) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(status)
-        .map(Bytes::from)
-        .map_err(|e| GatewayError::Internal(format!("encoding a status record: {e}")))
-}
-
-fn nats(e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Nats(format!("the bucket {STATUS_BUCKET}: {e}"))
-}
-
-/// The record of a call just accepted: `queued`, at `sequence` of the calls stream.
-pub(crate) fn accepted(
-    call_id: &str,
-    function: &str,
-    queue: &str,
-    submitted_at: &str,
-    sequence: u64,
-    callback_url: Option<&str>,
-) -> CallStatus {
-    let mut status = CallStatus::queued(call_id, function, queue, submitted_at);
-    status.sequence = Some(sequence);
-    status.callback = callback_url.map(pending_callback);
-    status
-}
-
-fn pending_callback(url: &str) -> CallbackStatus {
-    CallbackStatus {
-        url: url.to_string(),
-        state: CallbackState::Pending,
-        attempts: 0,
-        last_status: None,
-        last_error: None,
     }
 }
 
@@ -175,6 +54,12 @@ pub(crate) fn redriven(
     letter: &DeadLetter,
     now: &str,
 ) -> Result<CallStatus, GatewayError> {
+    if letter.reason == DeadLetterReason::InvalidMessage {
+        return Err(GatewayError::Conflict(format!(
+            "the dead letter of {} is not a call (invalid_message) and cannot be redriven",
+            letter.call_id
+        )));
+    }
     if let Some(p) = previous.filter(|p| !p.state.is_final()) {
         return Err(GatewayError::Conflict(format!(
             "call {} is {}; only a finished call can be redriven",
@@ -193,19 +78,20 @@ pub(crate) fn redriven(
         .request
         .callback_url
         .as_ref()
-        .map(|url| pending_callback(url.as_str()));
+        .map(|url| CallbackStatus::pending(url.as_str()));
     Ok(next)
 }
 
 #[cfg(test)]
 mod tests {
     use ferry_proto::QueueRequest;
-    use ferry_proto::calls::{Attempt, DeadLetterReason};
+    use ferry_proto::calls::{Attempt, CallbackState};
 
     use super::*;
 
     fn with_state(state: CallState) -> CallStatus {
-        let mut s = accepted("c-1", "echo.openfaas-fn", "faas-request", "t0", 7, None);
+        let mut s = CallStatus::accepted("c-1", "echo.openfaas-fn", "faas-request", "t0", None);
+        s.sequence = Some(7);
         s.state = state;
         s
     }
@@ -261,6 +147,8 @@ mod tests {
                 callback_url: Some(ferry_proto::CallbackUrl::new("http://cb/x")),
                 ..QueueRequest::default()
             },
+            payload: Vec::new(),
+            error: None,
         }
     }
 

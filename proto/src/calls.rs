@@ -13,8 +13,9 @@ use crate::queue::QueueRequest;
 
 /// Where a call is in its life.
 ///
-/// `queued → running → succeeded | failed | dead_lettered | expired | callback_failed`, and
-/// `queued → cancelled`. A call waiting for a retry is `queued` again (with `nextAttemptAt`).
+/// `queued → running → succeeded | failed | timed_out | dead_lettered | expired |
+/// callback_failed`, and `queued → cancelled`. A call waiting for a retry is `queued` again
+/// (with `nextAttemptAt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
@@ -38,6 +39,10 @@ pub enum CallState {
     CallbackFailed,
     /// Cancelled while queued; never invoked, no callback.
     Cancelled,
+    /// The function was still running when the call's own timeout (its function's timeout,
+    /// at most the worker's `max_call_duration`) ran out; the call is in the dead-letter
+    /// stream. Retried only when the function opts in (`com.openfaas.retry.on_timeout`).
+    TimedOut,
 }
 
 impl CallState {
@@ -57,6 +62,7 @@ impl CallState {
             CallState::Expired => "expired",
             CallState::CallbackFailed => "callback_failed",
             CallState::Cancelled => "cancelled",
+            CallState::TimedOut => "timed_out",
         }
     }
 }
@@ -169,7 +175,35 @@ pub struct CallStatus {
     pub redrives: u32,
 }
 
+impl CallbackStatus {
+    /// A callback to `url`, not attempted yet.
+    pub fn pending(url: &str) -> CallbackStatus {
+        CallbackStatus {
+            url: url.to_string(),
+            state: CallbackState::Pending,
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+        }
+    }
+}
+
 impl CallStatus {
+    /// The record of a call being accepted: `queued`, with its callback pending. The gateway
+    /// stores it at submission; the worker builds the same one from the message to mark the
+    /// call `running` over it.
+    pub fn accepted(
+        call_id: &str,
+        function: &str,
+        queue: &str,
+        submitted_at: &str,
+        callback_url: Option<&str>,
+    ) -> CallStatus {
+        let mut status = CallStatus::queued(call_id, function, queue, submitted_at);
+        status.callback = callback_url.map(CallbackStatus::pending);
+        status
+    }
+
     /// A freshly accepted call.
     pub fn queued(call_id: &str, function: &str, queue: &str, now: &str) -> CallStatus {
         CallStatus {
@@ -206,6 +240,28 @@ pub enum DeadLetterReason {
     Expired,
     /// The function ran but the callback could never be delivered.
     CallbackFailed,
+    /// The function was still running when the call's timeout ran out.
+    TimedOut,
+    /// The message was delivered `max_deliveries` times without the call ever finishing (its
+    /// workers died or lost it each time): it was not invoked again.
+    MaxDeliveries,
+    /// The message is not a call (unreadable, or names no valid function, path or method);
+    /// `payload` holds it as it was.
+    InvalidMessage,
+}
+
+impl DeadLetterReason {
+    /// The snake_case name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::AttemptsExhausted => "attempts_exhausted",
+            DeadLetterReason::Expired => "expired",
+            DeadLetterReason::CallbackFailed => "callback_failed",
+            DeadLetterReason::TimedOut => "timed_out",
+            DeadLetterReason::MaxDeliveries => "max_deliveries",
+            DeadLetterReason::InvalidMessage => "invalid_message",
+        }
+    }
 }
 
 /// The function's answer, kept with a dead letter whose callback failed.
@@ -252,8 +308,19 @@ pub struct DeadLetter {
     /// The last answer of the function, if it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<CallResult>,
-    /// The original call, as queued.
+    /// The original call, as queued (empty for an `invalid_message`).
     pub request: QueueRequest,
+    /// An `invalid_message`'s payload as it was (base64 on the wire), and why it is not a
+    /// call.
+    #[serde(
+        default,
+        with = "crate::queue::base64_bytes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub payload: Vec<u8>,
+    /// What went wrong, for an `invalid_message` or a `max_deliveries` dead letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One entry of `GET /system/dead-letters` (the request body and result left out).

@@ -182,19 +182,12 @@ pub struct FunctionStatus {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub secrets: Vec<String>,
-    /// Labels.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    /// Labels; always an object on the wire (`{}` when there are none), as OpenFaaS
+    /// providers send it.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
-    /// Annotations.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    /// Annotations; always an object on the wire, as OpenFaaS providers send it.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub annotations: BTreeMap<String, String>,
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]

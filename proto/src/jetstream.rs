@@ -19,6 +19,13 @@ pub const CALLS_SUBJECT_PREFIX: &str = "ferry.calls";
 pub const DEFAULT_QUEUE: &str = "faas-request";
 /// NATS header carrying the call id on every queued message.
 pub const CALL_ID_HEADER: &str = "Ferry-Call-Id";
+/// NATS header on a queued message: the revision of the call's status record when it was
+/// queued, so that the worker can mark it `running` with one compare-and-set.
+pub const STATUS_REVISION_HEADER: &str = "Ferry-Status-Revision";
+
+/// Every scheduled retry's subject starts with this, in the calls stream:
+/// `ferry.retry.<queue>.<name>.<namespace>.<call token>` (see [`retry_subject`]).
+pub const RETRY_SUBJECT_PREFIX: &str = "ferry.retry";
 
 /// The stream of dead letters: calls that exhausted their attempts or their age, or whose
 /// callback could not be delivered. Kept until deleted or redriven (or `dead_letter_max_age`).
@@ -46,6 +53,19 @@ pub fn function_calls_filter(function: &FunctionRef) -> String {
     format!(
         "{CALLS_SUBJECT_PREFIX}.*.{}.{}",
         function.name, function.namespace
+    )
+}
+
+/// Where the retry of call `call_id` waits for its time: `ferry.retry.<queue>.<name>.
+/// <namespace>.<token>`, the token being the call id with `.` written `~` (a call id has no
+/// `~`, so tokens of different ids differ). A JetStream message schedule on this subject
+/// (one per call: a newer one replaces it) publishes the call to [`call_subject`] when due.
+pub fn retry_subject(queue: &str, function: &FunctionRef, call_id: &str) -> String {
+    format!(
+        "{RETRY_SUBJECT_PREFIX}.{queue}.{}.{}.{}",
+        function.name,
+        function.namespace,
+        call_id.replace('.', "~")
     )
 }
 
@@ -108,6 +128,10 @@ mod tests {
             "ferry.calls.*.figlet.openfaas-fn"
         );
         assert_eq!(consumer_name("slow"), "ferry-workers-slow");
+        assert_eq!(
+            retry_subject("slow", &f, "a.b=c"),
+            "ferry.retry.slow.figlet.openfaas-fn.a~b=c"
+        );
         assert!(valid_queue_name("faas-request") && valid_queue_name("slow_2"));
         assert!(!valid_queue_name("") && !valid_queue_name("a.b") && !valid_queue_name("a>"));
     }

@@ -5,6 +5,8 @@
 
 /// On every function container: the function's name.
 pub const FUNCTION: &str = "com.openfaas.function";
+/// In every function's status: the function's name (as OpenFaaS providers report it).
+pub const FAAS_FUNCTION: &str = "faas_function";
 /// On every function container: the function's namespace.
 pub const NAMESPACE: &str = "com.openfaas.namespace";
 /// Prefix under which annotations are stored as container labels (as faasd does).
@@ -37,6 +39,8 @@ pub const RETRY_MIN_WAIT: &str = "com.openfaas.retry.min_wait";
 pub const RETRY_MAX_WAIT: &str = "com.openfaas.retry.max_wait";
 /// Annotation: oldest a queued call may be when it is (re)invoked; older ones are dead-lettered.
 pub const RETRY_MAX_AGE: &str = "com.openfaas.retry.max_age";
+/// Annotation: `true` to retry a call that ran out of its timeout (else it ends `timed_out`).
+pub const RETRY_ON_TIMEOUT: &str = "com.openfaas.retry.on_timeout";
 
 /// On everything a provider creates in Docker: which provider instance owns it.
 pub const FERRY_INSTANCE: &str = "com.ferry.instance";

@@ -114,7 +114,7 @@ fn faasd_function_list_parses() {
 }
 
 #[test]
-fn function_status_serialises_like_go_omitempty() {
+fn function_status_serialises_like_go_omitempty_but_always_has_labels_and_annotations() {
     let s = FunctionStatus {
         name: "f".into(),
         image: "img".into(),
@@ -124,7 +124,7 @@ fn function_status_serialises_like_go_omitempty() {
     };
     assert_eq!(
         serde_json::to_string(&s).unwrap(),
-        r#"{"name":"f","image":"img","namespace":"openfaas-fn","replicas":2}"#
+        r#"{"name":"f","image":"img","namespace":"openfaas-fn","labels":{},"annotations":{},"replicas":2}"#
     );
 }
 

@@ -1,13 +1,14 @@
 //! Connecting the platform's own containers to the functions network.
 //!
-//! With `endpoint_mode=network` (ferry in compose) the gateway calls replicas at their
-//! addresses on the functions network, and the provider probes and scrapes them there. That
-//! network belongs to the provider, not to compose: the provider creates it, labels it with
-//! its instance and shares it across compose projects' restarts. So the containers that must
-//! reach replicas carry the label `com.ferry.attach=<instance>` (in `compose.yaml`: the gateway
-//! and the provider itself), and the provider connects every running one that is not on the
-//! network yet: once at start-up, right after creating the network, and then every reconcile
-//! round, which also catches a container compose recreated.
+//! With `endpoint_mode=network` (ferry in compose) the gateway and the queue-workers call
+//! replicas at their addresses on the functions network, and the provider probes and scrapes
+//! them there. That network belongs to the provider, not to compose: the provider creates it,
+//! labels it with its instance and shares it across compose projects' restarts. So the
+//! containers that must reach replicas carry the label `com.ferry.attach=<instance>` (in
+//! `compose.yaml`: the gateway, the queue-workers and the provider itself), and the provider
+//! connects every running one that is not on the network yet: once at start-up, right after
+//! creating the network, and then every reconcile round, which also catches a container
+//! compose recreated.
 //!
 //! Until a container is attached it cannot reach replicas; nothing else depends on it (the
 //! gateway's `/healthz` is about NATS and the provider). With `endpoint_mode=published` (a

@@ -400,6 +400,11 @@ impl Provider {
     ) -> FunctionStatus {
         let ready = self.prober.ready_all(replicas).await;
         let mut status = FunctionStatus::from_deployment(&want.deployment, f.namespace.as_str());
+        // As OpenFaaS providers report it on every function.
+        status.labels.insert(
+            ferry_proto::labels::FAAS_FUNCTION.to_string(),
+            f.name.to_string(),
+        );
         status.replicas = want.replicas;
         status.available_replicas = ready.iter().filter(|r| **r).count() as u64;
         status.created_at = Some(want.created_at.clone());

@@ -255,7 +255,7 @@ async fn update(
     Ok(StatusCode::OK)
 }
 
-/// `DELETE /system/secrets` (body `{"name","namespace"}`, or `?name=&namespace=`) → 204;
+/// `DELETE /system/secrets` (body `{"name","namespace"}`, or `?name=&namespace=`) → 200;
 /// 404 if unknown; 409 while a deployed function names it.
 async fn delete(
     State(p): State<Arc<Provider>>,
@@ -296,7 +296,8 @@ async fn delete(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(secret = %name, namespace = %ns, "deleted secret");
-    Ok(StatusCode::NO_CONTENT)
+    // 200, as faasd answers: faas-cli takes only 200 and 202 for a removed secret.
+    Ok(StatusCode::OK)
 }
 
 #[cfg(test)]

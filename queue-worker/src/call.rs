@@ -1,33 +1,33 @@
 //! One delivered call message, from receipt to its disposition.
 //!
-//! 1. Parse the [`QueueRequest`] and build the invocation. A message that cannot be a call is
-//!    terminated (`+TERM`): redelivering it would never help.
-//! 2. Take one of the function's slots ([`crate::fairness`]); a function at its cap gets the
-//!    message handed back for a moment (`-NAK` with a short delay), nothing else.
-//! 3. Under the JetStream lease ([`lease::hold`]), read the call's status record (or create
-//!    it), and stop there if the call was cancelled or already settled by an earlier delivery.
-//!    A record naming another message of the same call id ended in a final state (a redrive
-//!    the gateway did not reset) starts a fresh run. Attempts recorded as started but never
-//!    finished (the worker running them died) are recorded as lost attempts.
-//! 4. Too old → dead letter `expired`; attempts used up → dead letter `attempts_exhausted`.
-//! 5. Otherwise write `running` with one more attempt (compare-and-set: a concurrent cancel
-//!    either wins, and the call is skipped, or loses), invoke, and classify the answer:
-//!    retryable with attempts left → record the attempt, state `queued` with `nextAttemptAt`,
-//!    `-NAK` with the backoff delay (no slot is held while waiting); retryable without →
-//!    dead letter; anything else → the final answer, concluded with its callback
-//!    ([`crate::settle`]).
-//! 6. Apply the disposition (a confirmed ack, a NAK, a TERM) last.
+//! 1. Parse the [`QueueRequest`]. A message that cannot be a call is dead-lettered as
+//!    `invalid_message`, its payload kept as it was, and acknowledged.
+//! 2. Take one of the function's slots ([`crate::fairness`]): at once, or after waiting for
+//!    one (lease renewed, worker slot given back); a full waiting room hands the message back.
+//! 3. Claim the call ([`crate::claim`]): mark it `running` with one more attempt by a
+//!    compare-and-set, or learn that it was cancelled, settled, is a duplicate, waits for a
+//!    retry, or must be dead-lettered (too old, attempts used up, delivered too often).
+//! 4. Invoke the function at a replica ([`crate::invoke`]) with its own timeout: the
+//!    function's (`com.openfaas.timeout`, or its watchdog's `exec_timeout`/`write_timeout`),
+//!    else `upstream_timeout`, at most `max_call_duration`. Classify the answer: retryable
+//!    with attempts left → the retry is scheduled ([`crate::retry`]) and the message
+//!    acknowledged; out of time → dead letter `timed_out` (unless the function retries
+//!    timeouts); retryable without attempts → dead letter; anything else → the final answer,
+//!    concluded with its callback ([`crate::settle`]).
+//! 5. Apply the disposition (an ack, a NAK) last.
 //!
 //! Every log line of a call is inside a `call` span carrying its call id, function, stream
-//! sequence and delivery count.
+//! sequence and delivery count. The whole call runs under the message's lease
+//! ([`lease::hold`]).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::Message;
+use bytes::Bytes;
 use ferry_proto::calls::{
-    Attempt, CallState, CallStatus, CallbackState, DeadLetterReason, valid_call_id,
+    Attempt, CallResult, CallState, CallStatus, DeadLetterReason, valid_call_id,
 };
 use ferry_proto::headers::CALL_ID;
 use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM};
@@ -36,16 +36,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::callback::{self, call_result};
+use crate::claim::Claim;
 use crate::consumer::Handler;
 use crate::context::{Context, Disposition, Receipt};
-use crate::fairness::DEFER;
+use crate::fairness::{DEFER, WorkerSlot};
 use crate::invoke::{self, FunctionResponse, Invocation};
 use crate::policy::RetryPolicy;
-use crate::status::{Record, Write, account_lost, fresh_run, pending_callback, record_attempt};
-use crate::{WorkerError, lease};
+use crate::result::{self, Body, Held};
+use crate::status::{Record, Write, record_attempt};
+use crate::{WorkerError, deadletter, lease};
+
+/// How much of an error answer's body is read for the attempt's error text.
+const ERROR_TEXT_BYTES: usize = 4096;
 
 /// Handles the messages of the calls consumer.
-#[derive(Debug)]
 pub(crate) struct CallHandler(pub(crate) Arc<Context>);
 
 impl Handler for CallHandler {
@@ -54,8 +58,9 @@ impl Handler for CallHandler {
         message: Message,
         renew_every: Duration,
         abandon: CancellationToken,
+        slot: WorkerSlot,
     ) -> impl Future<Output = ()> + Send {
-        handle(self.0.clone(), message, renew_every, abandon)
+        handle(self.0.clone(), message, renew_every, abandon, slot)
     }
 }
 
@@ -64,6 +69,7 @@ async fn handle(
     message: Message,
     renew_every: Duration,
     abandon: CancellationToken,
+    mut slot: WorkerSlot,
 ) {
     let received = Instant::now();
     let delivery = Receipt::of(&message);
@@ -72,41 +78,18 @@ async fn handle(
         .as_ref()
         .and_then(|h| h.get(CALL_ID_HEADER))
         .map(|v| v.as_str().to_string());
-    let parsed = serde_json::from_slice::<QueueRequest>(&message.payload)
-        .map_err(|e| format!("not a QueueRequest: {e}"))
-        .and_then(|request| {
-            let call_id = call_id(nats_call_id.as_deref(), &request, delivery.sequence);
-            let function = FunctionRef::parse(&request.function, &Name::default_namespace())
-                .map_err(|e| format!("invalid Function: {e}"))?;
-            let invocation = Invocation::new(&ctx.config.gateway_url, &request, Some(&call_id))
-                .map_err(|e| e.to_string())?;
-            Ok((request, call_id, function, invocation))
-        });
+    let parsed = parse(&message.payload, nats_call_id.as_deref(), &delivery);
     let (request, call_id, function, invocation) = match parsed {
         Ok(parts) => parts,
         Err(reason) => {
-            let call_id = nats_call_id.as_deref().unwrap_or("-");
-            let (sequence, delivered) = (delivery.sequence, delivery.delivered);
-            let span = tracing::error_span!("call", call_id, sequence, delivered);
-            span.in_scope(|| {
-                tracing::error!(
-                    reason,
-                    "invalid message; terminating it (it is not redelivered)"
-                )
-            });
-            ctx.metrics.message("invalid");
-            Disposition::Term.apply(&message).instrument(span).await;
+            let id = nats_call_id.as_deref().unwrap_or("-");
+            let span = tracing::error_span!("call", call_id = id, sequence = delivery.sequence);
+            let done = deadletter::invalid(&ctx, &message, nats_call_id.as_deref(), reason);
+            let disposition = done.instrument(span.clone()).await;
+            disposition.apply(&message).instrument(span).await;
             return;
         }
     };
-    let function_name = function.to_string();
-    let Some(_slot) = ctx.fairness.try_acquire(&function_name) else {
-        tracing::debug!(call_id, function = %function_name, "function at its concurrency cap; deferred");
-        ctx.metrics.message("deferred");
-        Disposition::Nak(DEFER).apply(&message).await;
-        return;
-    };
-    ctx.metrics.inflight.inc();
     let span = tracing::info_span!(
         "call",
         call_id,
@@ -114,38 +97,68 @@ async fn handle(
         sequence = delivery.sequence,
         delivered = delivery.delivered,
     );
-    let (policy, warnings) = ctx.config.retry.for_function(&request.annotations);
-    let call = Call {
-        ctx: ctx.clone(),
-        request,
-        call_id,
-        function,
-        invocation,
-        delivery,
-        received,
-        policy,
-        attempt: None,
-        duration: Duration::ZERO,
-    };
     async {
+        let function_name = function.to_string();
+        let waited = ctx.fairness.acquire(&function_name, &mut slot);
+        let function_slot = tokio::select! {
+            biased;
+            s = lease::hold(&message, renew_every, waited) => s,
+            () = abandon.cancelled() => return,
+        };
+        let Some(_function_slot) = function_slot else {
+            tracing::debug!("function at its cap and the waiting room full; deferred");
+            ctx.metrics.message("deferred");
+            Disposition::Nak(DEFER).apply(&message).await;
+            return;
+        };
+        ctx.metrics.inflight.inc();
+        let (policy, warnings) = ctx.config.retry.for_function(&request.annotations);
         for warning in warnings {
             tracing::warn!("{warning}");
         }
-        let work = call.run();
+        let call = Call {
+            ctx: ctx.clone(),
+            payload: message.payload.clone(),
+            request,
+            call_id,
+            function,
+            invocation,
+            delivery,
+            received,
+            policy,
+            attempt: None,
+            duration: Duration::ZERO,
+        };
         let disposition = tokio::select! {
             biased;
-            d = lease::hold(&message, renew_every, work) => d,
+            d = lease::hold(&message, renew_every, call.run()) => Some(d),
             () = abandon.cancelled() => {
                 tracing::warn!("shutdown grace is over: leaving the call unacknowledged; \
                     JetStream redelivers it after ack_wait");
-                return;
+                None
             }
         };
-        disposition.apply(&message).await;
+        if let Some(disposition) = disposition {
+            disposition.apply(&message).await;
+        }
+        ctx.metrics.inflight.dec();
     }
     .instrument(span)
     .await;
-    ctx.metrics.inflight.dec();
+    drop(slot);
+}
+
+type Parsed = (QueueRequest, String, FunctionRef, Invocation);
+
+/// The call a message holds, or why it holds none.
+fn parse(payload: &[u8], nats_call_id: Option<&str>, delivery: &Receipt) -> Result<Parsed, String> {
+    let request = serde_json::from_slice::<QueueRequest>(payload)
+        .map_err(|e| format!("not a QueueRequest: {e}"))?;
+    let call_id = call_id(nats_call_id, &request, delivery.sequence);
+    let function = FunctionRef::parse(&request.function, &Name::default_namespace())
+        .map_err(|e| format!("invalid Function: {e}"))?;
+    let invocation = Invocation::new(&request, Some(&call_id)).map_err(|e| e.to_string())?;
+    Ok((request, call_id, function, invocation))
 }
 
 /// The call id: the `Ferry-Call-Id` NATS header, else the `X-Call-Id` request header, else
@@ -166,6 +179,8 @@ fn call_id(nats: Option<&str>, request: &QueueRequest, sequence: u64) -> String 
 /// One call being handled.
 pub(crate) struct Call {
     pub(crate) ctx: Arc<Context>,
+    /// The message as queued (a retry is scheduled with it).
+    pub(crate) payload: Bytes,
     pub(crate) request: QueueRequest,
     pub(crate) call_id: String,
     pub(crate) function: FunctionRef,
@@ -181,118 +196,14 @@ pub(crate) struct Call {
 
 impl Call {
     async fn run(mut self) -> Disposition {
-        let mut record = self.load().await;
-        let known = record.revision.is_some();
-        let same_message = self.same_message(&record.status);
-        match record.status.state {
-            CallState::Cancelled => {
-                tracing::info!("the call was cancelled; not invoked");
-                self.ctx.metrics.message("cancelled");
-                return Disposition::Ack;
-            }
-            state if state.is_final() && same_message => return self.settled(record).await,
-            state if state.is_final() => {
-                tracing::info!(
-                    state = state.as_str(),
-                    "the call id ended before with another message (a redrive?); starting afresh"
-                );
-                let sequence = self.delivery.sequence;
-                self.save(&mut record, move |s| fresh_run(s, sequence))
-                    .await;
-            }
-            CallState::Running
-                if same_message
-                    && record.status.callback.as_ref().map(|c| c.state)
-                        == Some(CallbackState::Retrying) =>
-            {
-                tracing::info!("the result is already with the callback retries; acknowledging");
-                self.ctx.metrics.message("duplicate");
-                return Disposition::Ack;
-            }
-            _ => {}
-        }
-        if known {
-            account_lost(&mut record.status);
-        }
-
-        let max_age = self.policy.max_age;
-        if !max_age.is_zero() && self.delivery.age() > max_age {
-            tracing::warn!(age = ?self.delivery.age(), ?max_age, "the call expired; not invoked");
-            let result = stand_in(&record.status, 504);
-            return self
-                .dead_letter(record, DeadLetterReason::Expired, result, false)
-                .await;
-        }
-        if record.status.attempts >= self.policy.max_attempts {
-            tracing::warn!(
-                attempts = record.status.attempts,
-                "no attempts left; dead-lettering"
-            );
-            let result = stand_in(&record.status, 503);
-            return self
-                .dead_letter(record, DeadLetterReason::AttemptsExhausted, result, false)
-                .await;
-        }
-        if !self.begin(&mut record, known).await {
-            return Disposition::Ack;
-        }
-        self.invoke(record).await
-    }
-
-    /// Writes `running` with one more attempt; `false` when the call was cancelled or settled
-    /// meanwhile.
-    async fn begin(&self, record: &mut Record, known: bool) -> bool {
-        let sequence = self.delivery.sequence;
-        let max_attempts = self.policy.max_attempts;
-        let callback = self.request.callback_url.as_ref().map(|u| u.to_string());
-        let now = ferry_proto::time::now();
-        let write = self.ctx.status.write(record, |s| {
-            if s.state.is_final() {
-                return false;
-            }
-            if known {
-                account_lost(s);
-            }
-            s.attempts += 1;
-            s.state = CallState::Running;
-            s.max_attempts = max_attempts;
-            s.sequence = Some(sequence);
-            s.next_attempt_at = None;
-            s.started_at.get_or_insert_with(|| now.clone());
-            // A callback settled in an earlier run (a redrive) is due again.
-            let stale = s.callback.as_ref().is_some_and(|c| {
-                matches!(c.state, CallbackState::Delivered | CallbackState::Failed)
-            });
-            if let (true, Some(url)) = (s.callback.is_none() || stale, &callback) {
-                s.callback = Some(pending_callback(url));
-            }
-            true
-        });
-        match write.await {
-            Write::Written => true,
-            Write::Failed(error) => {
-                tracing::warn!(%error, "cannot record the attempt; running the call anyway");
-                true
-            }
-            Write::Vetoed => {
-                let state = record.status.state;
-                tracing::info!(
-                    state = state.as_str(),
-                    "the call was settled or cancelled meanwhile; not invoked"
-                );
-                let outcome = if state == CallState::Cancelled {
-                    "cancelled"
-                } else {
-                    "duplicate"
-                };
-                self.ctx.metrics.message(outcome);
-                false
-            }
+        match self.claim().await {
+            Claim::Run(record) => self.invoke(*record).await,
+            Claim::Done(disposition) => disposition,
         }
     }
 
     /// Invokes the function once and decides what follows.
-    async fn invoke(mut self, mut record: Record) -> Disposition {
+    async fn invoke(mut self, record: Record) -> Disposition {
         let number = record.status.attempts;
         let function = self.function.to_string();
         self.ctx
@@ -300,60 +211,71 @@ impl Call {
             .attempts
             .with_label_values(&[function.as_str()])
             .inc();
-        tracing::debug!(method = %self.invocation.method, url = %self.invocation.url, attempt = number, "invoking");
+        let timeout = self.timeout().await;
+        tracing::debug!(method = %self.invocation.method, path = %self.invocation.path_and_query,
+            attempt = number, ?timeout, "invoking");
         let started_at = ferry_proto::time::now();
         let started = Instant::now();
-        let timeout = self.ctx.config.upstream_timeout;
-        let outcome = invoke::invoke(&self.ctx.http, &self.invocation, timeout).await;
+        let mut outcome = invoke::invoke(&self.ctx.invoker, &self.invocation, timeout).await;
+        let retryable = self.policy.is_retryable(&outcome);
+        let retry = retryable && number < self.policy.max_attempts;
+        // The body: a little of it for a retry's error text, else all of it (bounded).
+        let body = match outcome.as_mut() {
+            Ok(response) if retry => {
+                let start = result::read_start(response, ERROR_TEXT_BYTES).await;
+                Ok(Held::whole(start))
+            }
+            Ok(response) => result::read(response, &self.ctx.results).await,
+            Err(_) => Ok(Held::whole(Bytes::new())),
+        };
+        // The memory a kept result holds is counted until this call is done with it.
+        let (
+            outcome,
+            Held {
+                body,
+                memory: _memory,
+            },
+        ) = match body {
+            Ok(held) => (outcome, held),
+            // The body broke off or ran out of time: that is the invocation's outcome.
+            Err(error) => (Err(error), Held::whole(Bytes::new())),
+        };
         self.duration = self.received.elapsed();
-        let attempt = attempt_of(number, &outcome, started_at, started.elapsed());
-        let seconds = callback::duration_seconds(self.duration);
-        match &outcome {
-            Ok(r) => tracing::info!(
-                status = r.status.as_u16(),
-                seconds,
-                attempt = number,
-                "call finished"
-            ),
-            Err(error) => tracing::warn!(%error, seconds, attempt = number, "call failed"),
-        }
+        let attempt = attempt_of(number, &outcome, &body, started_at, started.elapsed());
+        self.log_outcome(number, &outcome);
         self.attempt = Some(attempt);
         let retryable = self.policy.is_retryable(&outcome);
-
         if retryable && number < self.policy.max_attempts {
             let delay = self.policy.retry_delay(number, &outcome, SystemTime::now());
-            let next = ferry_proto::time::rfc3339_millis(SystemTime::now() + delay);
-            self.save(&mut record, |s| {
-                s.state = CallState::Queued;
-                s.next_attempt_at = Some(next.clone());
-            })
-            .await;
-            self.ctx
-                .metrics
-                .retries
-                .with_label_values(&[function.as_str()])
-                .inc();
-            self.ctx.metrics.message("retried");
-            tracing::info!(
-                attempt = number,
-                max_attempts = self.policy.max_attempts,
-                ?delay,
-                "retryable failure; retrying later"
-            );
-            return Disposition::Nak(delay);
+            return self.retry_later(record, delay).await;
         }
-        let (result, answered) = match &outcome {
-            Ok(r) => (call_result(r.status.as_u16(), &r.headers, &r.body), true),
-            Err(e) => (
-                stand_in(&record.status, e.function_status().as_u16()),
-                false,
+        let (mut result, stream) = match (&outcome, body) {
+            (Ok(r), Body::Whole(bytes)) => {
+                (call_result(r.status.as_u16(), &r.headers, &bytes), None)
+            }
+            (Ok(r), Body::Streaming { prefix, rest }) => (
+                call_result(r.status.as_u16(), &r.headers, &Bytes::new()),
+                Some((prefix, rest)),
             ),
+            (Err(e), _) => (stand_in(&record.status, e.function_status().as_u16()), None),
         };
+        let answered = outcome.is_ok();
+        if let Err(WorkerError::Timeout(_)) = &outcome {
+            if !retryable {
+                tracing::warn!(?timeout, "the call ran out of its timeout; dead-lettering");
+                return self
+                    .dead_letter(record, DeadLetterReason::TimedOut, result, false)
+                    .await;
+            }
+        }
         if retryable {
             tracing::warn!(
                 attempts = number,
                 "retryable failure and no attempts left; dead-lettering"
             );
+            if let Some((prefix, _)) = stream {
+                result.body = prefix.to_vec();
+            }
             return self
                 .dead_letter(
                     record,
@@ -368,66 +290,123 @@ impl Call {
         } else {
             CallState::Failed
         };
-        self.conclude(record, state, result).await
+        self.conclude(record, state, result, stream).await
     }
 
-    /// The call's record, created from the message when there is none. When the bucket cannot
-    /// be used, a record made up from the message, with the delivery count as attempts.
-    async fn load(&self) -> Record {
-        let fresh = || {
-            let mut s = CallStatus::queued(
-                &self.call_id,
-                &self.function.to_string(),
-                &self.ctx.config.queue_name,
-                &ferry_proto::time::rfc3339_millis(self.delivery.published),
-            );
-            s.sequence = Some(self.delivery.sequence);
-            s.callback = self
-                .request
-                .callback_url
-                .as_ref()
-                .map(|u| pending_callback(u.as_str()));
-            s
-        };
-        match self.ctx.status.load_or_create(&self.call_id, fresh).await {
-            Ok(record) => record,
+    /// The call's timeout: its function's, else `upstream_timeout`, at most
+    /// `max_call_duration`.
+    async fn timeout(&self) -> Duration {
+        let config = &self.ctx.config;
+        let declared = match self
+            .ctx
+            .invoker
+            .functions
+            .get(&self.invocation.function)
+            .await
+        {
+            Ok(info) => info.value.timeout,
             Err(error) => {
-                tracing::warn!(%error, "call status unavailable; counting attempts by deliveries");
-                let mut status = fresh();
-                status.attempts = self.delivery.delivered.saturating_sub(1);
-                Record {
-                    status,
-                    revision: None,
-                }
+                tracing::debug!(%error, "function settings unavailable; default timeout");
+                None
             }
+        };
+        match declared {
+            None => config.upstream_timeout,
+            Some(Duration::ZERO) => config.max_call_duration,
+            Some(d) => d,
+        }
+        .min(config.max_call_duration)
+    }
+
+    fn log_outcome(&self, number: u32, outcome: &Result<FunctionResponse, WorkerError>) {
+        let seconds = callback::duration_seconds(self.duration);
+        match outcome {
+            Ok(r) => tracing::info!(
+                status = r.status.as_u16(),
+                seconds,
+                attempt = number,
+                "call finished"
+            ),
+            Err(error) => tracing::warn!(%error, seconds, attempt = number, "call failed"),
         }
     }
 
-    /// Whether `status` describes this message (or does not say which message it describes).
-    fn same_message(&self, status: &CallStatus) -> bool {
-        status.sequence.is_none_or(|s| s == self.delivery.sequence)
+    /// When the call was submitted: the gateway's `X-Start-Time` (Unix nanoseconds), else
+    /// when JetStream stored the message.
+    pub(crate) fn submitted_at(&self) -> String {
+        let start = self
+            .request
+            .header_value("X-Start-Time")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|nanos| UNIX_EPOCH + Duration::from_nanos(nanos));
+        ferry_proto::time::rfc3339_millis(start.unwrap_or(self.delivery.published))
     }
 
-    /// Applies `change`, plus this delivery's attempt, to the record and stores it. A failed
-    /// write is logged: the status is best effort, the call goes on.
+    /// The record the gateway wrote when it accepted this call.
+    pub(crate) fn accepted(&self) -> CallStatus {
+        CallStatus::accepted(
+            &self.call_id,
+            &self.function.to_string(),
+            &self.ctx.config.queue_name,
+            &self.submitted_at(),
+            self.request.callback_url.as_ref().map(|u| u.as_str()),
+        )
+    }
+
+    /// Applies `change`, plus this delivery's attempt, to the record and stores it, trying
+    /// again while the bucket cannot be written (a NATS outage): what the function did must
+    /// not be lost. Gives up after [`SAVE_PATIENCE`], logging it.
     pub(crate) async fn save(&self, record: &mut Record, change: impl Fn(&mut CallStatus)) {
         let attempt = self.attempt.clone();
-        let write = self.ctx.status.write(record, |s| {
+        save(&self.ctx, record, |s| {
             if let Some(a) = &attempt {
                 record_attempt(s, a);
             }
             change(s);
+        })
+        .await;
+    }
+}
+
+/// How long a status write is retried while the bucket cannot be written.
+pub(crate) const SAVE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Applies `change` to the record and stores it (compare-and-set), retrying with backoff for
+/// up to [`SAVE_PATIENCE`] while the bucket cannot be written.
+pub(crate) async fn save(ctx: &Context, record: &mut Record, change: impl Fn(&mut CallStatus)) {
+    use backon::BackoffBuilder as _;
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build();
+    let started = Instant::now();
+    loop {
+        let write = ctx.status.write(record, |s| {
+            change(s);
             true
         });
-        if let Write::Failed(error) = write.await {
-            tracing::warn!(%error, "cannot update the call status");
+        match write.await {
+            Write::Written | Write::Vetoed => return,
+            Write::Conflict => {
+                tracing::warn!("the call status kept changing; not updated");
+                return;
+            }
+            Write::Failed(error) if started.elapsed() >= SAVE_PATIENCE => {
+                tracing::error!(%error, "cannot update the call status; giving up");
+                return;
+            }
+            Write::Failed(error) => {
+                tracing::warn!(%error, "cannot update the call status yet; trying again");
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+            }
         }
     }
 }
 
 /// What a call that produced no answer reports: the last status it got, else `status`.
-fn stand_in(record: &CallStatus, status: u16) -> ferry_proto::calls::CallResult {
-    ferry_proto::calls::CallResult {
+pub(crate) fn stand_in(record: &CallStatus, status: u16) -> CallResult {
+    CallResult {
         status: record.last_status.unwrap_or(status),
         ..Default::default()
     }
@@ -437,12 +416,16 @@ fn stand_in(record: &CallStatus, status: u16) -> ferry_proto::calls::CallResult 
 fn attempt_of(
     number: u32,
     outcome: &Result<FunctionResponse, WorkerError>,
+    body: &Body,
     started_at: String,
     took: Duration,
 ) -> Attempt {
     let (status, error) = match outcome {
         Ok(r) if r.status.as_u16() < 400 => (Some(r.status.as_u16()), None),
-        Ok(r) => (Some(r.status.as_u16()), Some(error_text(r))),
+        Ok(r) => (
+            Some(r.status.as_u16()),
+            Some(error_text(r.status.as_u16(), body)),
+        ),
         Err(e) => (None, Some(e.to_string())),
     };
     Attempt {
@@ -455,14 +438,18 @@ fn attempt_of(
 }
 
 /// A short description of an error answer: the start of its text body, or its status.
-fn error_text(response: &FunctionResponse) -> String {
-    let text = String::from_utf8_lossy(&response.body);
+fn error_text(status: u16, body: &Body) -> String {
+    let bytes = match body {
+        Body::Whole(b) => b,
+        Body::Streaming { prefix, .. } => prefix,
+    };
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(ERROR_TEXT_BYTES)]);
     let text = text.trim();
     if text.is_empty() || text.contains('\u{fffd}') {
-        return format!("HTTP {}", response.status);
+        return format!("HTTP {status}");
     }
     let short: String = text.chars().take(200).collect();
-    format!("HTTP {}: {short}", response.status.as_u16())
+    format!("HTTP {status}: {short}")
 }
 
 #[cfg(test)]

@@ -151,8 +151,20 @@ pub fn callback_headers(job: &CallbackJob) -> HeaderMap {
     headers
 }
 
-/// POSTs `job` to its URL within `timeout`.
+/// POSTs `job`, its result body included, to its URL within `timeout`.
 pub async fn deliver(client: &reqwest::Client, job: &CallbackJob, timeout: Duration) -> Delivery {
+    let body = reqwest::Body::from(job.result.body.clone());
+    deliver_with(client, job, body, timeout).await
+}
+
+/// POSTs `job` with `body` (the result body, read as it is sent) to its URL within
+/// `timeout`.
+pub async fn deliver_with(
+    client: &reqwest::Client,
+    job: &CallbackJob,
+    body: reqwest::Body,
+    timeout: Duration,
+) -> Delivery {
     let url = match callback_url(&job.url) {
         Ok(url) => url,
         Err(error) => {
@@ -167,7 +179,7 @@ pub async fn deliver(client: &reqwest::Client, job: &CallbackJob, timeout: Durat
         let response = client
             .post(url)
             .headers(callback_headers(job))
-            .body(job.result.body.clone())
+            .body(body)
             .send()
             .await?;
         let status = response.status();
@@ -181,7 +193,10 @@ pub async fn deliver(client: &reqwest::Client, job: &CallbackJob, timeout: Durat
         permanent: false,
     };
     match tokio::time::timeout(timeout, send).await {
-        Err(_) => failed(None, WorkerError::Timeout(timeout).to_string()),
+        Err(_) => failed(
+            None,
+            format!("the callback receiver did not answer within {timeout:?}"),
+        ),
         Ok(Err(e)) => failed(None, WorkerError::Callback(e).to_string()),
         Ok(Ok(status)) if status.is_success() => Delivery::Delivered(status.as_u16()),
         Ok(Ok(status)) => failed(

@@ -33,6 +33,7 @@ use crate::callback::{self, CallbackJob, Delivery};
 use crate::consumer::Handler;
 use crate::context::{Context, Disposition, Receipt};
 use crate::deadletter::payload_limit;
+use crate::fairness::WorkerSlot;
 use crate::lease;
 use crate::settle::{callback_status, give_up};
 use crate::status::Write;
@@ -96,7 +97,6 @@ fn too_large(size: usize, limit: usize) -> String {
 }
 
 /// Handles the messages of the callback consumer.
-#[derive(Debug)]
 pub(crate) struct CallbackHandler(pub(crate) Arc<Context>);
 
 impl Handler for CallbackHandler {
@@ -105,8 +105,13 @@ impl Handler for CallbackHandler {
         message: Message,
         renew_every: Duration,
         abandon: CancellationToken,
+        slot: WorkerSlot,
     ) -> impl Future<Output = ()> + Send {
-        handle(self.0.clone(), message, renew_every, abandon)
+        let handled = handle(self.0.clone(), message, renew_every, abandon);
+        async move {
+            handled.await;
+            drop(slot);
+        }
     }
 }
 
@@ -160,7 +165,7 @@ async fn handle(
 
 /// One more delivery of `job`, its `retry`-th from the stream.
 async fn deliver_again(ctx: &Context, mut job: CallbackJob, retry: u32) -> Disposition {
-    let mut record = match ctx.status.load(&job.call_id).await {
+    let mut record = match ctx.status.get(&job.call_id).await {
         Ok(record) => record,
         Err(error) => {
             tracing::warn!(%error, "call status unavailable; delivering anyway");

@@ -2,17 +2,24 @@
 
 use std::time::Duration;
 
+use ferry_invoke::Settings as InvokeSettings;
 use ferry_proto::jetstream::{DEFAULT_QUEUE, valid_queue_name};
+use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
-use reqwest::Url;
 
 use crate::policy::{self, Backoff, DEFAULT_RETRY_CODES, RetryPolicy};
 
 /// Default `port` (the gateway has 8080, the provider 8081, the CE gateway's metrics 8082).
 pub const DEFAULT_PORT: u16 = 8083;
-/// Default `gateway_url`.
-pub const DEFAULT_GATEWAY_URL: &str = "http://127.0.0.1:8080";
+/// Default `max_call_duration`.
+pub const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Default `max_deliveries`.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 10;
+/// Default `max_buffered_result`.
+pub const DEFAULT_MAX_BUFFERED_RESULT: usize = 1024 * 1024;
+/// Default `result_memory`.
+pub const DEFAULT_RESULT_MEMORY: usize = 8 * 1024 * 1024;
 /// Default `max_inflight`.
 pub const DEFAULT_MAX_INFLIGHT: usize = 64;
 /// Default `max_ack_pending`.
@@ -37,10 +44,14 @@ pub const DEFAULT_CALLBACK_MAX_WAIT: Duration = Duration::from_secs(60);
 pub struct Config {
     /// `nats_url` & co: the NATS server and the calls stream's settings.
     pub nats: NatsConfig,
-    /// `gateway_url` (`http://127.0.0.1:8080`): functions are invoked through the gateway's sync
-    /// route, `<gateway_url>/function/<Function><Path>?<QueryString>`, so the gateway resolves
-    /// endpoints, balances load, scales from zero and counts the call, as in OpenFaaS.
-    pub gateway_url: Url,
+    /// `functions_provider_url`, `provider_timeout`, `endpoint_cache_ttl`,
+    /// `endpoint_max_stale`, `function_cache_ttl`, `scale_from_zero`,
+    /// `scale_from_zero_timeout`: functions are invoked straight at a ready replica, found,
+    /// balanced and scaled from zero as the gateway does it (`ferry_invoke::Settings`).
+    pub invoke: InvokeSettings,
+    /// `basic_auth` (`false`) and `secret_mount_path` (`/run/secrets`): the credentials sent
+    /// to the provider (read, never generated: the gateway writes them).
+    pub auth: AuthConfig,
     /// `queue_name` (`faas-request`): the queue this worker serves; its consumer is
     /// `ferry-workers-<queue_name>`, filtered on `ferry.calls.<queue_name>.>`.
     pub queue_name: String,
@@ -54,9 +65,22 @@ pub struct Config {
     /// `max_ack_pending` (10000): calls the shared consumer lets all its workers hold unacked
     /// at once; keep it above `max_inflight` times the number of workers.
     pub max_ack_pending: usize,
-    /// `upstream_timeout` (`5m`): the longest one function call may take, body included. A call
-    /// that runs out gets status 504.
+    /// `upstream_timeout` (`5m`): how long one call may run, body included, when its function
+    /// declares no timeout of its own (`com.openfaas.timeout`, or its watchdog's
+    /// `exec_timeout`/`write_timeout`). A call that runs out ends `timed_out`.
     pub upstream_timeout: Duration,
+    /// `max_call_duration` (`24h`): the longest any call may run, whatever its function
+    /// declares.
+    pub max_call_duration: Duration,
+    /// `max_deliveries` (10): deliveries of one message (each after a worker died or lost it
+    /// mid-call) before the call is dead-lettered as `max_deliveries` instead of run again.
+    pub max_deliveries: u32,
+    /// `max_buffered_result` (`1MiB`): the largest function response kept in memory (for
+    /// callback retries and dead letters); larger ones stream to the callback once.
+    pub max_buffered_result: usize,
+    /// `result_memory` (`8MiB`): the memory all calls of this worker may hold for responses at
+    /// once; a response that finds it spent streams to its callback.
+    pub result_memory: usize,
     /// `callback_timeout` (`10s`): the longest one callback POST may take.
     pub callback_timeout: Duration,
     /// `shutdown_grace` (`30s`): on SIGTERM, how long in-flight calls get to finish; calls still
@@ -87,12 +111,6 @@ impl Config {
     /// Reads the configuration; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
         let nats = NatsConfig::from_env(e)?;
-        let gateway_url = env::parse_or(
-            e,
-            "gateway_url",
-            Url::parse(DEFAULT_GATEWAY_URL).expect("default gateway URL"),
-            parse_gateway_url,
-        )?;
         let queue_name = env::parse_or(e, "queue_name", DEFAULT_QUEUE.to_string(), |v| {
             if valid_queue_name(v) {
                 Ok(v.to_string())
@@ -170,15 +188,40 @@ impl Config {
             )?,
             backoff: retry_backoff,
             max_age: env::duration_or(e, "max_event_age", Duration::ZERO)?,
+            on_timeout: env::bool_or(e, "retry_timed_out", false)?,
+        };
+        let size = |name: &str, default: usize| {
+            env::parse_or(e, name, default, |v| match env::parse_size(v) {
+                Some(n) if n >= 1024 => Ok(n),
+                Some(_) => Err("must be at least 1KiB".to_string()),
+                None => Err("expected a size in bytes, e.g. 1048576 or 1MiB".into()),
+            })
         };
         Ok(Config {
             nats,
-            gateway_url,
+            invoke: InvokeSettings::from_env(e)?,
+            auth: AuthConfig::from_env(e)?,
             queue_name,
             max_inflight,
             ack_wait: at_least("ack_wait", Duration::from_secs(30), MIN_ACK_WAIT)?,
             max_ack_pending,
             upstream_timeout: at_least("upstream_timeout", Duration::from_secs(300), ms(1))?,
+            max_call_duration: at_least(
+                "max_call_duration",
+                DEFAULT_MAX_CALL_DURATION,
+                Duration::from_secs(1),
+            )?,
+            max_deliveries: env::parse_or(
+                e,
+                "max_deliveries",
+                DEFAULT_MAX_DELIVERIES,
+                |v| match v.parse::<u32>() {
+                    Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                    _ => Err("expected 1 to 1000".into()),
+                },
+            )?,
+            max_buffered_result: size("max_buffered_result", DEFAULT_MAX_BUFFERED_RESULT)?,
+            result_memory: size("result_memory", DEFAULT_RESULT_MEMORY)?,
             callback_timeout: at_least("callback_timeout", Duration::from_secs(10), ms(1))?,
             shutdown_grace: env::duration_or(e, "shutdown_grace", Duration::from_secs(30))?,
             pull_expires,
@@ -198,7 +241,6 @@ impl Config {
     /// Checks a configuration built by hand (fields are public) the way
     /// [`from_env`](Self::from_env) checks the environment.
     pub fn validate(&self) -> Result<(), String> {
-        parse_gateway_url(self.gateway_url.as_str())?;
         if !valid_queue_name(&self.queue_name) {
             return Err(format!("queue_name {:?} is not valid", self.queue_name));
         }
@@ -224,6 +266,12 @@ impl Config {
             if b.min_wait.is_zero() || b.max_wait < b.min_wait {
                 return Err("retry waits must be > 0, the maximum at least the initial".into());
             }
+        }
+        if self.max_deliveries == 0 || self.max_call_duration.is_zero() {
+            return Err("max_deliveries and max_call_duration must be > 0".into());
+        }
+        if self.max_buffered_result < 1024 || self.result_memory < 1024 {
+            return Err("max_buffered_result and result_memory must be at least 1KiB".into());
         }
         if self.max_inflight_per_function == 0 {
             return Err("max_inflight_per_function must be at least 1".into());
@@ -251,22 +299,6 @@ fn backoff(
         Ok(d)
     })?;
     Ok(Backoff { min_wait, max_wait })
-}
-
-/// An absolute `http://` or `https://` URL without query or fragment.
-fn parse_gateway_url(v: &str) -> Result<Url, String> {
-    let url = Url::parse(v).map_err(|e| format!("not an absolute URL: {e}"))?;
-    match url.scheme() {
-        "http" | "https" => {}
-        other => return Err(format!("scheme {other:?} is not http or https")),
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("no host".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("no query or fragment allowed".into());
-    }
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -9,15 +9,18 @@
 //! created if missing ([`prepare`]). Then each loop creates its stream if missing and its
 //! durable pull consumer, or updates it (so a changed `ack_wait` or `max_ack_pending` applies
 //! when a worker starts; every worker of a queue shares the consumers, and the last to start
-//! sets them). Consumers never limit deliveries (`max_deliver` unlimited): attempts are counted
-//! by the worker. Every step is retried with backoff until it works: a worker started before
-//! NATS waits for it, and a consumer deleted under a running worker is recreated.
+//! sets them). The server does not limit deliveries (`max_deliver` unlimited): a message that
+//! reached a server-side limit would stay in the work queue, never delivered and never
+//! removed. The worker bounds them itself: a call delivered more than `max_deliveries` times
+//! is dead-lettered instead of run again (see `call`). Retries do not count: a retry is a new
+//! message. Every step is retried with backoff until it works: a worker started before NATS
+//! waits for it, and a consumer deleted under a running worker is recreated.
 //!
 //! **Flow control.** A semaphore holds `max_inflight` slots. The loop waits for at least one
 //! free slot, takes *all* free slots, and asks the server for at most that many messages
 //! (a pull request waiting up to `pull_expires`). Each message that arrives takes one slot into
-//! its own task, which gives the slot back when the call is acknowledged; slots the pull did not
-//! use go back when it ends. So the worker never holds a message it cannot start at once: no
+//! its own task, which gives the slot back when the call is acknowledged (or while it waits for
+//! its function's cap, see `fairness`); slots the pull did not use go back when it ends. So the worker never holds a message it cannot start at once: no
 //! message waits in a client-side buffer while its `ack_wait` runs out, and what this worker
 //! cannot take stays at the server for the other workers.
 //!
@@ -40,18 +43,21 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::fairness::WorkerSlot;
 use crate::health::Health;
 use crate::{Config, WorkerError, lease};
 
 /// What a loop does with each message it receives.
 pub(crate) trait Handler: Send + Sync + 'static {
-    /// Handles `message` to its end, renewing its lease every `renew_every`; returns without
-    /// acknowledging when `abandon` fires.
+    /// Handles `message` to its end, renewing its lease every `renew_every`, holding `slot`
+    /// (one of the worker's `max_inflight`) until then; returns without acknowledging when
+    /// `abandon` fires.
     fn handle(
         self: Arc<Self>,
         message: Message,
         renew_every: Duration,
         abandon: CancellationToken,
+        slot: WorkerSlot,
     ) -> impl Future<Output = ()> + Send;
 }
 
@@ -92,7 +98,7 @@ pub(crate) async fn prepare(
     config: &Config,
     cancel: &CancellationToken,
 ) -> Option<kv::Store> {
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff();
     loop {
         let ready = async {
             ferry_runtime::jetstream::ensure_dead_letter_stream(js, &config.nats)
@@ -108,7 +114,7 @@ pub(crate) async fn prepare(
         }
         tokio::select! {
             () = cancel.cancelled() => return None,
-            () = tokio::time::sleep(backoff.next()) => {}
+            () = tokio::time::sleep(next(&mut backoff)) => {}
         }
     }
 }
@@ -132,7 +138,7 @@ impl<H: Handler> Consumer<H> {
     /// Sets up and pulls until `cancel` fires.
     pub(crate) async fn run(self) {
         let slots = Arc::new(Semaphore::new(self.config.max_inflight));
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff();
         'setup: while let Some(consumer) = self.set_up().await {
             // Leases are renewed against the consumer's actual ack_wait (another worker may
             // have set it), or ours if that is shorter.
@@ -140,12 +146,12 @@ impl<H: Handler> Consumer<H> {
             let renew_every = lease::renew_interval(ack_wait.min(self.config.ack_wait));
             loop {
                 match self.pull(&consumer, &slots, renew_every).await {
-                    Ok(true) => backoff.reset(),
+                    Ok(true) => backoff = self::backoff(),
                     Ok(false) => return,
                     Err(error) => {
                         tracing::warn!(lane = ?self.lane, %error, "setting the consumer up again");
                         self.health.set_consumer_ready(self.lane, false);
-                        if !self.pause(backoff.next()).await {
+                        if !self.pause(next(&mut backoff)).await {
                             return;
                         }
                         continue 'setup;
@@ -206,10 +212,9 @@ impl<H: Handler> Consumer<H> {
                         continue;
                     };
                     let (handler, abandon) = (self.handler.clone(), self.abandon.clone());
-                    self.tracker.spawn(async move {
-                        handler.handle(message, renew_every, abandon).await;
-                        drop(slot);
-                    });
+                    let slot = WorkerSlot::new(slot, slots.clone());
+                    self.tracker
+                        .spawn(handler.handle(message, renew_every, abandon, slot));
                 }
             }
         }
@@ -218,7 +223,7 @@ impl<H: Handler> Consumer<H> {
     /// Creates the stream and the consumer if needed, retrying until it works; `None` when the
     /// worker is stopping first.
     async fn set_up(&self) -> Option<PullConsumer> {
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff();
         loop {
             match self.try_set_up().await {
                 Ok(consumer) => {
@@ -236,7 +241,7 @@ impl<H: Handler> Consumer<H> {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "JetStream not ready; retrying");
-                    if !self.pause(backoff.next()).await {
+                    if !self.pause(next(&mut backoff)).await {
                         return None;
                     }
                 }
@@ -287,7 +292,7 @@ pub(crate) fn consumer_config(config: &Config, lane: Lane) -> pull::Config {
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
         ack_wait: config.ack_wait,
-        // Unlimited: the worker counts attempts itself and NAKs retries with a delay.
+        // Unlimited at the server: the worker bounds deliveries itself (`max_deliveries`).
         max_deliver: -1,
         max_ack_pending: i64::try_from(config.max_ack_pending).unwrap_or(i64::MAX),
         ..Default::default()
@@ -324,26 +329,18 @@ async fn hand_back(mut batch: pull::Batch, abandon: CancellationToken) {
     }
 }
 
-/// Exponential backoff between [`BACKOFF`]'s bounds.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff(BACKOFF.0)
-    }
+/// Exponential backoff between [`BACKOFF`]'s bounds, without end.
+fn backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(BACKOFF.0)
+        .with_max_delay(BACKOFF.1)
+        .without_max_times()
+        .build()
 }
 
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (d * 2).min(BACKOFF.1);
-        d
-    }
-
-    fn reset(&mut self) {
-        self.0 = BACKOFF.0;
-    }
+fn next(backoff: &mut backon::ExponentialBackoff) -> Duration {
+    backoff.next().unwrap_or(BACKOFF.1)
 }
 
 #[cfg(test)]
@@ -372,10 +369,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..7).map(|_| b.next().as_millis() as u64).collect();
+        let mut b = backoff();
+        let waits: Vec<u64> = (0..7).map(|_| next(&mut b).as_millis() as u64).collect();
         assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next(), Duration::from_millis(250));
     }
 }

@@ -4,22 +4,32 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind, Message};
+use ferry_invoke::Invoker;
 use ferry_proto::calls::CallState;
+use ferry_proto::jetstream::STATUS_REVISION_HEADER;
 
 use crate::Config;
 use crate::fairness::Fairness;
 use crate::metrics::Metrics;
+use crate::result::Budget;
 use crate::status::StatusStore;
 
 /// How long a message waits before it is offered again after an infrastructure failure (the
-/// dead-letter or callback stream could not be written).
+/// status bucket, the dead-letter or callback stream could not be used).
 pub(crate) const REQUEUE_DELAY: Duration = Duration::from_secs(5);
 
+/// The header JetStream puts on a message a schedule published.
+pub(crate) const SCHEDULER_HEADER: &str = "Nats-Scheduler";
+
 /// Shared by all calls and callback deliveries of a worker.
-#[derive(Debug)]
 pub(crate) struct Context {
     pub(crate) config: Arc<Config>,
+    /// Callbacks (http and https).
     pub(crate) http: reqwest::Client,
+    /// Function replicas: choice, scaling from zero, settings.
+    pub(crate) invoker: Invoker,
+    /// Memory for results kept whole.
+    pub(crate) results: Budget,
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) status: StatusStore,
@@ -45,7 +55,8 @@ impl Context {
 /// How a handled message ends. Applied last: nothing happens to a call after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Disposition {
-    /// Done with it: acknowledged with a double (server-confirmed) ack.
+    /// Done with it: acknowledged. A plain ack: if it is lost, the message comes back and
+    /// its status record (final by then) says it was handled, so it is acknowledged again.
     Ack,
     /// Offered again after the delay (a retry, or a deferral).
     Nak(Duration),
@@ -57,7 +68,7 @@ impl Disposition {
     /// Applies `self` to `message`.
     pub(crate) async fn apply(self, message: &Message) {
         let result = match self {
-            Disposition::Ack => message.double_ack().await,
+            Disposition::Ack => message.ack().await,
             // Fire-and-forget (flushed at shutdown): if it is lost the lease runs out and the
             // message comes back anyway.
             Disposition::Nak(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
@@ -71,16 +82,26 @@ impl Disposition {
 }
 
 /// The delivery facts of a received message: its stream sequence, how often it was delivered,
-/// when JetStream stored it.
+/// when JetStream stored it, whether a retry schedule published it, and the revision of the
+/// status record it was queued with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Receipt {
     pub(crate) sequence: u64,
     pub(crate) delivered: u32,
     pub(crate) published: SystemTime,
+    /// Published by a message schedule (a retry that became due).
+    pub(crate) scheduled: bool,
+    /// `Ferry-Status-Revision`: the gateway's `queued` record is at this revision.
+    pub(crate) revision: Option<u64>,
 }
 
 impl Receipt {
     pub(crate) fn of(message: &Message) -> Receipt {
+        let headers = message.headers.as_ref();
+        let scheduled = headers.is_some_and(|h| h.get(SCHEDULER_HEADER).is_some());
+        let revision = headers
+            .and_then(|h| h.get(STATUS_REVISION_HEADER))
+            .and_then(|v| v.as_str().parse().ok());
         match message.info() {
             Ok(info) => {
                 let nanos = u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0);
@@ -88,12 +109,16 @@ impl Receipt {
                     sequence: info.stream_sequence,
                     delivered: u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX),
                     published: UNIX_EPOCH + Duration::from_nanos(nanos),
+                    scheduled,
+                    revision,
                 }
             }
             Err(_) => Receipt {
                 sequence: 0,
                 delivered: 1,
                 published: SystemTime::now(),
+                scheduled,
+                revision,
             },
         }
     }

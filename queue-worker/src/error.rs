@@ -32,12 +32,18 @@ pub enum WorkerError {
     /// path or method). It is terminated.
     #[error("invalid message: {0}")]
     InvalidMessage(String),
-    /// The gateway could not be reached, or the connection failed mid-call.
+    /// The provider's credentials could not be read (`basic_auth`).
+    #[error("basic auth credentials: {0}")]
+    Credentials(#[from] ferry_runtime::auth::AuthError),
+    /// No replica of the function could be chosen (no ready replica in time, the provider
+    /// unreachable, the function unknown).
+    #[error("{0}")]
+    Invoke(#[from] ferry_invoke::InvokeError),
+    /// No replica could be connected to, or the exchange with it failed mid-call.
     #[error("function unreachable: {0}")]
-    Unreachable(#[source] reqwest::Error),
-    /// The function call took longer than `upstream_timeout`, or the callback longer than
-    /// `callback_timeout`.
-    #[error("timed out after {0:?}")]
+    Unreachable(String),
+    /// The function call ran out of its timeout (its answer or its body did not come in time).
+    #[error("the function did not finish within its timeout ({0:?})")]
     Timeout(Duration),
     /// The callback URL cannot be used.
     #[error("invalid callback URL: {0}")]
@@ -49,11 +55,14 @@ pub enum WorkerError {
 
 impl WorkerError {
     /// The status reported as `X-Function-Status` when a call fails this way: 503 when the
-    /// function (through the gateway) cannot be reached, as OpenFaaS's worker does; 504 when
-    /// it runs out of `upstream_timeout`.
+    /// function cannot be reached, as OpenFaaS's worker does; 504 when it runs out of its
+    /// timeout; 404 when it does not exist (any more).
     pub fn function_status(&self) -> StatusCode {
         match self {
             WorkerError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            WorkerError::Invoke(ferry_invoke::InvokeError::FunctionNotFound(_)) => {
+                StatusCode::NOT_FOUND
+            }
             _ => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -1,32 +1,46 @@
-//! Turning a queued call into an HTTP request to the function, and making it.
+//! Turning a queued call into an HTTP request to one of the function's replicas, and making
+//! it.
 //!
-//! Functions are invoked through the gateway's sync route, as OpenFaaS's worker does:
-//! `<gateway_url>/function/<Function><Path or "/">[?<QueryString>]`, with the original method,
-//! headers (minus hop-by-hop ones, `Host`, `Content-Length` and `Expect`) and body, and
-//! `X-Call-Id`. The gateway then resolves a replica, scales from zero and counts the call.
+//! Calls go straight to a ready replica, chosen, balanced and scaled from zero the way the
+//! gateway does it (`ferry-invoke`), never through the gateway's sync route: so a call's
+//! deadline is its own function's timeout, not the gateway's `upstream_timeout`. The request
+//! is `<Path or "/">[?<QueryString>]` on the replica, with the original method, headers (minus
+//! hop-by-hop ones, `Host`, `Content-Length` and `Expect`) and body, and `X-Call-Id`. A call
+//! that could not be connected to its replica is sent to another ready one (at most
+//! [`MAX_REPLICAS`]); one that reached a replica is never sent again by this function.
 //!
-//! `Function` must be a valid `name` or `name.namespace`, and the path may not climb out of
-//! `/function/<Function>` (`..` segments, also percent-encoded): a queued call can reach the
-//! function it names and nothing else on the gateway.
+//! `Function` must be a valid `name` or `name.namespace`, and the path must be a valid
+//! request path (a `..` segment is resolved, never sent): a queued call reaches the function
+//! it names and nothing else.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferry_invoke::client::{self, BoxError, Deadline, SendError};
+use ferry_invoke::{Chosen, Invoker};
 use ferry_proto::headers::{CALL_ID, FORWARDED_HOST, HOP_BY_HOP};
 use ferry_proto::{FunctionRef, Name, QueueRequest};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use reqwest::Url;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::UnsyncBoxBody;
+use tokio::time::Instant;
 
 use crate::WorkerError;
+
+/// The most replicas one invocation is offered to (when the first could not be connected to).
+pub const MAX_REPLICAS: usize = 3;
 
 /// One function call, ready to send.
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// `name` or `name.namespace`, as queued.
+    pub function: String,
     /// The original method (`POST` when the message has none).
     pub method: Method,
-    /// `<gateway_url>/function/<Function><Path>?<QueryString>`.
-    pub url: Url,
+    /// `<Path or "/">[?<QueryString>]`.
+    pub path_and_query: PathAndQuery,
     /// The original headers, filtered, plus `X-Call-Id`.
     pub headers: HeaderMap,
     /// The original body.
@@ -34,58 +48,60 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// Builds the call `request` describes, through the gateway at `gateway`.
-    pub fn new(
-        gateway: &Url,
-        request: &QueueRequest,
-        call_id: Option<&str>,
-    ) -> Result<Invocation, WorkerError> {
+    /// Builds the call `request` describes.
+    pub fn new(request: &QueueRequest, call_id: Option<&str>) -> Result<Invocation, WorkerError> {
         let method = match request.method.trim() {
             "" => Method::POST,
             m => Method::from_bytes(m.as_bytes())
                 .map_err(|_| WorkerError::InvalidMessage(format!("invalid Method {m:?}")))?,
         };
+        FunctionRef::parse(&request.function, &Name::default_namespace())
+            .map_err(|e| WorkerError::InvalidMessage(format!("invalid Function: {e}")))?;
         Ok(Invocation {
+            function: request.function.clone(),
             method,
-            url: function_url(gateway, request)?,
+            path_and_query: path_and_query(request)?,
             headers: forwarded_headers(request, call_id),
             body: Bytes::copy_from_slice(&request.body),
         })
     }
 }
 
-/// `<gateway>/function/<Function><Path or "/">[?<QueryString>]`; refuses invalid function
-/// names and paths that would leave the function's route.
-pub fn function_url(gateway: &Url, request: &QueueRequest) -> Result<Url, WorkerError> {
-    let function = request.function.as_str();
-    FunctionRef::parse(function, &Name::default_namespace())
-        .map_err(|e| WorkerError::InvalidMessage(format!("invalid Function: {e}")))?;
-    let route = format!(
-        "{}/function/{function}",
-        gateway.path().trim_end_matches('/')
-    );
+/// `<Path or "/">[?<QueryString>]`, dot segments resolved and what cannot stand in a path
+/// percent-encoded; refuses a path that climbs above the function's root.
+pub fn path_and_query(request: &QueueRequest) -> Result<PathAndQuery, WorkerError> {
     let path = match request.path.as_str() {
         "" => "/".to_string(),
         p if p.starts_with('/') => p.to_string(),
         p => format!("/{p}"),
     };
-    let mut url = gateway.clone();
-    // `set_path` percent-encodes what cannot stand in a path (`?`, `#`, spaces) and resolves
-    // dot segments, so the check below sees the path the gateway will see.
-    url.set_path(&format!("{route}{path}"));
+    // `Url` percent-encodes what cannot stand in a path (`?`, `#`, spaces) and resolves dot
+    // segments; a path that climbed out would lose the marker segment.
+    let mut url = reqwest::Url::parse("http://function/root").expect("a valid base URL");
+    url.set_path(&format!("/root{path}"));
     let inside = url
         .path()
-        .strip_prefix(&route)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if !inside {
+        .strip_prefix("/root")
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    let Some(rest) = inside else {
         return Err(WorkerError::InvalidMessage(format!(
-            "Path {:?} leaves /function/{function}",
+            "Path {:?} leaves the function",
             request.path
         )));
-    }
+    };
+    let mut pq = if rest.is_empty() {
+        "/".to_string()
+    } else {
+        rest.to_string()
+    };
     let query = request.query_string.trim_start_matches('?');
-    url.set_query((!query.is_empty()).then_some(query));
-    Ok(url)
+    if !query.is_empty() {
+        url.set_query(Some(query));
+        pq.push('?');
+        pq.push_str(url.query().unwrap_or_default());
+    }
+    pq.parse()
+        .map_err(|e| WorkerError::InvalidMessage(format!("Path or QueryString: {e}")))
 }
 
 /// The original headers minus hop-by-hop ones (and those `Connection` names), `Host`,
@@ -139,43 +155,123 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// What the function answered.
-#[derive(Debug, Clone)]
+/// What the function answered: its status and headers now, its body to be read (cut at the
+/// call's deadline, and counted in flight on its replica until it is read or dropped).
 pub struct FunctionResponse {
     /// Its status.
     pub status: StatusCode,
     /// Its headers.
     pub headers: HeaderMap,
-    /// Its whole body.
-    pub body: Bytes,
+    /// Its body, unread.
+    pub body: ResponseBody,
+    /// When the call's time is up.
+    pub deadline: Instant,
+    /// The call's timeout.
+    pub timeout: Duration,
 }
 
-/// Sends `invocation` and reads the whole answer, within `timeout`.
+/// A response body as the worker reads it.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+impl FunctionResponse {
+    /// An answer with a body already read (tests, stand-ins).
+    pub fn ready(status: StatusCode, headers: HeaderMap, body: Bytes) -> FunctionResponse {
+        FunctionResponse {
+            status,
+            headers,
+            body: http_body_util::Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            deadline: Instant::now() + Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::fmt::Debug for FunctionResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends `invocation` to a ready replica of its function (scaling it from zero and waiting
+/// for it if need be) and returns the answer's head by the deadline: `timeout` after the call
+/// was sent. The body is cut at the same deadline.
 pub async fn invoke(
-    client: &reqwest::Client,
+    invoker: &Invoker,
     invocation: &Invocation,
     timeout: Duration,
 ) -> Result<FunctionResponse, WorkerError> {
-    let call = async {
-        let response = client
-            .request(invocation.method.clone(), invocation.url.clone())
-            .headers(invocation.headers.clone())
-            .body(invocation.body.clone())
-            .send()
-            .await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await?;
-        Ok::<_, reqwest::Error>(FunctionResponse {
-            status,
-            headers,
-            body,
-        })
-    };
-    match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(WorkerError::Timeout(timeout)),
-        Ok(Err(e)) => Err(WorkerError::Unreachable(e)),
-        Ok(Ok(response)) => Ok(response),
+    let function = invocation.function.as_str();
+    let (mut replica, _) = invoker.replica(function).await?;
+    let deadline = Instant::now() + timeout;
+    let mut tried: Vec<Authority> = Vec::new();
+    loop {
+        let request = request(invocation, replica.authority())?;
+        let reason = match client::send(&invoker.client, request, deadline).await {
+            Ok(response) => return Ok(answer(response, replica, deadline, timeout)),
+            Err(SendError::Timeout) => return Err(WorkerError::Timeout(timeout)),
+            Err(SendError::Failed(reason)) => {
+                replica.exchange_failed();
+                return Err(WorkerError::Unreachable(format!(
+                    "replica {}: {reason}",
+                    replica.authority()
+                )));
+            }
+            Err(SendError::NotSent(reason)) => reason,
+        };
+        let failure =
+            || WorkerError::Unreachable(format!("replica {}: {reason}", replica.authority()));
+        replica.connect_failed();
+        tried.push(replica.authority().clone());
+        if tried.len() >= MAX_REPLICAS {
+            return Err(failure());
+        }
+        match invoker.next_replica(function, &replica, &tried).await? {
+            (Some(next), _) => {
+                tracing::debug!(failed = %replica.authority(), next = %next.authority(), %reason,
+                    "the call never reached the replica; sending it to another one");
+                replica = next;
+            }
+            (None, _) => return Err(failure()),
+        }
+    }
+}
+
+fn request(
+    invocation: &Invocation,
+    authority: &Authority,
+) -> Result<Request<axum::body::Body>, WorkerError> {
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query(invocation.path_and_query.clone())
+        .build()
+        .map_err(|e| WorkerError::InvalidMessage(format!("the request URI: {e}")))?;
+    let mut request = Request::new(axum::body::Body::from(invocation.body.clone()));
+    *request.method_mut() = invocation.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = invocation.headers.clone();
+    Ok(request)
+}
+
+fn answer(
+    response: http::Response<hyper::body::Incoming>,
+    replica: Chosen,
+    deadline: Instant,
+    timeout: Duration,
+) -> FunctionResponse {
+    let (parts, body) = response.into_parts();
+    let body = Deadline::new(body, deadline, timeout, Some(replica.into_in_flight()));
+    FunctionResponse {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.boxed_unsync(),
+        deadline,
+        timeout,
     }
 }
 
@@ -193,64 +289,31 @@ mod tests {
         }
     }
 
-    fn url(gateway: &str, function: &str, path: &str, query: &str) -> Result<String, String> {
-        function_url(
-            &Url::parse(gateway).unwrap(),
-            &request(function, path, query),
-        )
-        .map(String::from)
-        .map_err(|e| e.to_string())
+    fn pq(function: &str, path: &str, query: &str) -> Result<String, String> {
+        Invocation::new(&request(function, path, query), None)
+            .map(|i| i.path_and_query.to_string())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
-    fn urls_go_through_the_gateway_sync_route() {
-        let gw = "http://127.0.0.1:8080";
+    fn requests_go_to_the_replica_with_path_and_query() {
         let cases = [
-            ("figlet", "", "", "http://127.0.0.1:8080/function/figlet/"),
-            (
-                "figlet.dev",
-                "",
-                "",
-                "http://127.0.0.1:8080/function/figlet.dev/",
-            ),
-            ("f", "/x/y", "", "http://127.0.0.1:8080/function/f/x/y"),
-            (
-                "f",
-                "/x/y/",
-                "a=1&b=2",
-                "http://127.0.0.1:8080/function/f/x/y/?a=1&b=2",
-            ),
-            ("f", "x", "?q", "http://127.0.0.1:8080/function/f/x?q"),
-            (
-                "f",
-                "/a b?c#d",
-                "",
-                "http://127.0.0.1:8080/function/f/a%20b%3Fc%23d",
-            ),
-            (
-                "f",
-                "/a%2Fb",
-                "x=%20",
-                "http://127.0.0.1:8080/function/f/a%2Fb?x=%20",
-            ),
-            ("f", "/a/../b", "", "http://127.0.0.1:8080/function/f/b"),
+            ("figlet", "", "", "/"),
+            ("figlet.dev", "", "", "/"),
+            ("f", "/x/y", "", "/x/y"),
+            ("f", "/x/y/", "a=1&b=2", "/x/y/?a=1&b=2"),
+            ("f", "x", "?q", "/x?q"),
+            ("f", "/a b?c#d", "", "/a%20b%3Fc%23d"),
+            ("f", "/a%2Fb", "x=%20", "/a%2Fb?x=%20"),
+            ("f", "/a/../b", "", "/b"),
         ];
         for (function, path, query, want) in cases {
-            assert_eq!(
-                url(gw, function, path, query).as_deref(),
-                Ok(want),
-                "{path}"
-            );
+            assert_eq!(pq(function, path, query).as_deref(), Ok(want), "{path}");
         }
-        assert_eq!(
-            url("http://gw:8080/base/", "f", "/p", "").as_deref(),
-            Ok("http://gw:8080/base/function/f/p")
-        );
     }
 
     #[test]
-    fn calls_cannot_leave_the_function_route() {
-        let gw = "http://127.0.0.1:8080";
+    fn calls_cannot_leave_the_function() {
         for (function, path) in [
             ("f", "/../../system/functions"),
             ("f", "/%2e%2e/other"),
@@ -261,7 +324,7 @@ mod tests {
             ("f/x", ""),
             ("a.b.c", ""),
         ] {
-            let err = url(gw, function, path, "").unwrap_err();
+            let err = pq(function, path, "").unwrap_err();
             assert!(
                 err.starts_with("invalid message"),
                 "{function} {path}: {err}"
@@ -271,14 +334,13 @@ mod tests {
 
     #[test]
     fn methods() {
-        let gw = Url::parse("http://gw").unwrap();
         let mut r = request("f", "", "");
         for (given, want) in [("", "POST"), ("GET", "GET"), ("PATCH", "PATCH")] {
             r.method = given.into();
-            assert_eq!(Invocation::new(&gw, &r, None).unwrap().method, want);
+            assert_eq!(Invocation::new(&r, None).unwrap().method, want);
         }
         r.method = "GE T".into();
-        assert!(Invocation::new(&gw, &r, None).is_err());
+        assert!(Invocation::new(&r, None).is_err());
     }
 
     #[test]

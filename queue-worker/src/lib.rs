@@ -3,42 +3,67 @@
 //!
 //! The gateway stores each `POST /async-function/...` as a [`QueueRequest`] JSON message in the
 //! JetStream stream `ferry-calls`, on subject `ferry.calls.<queue>.<name>.<namespace>`, with the
-//! call id in the `Ferry-Call-Id` NATS header, and creates the call's status record (`queued`)
-//! in the key-value bucket `ferry-call-status`. Every worker of a queue pulls from one shared
-//! durable consumer, `ferry-workers-<queue>` (competing consumers), and for each call:
+//! call id in the `Ferry-Call-Id` NATS header, after creating the call's status record
+//! (`queued`) in the key-value bucket `ferry-call-status`; the message carries that record's
+//! revision (`Ferry-Status-Revision`). Every worker of a queue pulls from one shared durable
+//! consumer, `ferry-workers-<queue>` (competing consumers), and for each call:
 //!
-//! 1. skips it (acknowledged, nothing else) if its status is `cancelled`, or hands it back for
-//!    a moment if its function already runs `max_inflight_per_function` calls here;
-//! 2. dead-letters it as `expired` if it is older than its maximum age, or as
-//!    `attempts_exhausted` if it has no attempts left;
-//! 3. otherwise writes `running` with one more attempt and invokes the function through the
-//!    gateway's sync route, `<gateway_url>/function/<Function><Path>?<QueryString>`, with the
-//!    original method, headers and body plus `X-Call-Id` ([`invoke`]), renewing the message's
-//!    JetStream lease every `ack_wait / 3` meanwhile ([`lease`]);
-//! 4. on a retryable failure (connection error, timeout, a status in the retry codes, any
-//!    error carrying `X-OpenFaaS-Internal`) with attempts left: records the attempt, sets the
-//!    status back to `queued` with `nextAttemptAt`, and NAKs the message with the backoff
-//!    delay (or the answer's `Retry-After`), so JetStream redelivers it then ([`policy`]);
-//! 5. otherwise POSTs the result to the call's `X-Callback-Url`, if any ([`callback`]), and
-//!    acknowledges the message (a double ack, confirmed by the server) last. A callback that
-//!    fails is queued in the stream `ferry-callbacks` and retried by a second pull loop
-//!    (consumer `ferry-callbacks-<queue>`) without holding the call; one that never succeeds
+//! 1. waits for a slot of its function if the function already runs
+//!    `max_inflight_per_function` calls here (woken when one ends; the message's lease is
+//!    renewed and its worker slot given back meanwhile);
+//! 2. claims it: writes `running` with one more attempt, compare-and-set over the revision the
+//!    message carries (one JetStream operation), or reads the record and decides: skip a
+//!    `cancelled` call, acknowledge a duplicate or a call already settled, dead-letter a call
+//!    that is too old (`expired`), out of attempts (`attempts_exhausted`) or delivered more
+//!    than `max_deliveries` times without finishing (`max_deliveries`);
+//! 3. invokes the function **straight at a ready replica** ([`invoke`], with `ferry-invoke`:
+//!    the provider's endpoints, the least-in-flight choice and scaling from zero, as the gateway
+//!    does it), with the original method, path, query, headers and body plus `X-Call-Id`, and
+//!    the function's own timeout ([`timeouts`](#timeouts)), renewing the message's JetStream
+//!    lease every `ack_wait / 3` meanwhile ([`lease`]). One attempt is one invocation;
+//! 4. on a retryable failure (unreachable, no ready replica in time, a status in the retry
+//!    codes, an error carrying `X-OpenFaaS-Internal`) with attempts left: records the attempt,
+//!    sets the status back to `queued` with `nextAttemptAt`, and schedules the retry as a
+//!    JetStream message schedule (`ferry.retry.<queue>.<name>.<namespace>.<call>`, NATS 2.12+)
+//!    that puts the call back on its queue when it is due; the message is acknowledged, so a
+//!    call waiting for a retry holds no place in the consumer's pending window ([`policy`]);
+//! 5. a call that ran out of its timeout is dead-lettered as `timed_out` (state `timed_out`),
+//!    unless the function retries timeouts (`com.openfaas.retry.on_timeout`);
+//! 6. otherwise POSTs the result to the call's `X-Callback-Url`, if any ([`callback`]), records
+//!    the final status and acknowledges the message last. A callback that fails is queued in
+//!    the stream `ferry-callbacks` and retried by a second pull loop (consumer
+//!    `ferry-callbacks-<queue>`) without holding the call; one that never succeeds
 //!    dead-letters the call as `callback_failed`.
 //!
+//! A function's response is kept in memory for its callback (and its retries and dead letter)
+//! when it is at most `max_buffered_result` and the worker's `result_memory` has room; a
+//! larger one is streamed to the callback as it arrives, once: if that delivery fails the call
+//! ends `callback_failed` with the result's status and headers but not its body.
+//!
 //! Dead letters go to the stream `ferry-dead-letters` (subject
-//! `ferry.dead.<queue>.<name>.<namespace>`) before the call is acknowledged. Delivery is at
-//! least once: a worker that dies mid-call leaves its messages unacknowledged and JetStream
+//! `ferry.dead.<queue>.<name>.<namespace>`) before the call is acknowledged. A message that
+//! is not a call is dead-lettered as `invalid_message` with its payload. Delivery is at least
+//! once: a worker that dies mid-call leaves its messages unacknowledged and JetStream
 //! redelivers them to another worker after `ack_wait`; the lost invocation counts as an
-//! attempt. A message that is not a valid call is logged and terminated.
+//! attempt (the function may have run it: it is recorded as lost, not as undone).
 //!
 //! # Call status
 //!
-//! `queued → running → (queued → running)* → succeeded | failed | dead_lettered | expired |
-//! callback_failed`, or `queued → cancelled` (set by the gateway). `succeeded` (status < 400) and
-//! `failed` are written only once the callback was delivered (at once without a callback URL);
-//! while a callback is being retried the call stays `running` with `callback.state =
-//! retrying`. Status writes are compare-and-set on the record's revision; when the bucket cannot
-//! be used the call still runs, counting attempts by JetStream deliveries.
+//! `queued → running → (queued → running)* → succeeded | failed | timed_out | dead_lettered |
+//! expired | callback_failed`, or `queued → cancelled` (set by the gateway). `succeeded` (status
+//! < 400) and `failed` are written only once the callback was delivered (at once without a
+//! callback URL); while a callback is being retried the call stays `running` with
+//! `callback.state = retrying`. Every status write is conditional (`ferry_runtime::status`): a
+//! cancel or redrive written meanwhile is never overwritten. When the bucket cannot be used a
+//! call is not run: its message waits (`-NAK`) until the bucket is back.
+//!
+//! # Timeouts
+//!
+//! A call may run as long as its function allows: the annotation (or label)
+//! `com.openfaas.timeout` (e.g. `2h`), else the larger of the function's watchdog settings
+//! `exec_timeout` and `write_timeout` plus 2 s (so the watchdog's own answer comes first),
+//! else `upstream_timeout`; never more than `max_call_duration`. The gateway's sync
+//! `upstream_timeout` plays no part. `ack_wait` is a liveness lease, renewed all along.
 //!
 //! # Configuration
 //!
@@ -46,25 +71,33 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server |
+//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server (2.12 or later: retries are message schedules) |
 //! | `nats_stream_replicas` | `1` | replicas of the streams and bucket, if the worker creates them |
 //! | `nats_duplicate_window` | `2m` | the calls stream's duplicate window, if the worker creates it |
 //! | `nats_max_age` | `0` (forever) | the calls stream's message age limit, if the worker creates it |
 //! | `call_status_ttl` | `24h` | how long a status record is kept after its last change, if the worker creates the bucket |
 //! | `dead_letter_max_age` | `336h` (14 days) | how long a dead letter is kept (`0`: until deleted), if the worker creates the stream |
-//! | `gateway_url` | `http://127.0.0.1:8080` | where functions are invoked (`/function/...`) |
+//! | `functions_provider_url` | `http://127.0.0.1:8081` | the provider API: replica endpoints, function settings, scaling from zero |
+//! | `provider_timeout`, `endpoint_cache_ttl`, `endpoint_max_stale`, `function_cache_ttl` | `5s`, `1s`, `5s`, `5s` | provider look-ups and their caching, as in the gateway |
+//! | `scale_from_zero`, `scale_from_zero_timeout` | `true`, `30s` | hold a call to a function without a ready replica until one is ready (scaling it from zero), at most this long; the wait is not part of the call's timeout |
+//! | `basic_auth`, `secret_mount_path` | `false`, `/run/secrets` | send the gateway's basic-auth credentials (read from `basic-auth-user`/`basic-auth-password`, waited for up to 60 s) to the provider |
 //! | `queue_name` | `faas-request` | queue served: consumers `ferry-workers-<queue>` and `ferry-callbacks-<queue>`, subjects `ferry.calls.<queue>.>` and `ferry.callbacks.<queue>.>` |
 //! | `max_inflight` | `64` | calls this worker runs at once (and, separately, callback retries) |
-//! | `max_inflight_per_function` | `max_inflight / 2` (at least 1) | calls of one function this worker runs at once; more wait a moment (`-NAK` 250 ms), uncounted |
+//! | `max_inflight_per_function` | `max_inflight / 2` (at least 1) | calls of one function this worker runs at once; more wait (up to `max_inflight` of them, without their worker slot), beyond that they are handed back for 2 s |
 //! | `ack_wait` | `30s` | JetStream lease of a call, renewed every third of it while the call runs (at least `1s`) |
-//! | `max_ack_pending` | `10000` | unacknowledged messages (running, or waiting for a retry) each consumer allows across all its workers |
-//! | `upstream_timeout` | `5m` | longest function call (status 504 beyond; retryable) |
+//! | `max_ack_pending` | `10000` | unacknowledged messages (running or waiting for a function slot) each consumer allows across all its workers |
+//! | `upstream_timeout` | `5m` | how long a call may run when its function declares no timeout |
+//! | `max_call_duration` | `24h` | the longest any call may run |
+//! | `max_deliveries` | `10` | deliveries of one message (each after a worker died or lost it) before it is dead-lettered as `max_deliveries` |
+//! | `max_buffered_result` | `1MiB` | the largest result kept in memory (for callback retries and dead letters); larger ones stream to the callback once |
+//! | `result_memory` | `8MiB` | memory all results kept in memory may take at once; past it results stream |
 //! | `max_retry_attempts` | `10` | invocations per call, the first included (1 to 100; `1` = no retry); annotation `com.openfaas.retry.attempts` |
 //! | `initial_retry_wait` | `1s` | delay before the first retry, doubling per retry; annotation `com.openfaas.retry.min_wait` |
 //! | `max_retry_wait` | `60s` | longest computed retry delay (equal jitter: 50–100 % of the doubled delay, never below the initial); annotation `com.openfaas.retry.max_wait` |
 //! | `retry_http_codes` | `408,429,500,502,503,504` | function statuses that are retried; annotation `com.openfaas.retry.codes` |
-//! | `max_event_age` | `0` (no limit) | oldest a call may be (since the gateway stored it) when it would be invoked; older → dead letter `expired`; annotation `com.openfaas.retry.max_age` |
-//! | `callback_timeout` | `10s` | longest callback POST |
+//! | `retry_timed_out` | `false` | retry a call that ran out of its timeout; annotation `com.openfaas.retry.on_timeout` |
+//! | `max_event_age` | `0` (no limit) | oldest a call may be (since it was submitted) when it would be invoked; older → dead letter `expired`; annotation `com.openfaas.retry.max_age` |
+//! | `callback_timeout` | `10s` | longest callback POST (for a streamed result: after the function's body ended) |
 //! | `callback_max_attempts` | `8` | deliveries tried per callback, the first included (1 to 100); then `callback_failed` |
 //! | `callback_initial_wait` | `1s` | delay before the first callback retry, doubling per retry |
 //! | `callback_max_wait` | `60s` | longest callback retry delay (equal jitter) |
@@ -76,27 +109,28 @@
 //! A `Retry-After` header (seconds or an HTTP date) on a 429 or 503 replaces the computed
 //! delay: at least the initial wait, honoured above the maximum wait up to one hour. Invalid
 //! `com.openfaas.retry.*` annotations fall back to the worker defaults with a warning naming
-//! the annotation. Callbacks and `gateway_url` may be `http://` or `https://` (rustls with the
-//! ring provider, system root certificates).
+//! the annotation. Callbacks may be `http://` or `https://` (rustls with the ring provider,
+//! system root certificates).
 //!
 //! # Shutdown
 //!
 //! When `shutdown` resolves the worker stops pulling at once (messages a still-open pull
 //! delivers are handed back with a NAK), gives running calls and callback deliveries
 //! `shutdown_grace` to finish (status, callback and ack included), leaves those still running
-//! unacknowledged for redelivery, and returns. A retry is a NAK with a delay: JetStream holds
-//! the message meanwhile, whatever happens to the worker.
+//! unacknowledged for redelivery, and returns.
 //!
 //! # Layout
 //!
 //! - [`config`]: environment variables and defaults; [`policy`]: the retry policy;
 //! - `consumer`: JetStream set-up and the two pull loops (flow control, stopping);
-//! - `call`: one call message (status, fairness, invoke, retry decision); `settle`: how a call
+//! - `call`: one call message (fairness, invoke, outcome); `claim`: deciding from the status
+//!   record and marking the call running; `retry`: scheduled retries; `settle`: how a call
 //!   ends (dead letter, callback, final status);
-//! - `callback_retry`: the queued callbacks and their retry loop; [`callback`]: the POST;
-//! - `status`: the status records (compare-and-set); `deadletter`: dead-letter publishing;
-//! - `fairness`: the per-function cap; [`metrics`]: Prometheus metrics;
-//! - [`invoke`]: the request to the function; [`lease`]: in-progress acks while a call runs;
+//! - `result`: reading a result in bounded memory; `callback_retry`: the queued callbacks and
+//!   their retry loop; [`callback`]: the POST;
+//! - `status`: changes to status records; `deadletter`: dead-letter publishing;
+//! - `fairness`: the per-function cap and its waiting room; [`metrics`]: Prometheus metrics;
+//! - [`invoke`]: the request to a replica; [`lease`]: in-progress acks while a call runs;
 //! - `health`: `GET /healthz` and `GET /metrics`; [`error`]: the [`WorkerError`] enum.
 //!
 //! [`QueueRequest`]: ferry_proto::QueueRequest
@@ -104,6 +138,7 @@
 mod call;
 pub mod callback;
 mod callback_retry;
+mod claim;
 pub mod config;
 mod consumer;
 mod context;
@@ -115,6 +150,8 @@ pub mod invoke;
 pub mod lease;
 pub mod metrics;
 pub mod policy;
+mod result;
+mod retry;
 mod settle;
 mod status;
 
@@ -137,6 +174,9 @@ pub use metrics::Metrics;
 
 /// The name the worker's NATS connection carries.
 pub const CLIENT_NAME: &str = "ferry-queue-worker";
+
+/// How long the worker waits at start for the gateway to write the credentials.
+const CREDENTIALS_WAIT: Duration = Duration::from_secs(60);
 
 /// How long calls get to notice that the grace is over and return.
 const ABANDON_WAIT: Duration = Duration::from_secs(5);
@@ -184,11 +224,23 @@ pub async fn run(
     tracing::info!(
         %address,
         queue = %config.queue_name,
-        gateway = %config.gateway_url,
+        provider = %config.invoke.provider_url,
         max_inflight = config.max_inflight,
         "queue-worker starting"
     );
 
+    let credentials = if config.auth.enabled {
+        let dir = &config.auth.secret_mount_path;
+        Some(ferry_runtime::auth::wait_and_load(dir, CREDENTIALS_WAIT).await?)
+    } else {
+        None
+    };
+    let invoker = ferry_invoke::Invoker::new(
+        &config.invoke,
+        credentials.as_ref(),
+        metrics.registry(),
+        "queue_worker",
+    );
     let client = ferry_runtime::jetstream::connect(&config.nats.url, CLIENT_NAME).await?;
     health.set_client(client.clone());
     let js = async_nats::jetstream::new(client.clone());
@@ -197,11 +249,16 @@ pub async fn run(
         let ctx = Arc::new(Context {
             config: config.clone(),
             http,
+            invoker,
+            results: result::Budget::new(config.result_memory, config.max_buffered_result),
             client: client.clone(),
             js: js.clone(),
             status: status::StatusStore::new(bucket),
             metrics,
-            fairness: fairness::Fairness::new(config.max_inflight_per_function),
+            fairness: fairness::Fairness::new(
+                config.max_inflight_per_function,
+                config.max_inflight,
+            ),
         });
         let calls = Consumer {
             lane: Lane::Calls,

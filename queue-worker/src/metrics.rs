@@ -61,6 +61,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The registry, for metrics registered elsewhere (scaling from zero).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Registers every metric in a new registry.
     pub fn new() -> Metrics {
         let registry = Registry::new();

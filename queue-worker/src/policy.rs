@@ -4,12 +4,15 @@
 //! Worker-wide defaults come from the environment (`max_retry_attempts`, `initial_retry_wait`,
 //! `max_retry_wait`, `retry_http_codes`, `max_event_age`); a function overrides them with its
 //! annotations `com.openfaas.retry.attempts`, `.codes`, `.min_wait`, `.max_wait` and
-//! `com.openfaas.retry.max_age`, which the gateway copies into each queued call. An annotation
+//! `com.openfaas.retry.max_age` and `com.openfaas.retry.on_timeout`, which the gateway copies
+//! into each queued call. An annotation
 //! that cannot be read is ignored with a warning naming it: the worker default applies.
 //!
-//! **Retryable** ([`RetryPolicy::is_retryable`]): a connection error or timeout, a status in
-//! the retry codes, or any non-2xx answer carrying `X-OpenFaaS-Internal` (the platform, not the
-//! function, failed).
+//! **Retryable** ([`RetryPolicy::is_retryable`]): a function that could not be reached (no
+//! ready replica in time, connection refused or broken), a status in the retry codes, or any
+//! non-2xx answer carrying `X-OpenFaaS-Internal` (the platform, not the function, failed). A
+//! call that ran out of its own timeout is retried only with `on_timeout`; one whose function
+//! no longer exists never.
 //!
 //! **Delays** ([`Backoff::delay`]): `min_wait` doubling per retry, capped at `max_wait`, with
 //! equal jitter (50–100 % of that), never below `min_wait`. A `Retry-After` header (seconds or
@@ -74,6 +77,9 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
     /// Oldest a call may be when it is (re)invoked; zero for no limit.
     pub max_age: Duration,
+    /// Whether a call that ran out of its timeout is retried (`retry_timed_out`, annotation
+    /// `com.openfaas.retry.on_timeout`); by default it ends `timed_out`.
+    pub on_timeout: bool,
 }
 
 impl RetryPolicy {
@@ -114,6 +120,14 @@ impl RetryPolicy {
             policy.max_age = parse_duration(v)?;
             Ok(())
         });
+        read(labels::RETRY_ON_TIMEOUT, &mut |v| {
+            policy.on_timeout = match v {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err("expected true or false".into()),
+            };
+            Ok(())
+        });
         if policy.backoff.max_wait < policy.backoff.min_wait {
             warnings.push(format!(
                 "retry max_wait {} is below min_wait {}; using min_wait for both",
@@ -125,9 +139,14 @@ impl RetryPolicy {
         (policy, warnings)
     }
 
-    /// Whether an invocation that ended with `outcome` should be retried (attempts allowing).
+    /// Whether an invocation that ended with `outcome` should be retried (attempts allowing):
+    /// a function that answered with a retry code (or the platform failing for it), a
+    /// function that could not be reached; a call that ran out of its timeout only when the
+    /// policy says so; never a function that does not exist.
     pub fn is_retryable(&self, outcome: &Result<FunctionResponse, WorkerError>) -> bool {
         match outcome {
+            Err(WorkerError::Timeout(_)) => self.on_timeout,
+            Err(WorkerError::Invoke(ferry_invoke::InvokeError::FunctionNotFound(_))) => false,
             Err(_) => true,
             Ok(response) => {
                 let status = response.status;

@@ -17,6 +17,8 @@
 
 use std::time::SystemTime;
 
+use bytes::Bytes;
+use ferry_invoke::client::BoxError;
 use ferry_proto::FunctionRef;
 use ferry_proto::calls::{
     Attempt, CallResult, CallState, CallbackState, CallbackStatus, DeadLetter, DeadLetterReason,
@@ -27,6 +29,7 @@ use crate::callback::{self, CallbackJob, Delivery};
 use crate::callback_retry::{self, Enqueue};
 use crate::context::{Context, Disposition, REQUEUE_DELAY};
 use crate::deadletter::{self, payload_limit};
+use crate::invoke::ResponseBody;
 use crate::status::{Record, Write, record_attempt};
 
 impl Call {
@@ -54,6 +57,13 @@ impl Call {
             callback: view.callback.clone(),
             result: answered.then(|| result.clone()),
             request: self.request.clone(),
+            payload: Vec::new(),
+            error: (reason == DeadLetterReason::MaxDeliveries).then(|| {
+                format!(
+                    "delivered {} times without finishing (max_deliveries {})",
+                    self.delivery.delivered, self.ctx.config.max_deliveries
+                )
+            }),
         };
         let limit = payload_limit(&self.ctx.client);
         let ids = (view.redrives, view.attempts);
@@ -68,8 +78,11 @@ impl Call {
             };
         let state = match reason {
             DeadLetterReason::Expired => CallState::Expired,
-            DeadLetterReason::AttemptsExhausted => CallState::DeadLettered,
+            DeadLetterReason::TimedOut => CallState::TimedOut,
             DeadLetterReason::CallbackFailed => CallState::CallbackFailed,
+            DeadLetterReason::AttemptsExhausted
+            | DeadLetterReason::MaxDeliveries
+            | DeadLetterReason::InvalidMessage => CallState::DeadLettered,
         };
         let now = ferry_proto::time::now();
         self.save(&mut record, |s| {
@@ -87,15 +100,18 @@ impl Call {
         self.ctx.metrics.message(state.as_str());
         self.ctx.observe_end(state, self.delivery.published);
         tracing::warn!(?reason, sequence = stored.sequence, "dead-lettered");
-        self.final_callback(record, state, result).await
+        self.final_callback(record, state, result, None).await
     }
 
-    /// A final answer (`succeeded` or `failed`): its callback, then its status.
+    /// A final answer (`succeeded` or `failed`): its callback, then its status. With
+    /// `stream`, the result's body is not in `result` but still coming (see
+    /// [`crate::result`]): what was read, and the rest.
     pub(crate) async fn conclude(
         &mut self,
         mut record: Record,
         state: CallState,
         result: CallResult,
+        stream: Option<(Bytes, ResponseBody)>,
     ) -> Disposition {
         self.ctx.metrics.message(state.as_str());
         if self.request.callback_url.is_none() {
@@ -108,7 +124,7 @@ impl Call {
             self.ctx.observe_end(state, self.delivery.published);
             return Disposition::Ack;
         }
-        self.final_callback(record, state, result).await
+        self.final_callback(record, state, result, stream).await
     }
 
     /// A call whose record already shows a final state for this message: acknowledged, after
@@ -126,7 +142,7 @@ impl Call {
                 status: record.status.last_status.unwrap_or(504),
                 ..Default::default()
             };
-            return self.final_callback(record, state, result).await;
+            return self.final_callback(record, state, result, None).await;
         }
         tracing::info!(
             state = state.as_str(),
@@ -144,6 +160,7 @@ impl Call {
         mut record: Record,
         state: CallState,
         result: CallResult,
+        stream: Option<(Bytes, ResponseBody)>,
     ) -> Disposition {
         let Some(mut job) = self.job(&record, state, result) else {
             return Disposition::Ack;
@@ -151,9 +168,17 @@ impl Call {
         let waiting = matches!(state, CallState::Succeeded | CallState::Failed);
         let tried = record.status.callback.as_ref().map_or(0, |c| c.attempts) + 1;
         let timeout = self.ctx.config.callback_timeout;
-        let (status, error, permanent) = match callback::deliver(&self.ctx.http, &job, timeout)
-            .await
-        {
+        let streamed = stream.is_some();
+        let delivery = match stream {
+            None => callback::deliver(&self.ctx.http, &job, timeout).await,
+            Some((prefix, rest)) => {
+                // The function's time bounds the body; the receiver then has callback_timeout.
+                let deadline = self.invocation_deadline_left() + timeout;
+                let body = streamed_body(prefix, rest);
+                callback::deliver_with(&self.ctx.http, &job, body, deadline).await
+            }
+        };
+        let (status, error, permanent) = match delivery {
             Delivery::Delivered(code) => {
                 tracing::info!(status = code, "callback delivered");
                 self.ctx.metrics.callback("delivered");
@@ -181,7 +206,12 @@ impl Call {
         };
         tracing::warn!(callback = %job.url, status, %error, "callback not delivered");
         job.callback_attempts = tried;
-        let queued = if permanent {
+        let queued = if streamed {
+            Enqueue::Refused(format!(
+                "{STREAMED}: the result was larger than max_buffered_result, or result_memory \
+                 was spent, so it was streamed to the callback once and is not kept ({error})"
+            ))
+        } else if permanent {
             Enqueue::Refused(error.clone())
         } else {
             callback_retry::enqueue(&self.ctx, &self.function, &job, record.status.redrives).await
@@ -276,16 +306,32 @@ pub(crate) fn callback_status(
     }
 }
 
-fn count_dead_letter(ctx: &Context, function: &str, reason: DeadLetterReason) {
-    let reason = match reason {
-        DeadLetterReason::AttemptsExhausted => "attempts_exhausted",
-        DeadLetterReason::Expired => "expired",
-        DeadLetterReason::CallbackFailed => "callback_failed",
-    };
+pub(crate) fn count_dead_letter(ctx: &Context, function: &str, reason: DeadLetterReason) {
     ctx.metrics
         .dead_letters
-        .with_label_values(&[function, reason])
+        .with_label_values(&[function, reason.as_str()])
         .inc();
+}
+
+/// How the reason starts when a streamed result's callback failed.
+pub(crate) const STREAMED: &str = "the callback of a streamed result failed";
+
+/// A callback body: `prefix`, then the rest of the function's response as it arrives.
+fn streamed_body(prefix: Bytes, rest: ResponseBody) -> reqwest::Body {
+    use futures_util::StreamExt as _;
+    use http_body_util::BodyExt as _;
+    let head = futures_util::stream::once(async move { Ok::<_, BoxError>(prefix) });
+    reqwest::Body::wrap_stream(head.chain(rest.into_data_stream()))
+}
+
+impl Call {
+    /// The time left of the invocation's deadline (its body may still be coming).
+    fn invocation_deadline_left(&self) -> std::time::Duration {
+        self.ctx
+            .config
+            .max_call_duration
+            .saturating_sub(self.received.elapsed())
+    }
 }
 
 /// Gives up on the callback of a call whose function answered (`job.state` is `succeeded` or
@@ -304,7 +350,7 @@ pub(crate) async fn give_up(
     else {
         return Disposition::Term;
     };
-    if why.starts_with(callback_retry::TOO_LARGE) {
+    if why.starts_with(callback_retry::TOO_LARGE) || why.starts_with(STREAMED) {
         job.result.body.clear();
     }
     let mut view = record.as_ref().map(|r| r.status.clone());
@@ -330,6 +376,8 @@ pub(crate) async fn give_up(
         callback: Some(callback.clone()),
         result: Some(job.result.clone()),
         request: job.request.clone(),
+        payload: Vec::new(),
+        error: None,
     };
     let redrives = view.as_ref().map_or(0, |v| v.redrives);
     let limit = payload_limit(&ctx.client);

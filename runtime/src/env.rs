@@ -116,6 +116,37 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
+/// A duration greater than zero from variable `name`, or `default` when it is unset.
+pub fn positive_duration_or(
+    env: &impl Env,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, EnvError> {
+    parse_or(env, name, default, |v| {
+        match ferry_proto::duration::parse(v) {
+            Ok(d) if d.is_zero() => Err("must be greater than zero".to_string()),
+            Ok(d) => Ok(d),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+}
+
+/// `524288`, `512KiB`, `512KB`, `1MiB`, `1MB`, `512k`: binary units either way, since
+/// nobody sizes message payloads in powers of ten.
+pub fn parse_size(v: &str) -> Option<usize> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

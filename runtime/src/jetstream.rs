@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 use ferry_proto::jetstream::{
     CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, CALLS_SUBJECT_PREFIX,
-    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, STATUS_BUCKET,
+    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, RETRY_SUBJECT_PREFIX, STATUS_BUCKET,
 };
 
 use crate::env::{self, Env, EnvError};
@@ -92,12 +92,18 @@ pub async fn connect(
         .await
 }
 
-/// The calls stream's configuration.
+/// The calls stream's configuration: queued calls on `ferry.calls.>`, and the message
+/// schedules of calls waiting for a retry on `ferry.retry.>` (NATS 2.12+), which JetStream
+/// publishes to `ferry.calls.>` when they are due.
 pub fn calls_stream_config(config: &NatsConfig) -> stream::Config {
     stream::Config {
         name: CALLS_STREAM.to_string(),
         description: Some("ferry: queued async function calls".to_string()),
-        subjects: vec![format!("{CALLS_SUBJECT_PREFIX}.>")],
+        subjects: vec![
+            format!("{CALLS_SUBJECT_PREFIX}.>"),
+            format!("{RETRY_SUBJECT_PREFIX}.>"),
+        ],
+        allow_message_schedules: true,
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         num_replicas: config.stream_replicas,
@@ -107,12 +113,36 @@ pub fn calls_stream_config(config: &NatsConfig) -> stream::Config {
     }
 }
 
-/// Returns the calls stream, creating it if it does not exist.
+/// Returns the calls stream, creating it if it does not exist; a stream made by an earlier
+/// ferry (without the retry subjects or message schedules) is updated.
 pub async fn ensure_calls_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(calls_stream_config(config)).await
+    let wanted = calls_stream_config(config);
+    let mut stream = js.get_or_create_stream(wanted.clone()).await?;
+    let current = &stream.cached_info().config;
+    let outdated = !current.allow_message_schedules
+        || wanted
+            .subjects
+            .iter()
+            .any(|s| !current.subjects.contains(s));
+    if outdated {
+        let mut updated = current.clone();
+        updated.allow_message_schedules = true;
+        for subject in &wanted.subjects {
+            if !updated.subjects.contains(subject) {
+                updated.subjects.push(subject.clone());
+            }
+        }
+        tracing::info!(
+            stream = CALLS_STREAM,
+            "adding retry schedules to the calls stream"
+        );
+        js.update_stream(updated).await?;
+        stream = js.get_or_create_stream(wanted).await?;
+    }
+    Ok(stream)
 }
 
 /// Returns the dead-letter stream, creating it if it does not exist. File storage, limits

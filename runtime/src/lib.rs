@@ -14,6 +14,7 @@
 //!   its own port, for Docker health checks in `FROM scratch` images);
 //! - `jetstream` (feature `jetstream`): NATS connection and the calls stream, set up the same
 //!   way by the gateway and the queue-worker;
+//! - `status` (feature `jetstream`): the call-status store both write, compare-and-set only;
 //! - `tls` (feature `tls`): installs the TLS crypto provider HTTPS clients need;
 //! - `auth` (feature `auth`): basic-auth credentials of `/system/*` (`basic_auth`,
 //!   `secret_mount_path`): read, generated on first start, checked in constant time.
@@ -26,6 +27,8 @@ pub mod healthcheck;
 pub mod jetstream;
 pub mod service;
 pub mod signal;
+#[cfg(feature = "jetstream")]
+pub mod status;
 pub mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;

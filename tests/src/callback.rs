@@ -28,6 +28,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     /// Body.
     pub body: Bytes,
+    /// When it arrived (its headers).
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -134,6 +136,7 @@ impl Drop for CallbackReceiver {
 }
 
 async fn record(state: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let arrived = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -155,6 +158,7 @@ async fn record(state: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
         .lock()
         .expect("receiver lock")
         .push(Received {
+            at: arrived,
             method: parts.method.to_string(),
             uri: parts.uri.to_string(),
             headers,

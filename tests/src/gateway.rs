@@ -204,13 +204,11 @@ pub async fn dead_letter(
     let entry = bucket.get(call_id).await.expect("reading a status record");
     let status: CallStatus =
         serde_json::from_slice(&entry.expect("a status record")).expect("a CallStatus");
-    let sequence = status
-        .sequence
-        .expect("the record names the queued message");
-    let message = calls
-        .get_raw_message(sequence)
+    let message = messages_of(&calls, call_id)
         .await
+        .pop()
         .expect("the queued message");
+    let sequence = message.sequence;
     let request: QueueRequest = serde_json::from_slice(&message.payload).expect("a QueueRequest");
     calls
         .delete_message(sequence)
@@ -240,6 +238,8 @@ pub async fn dead_letter(
         callback: status.callback.clone(),
         result: None,
         request,
+        payload: Vec::new(),
+        error: None,
     };
     let function = FunctionRef::parse(&status.function, &Name::default_namespace())
         .expect("the record names a function");

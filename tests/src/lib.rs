@@ -47,6 +47,7 @@ pub mod docker;
 pub mod gateway;
 pub mod images;
 pub mod nats;
+pub mod platform;
 pub mod process;
 pub mod prometheus;
 pub mod provider;

@@ -85,7 +85,7 @@ fn echo_json(callback: &Received) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_call_is_replayed_and_its_result_posted_to_the_callback() {
     let p = platform().await;
-    let _worker = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &[]).await;
+    let _worker = TestWorker::start(&p.nats.url(), &p.provider.url(""), &[]).await;
     let receiver = CallbackReceiver::start().await;
 
     let id = p
@@ -140,8 +140,18 @@ async fn async_call_is_replayed_and_its_result_posted_to_the_callback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_submissions_give_exactly_hundred_callbacks() {
     let p = platform().await;
-    let _a = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &[("max_inflight", "16")]).await;
-    let _b = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &[("max_inflight", "16")]).await;
+    let _a = TestWorker::start(
+        &p.nats.url(),
+        &p.provider.url(""),
+        &[("max_inflight", "16")],
+    )
+    .await;
+    let _b = TestWorker::start(
+        &p.nats.url(),
+        &p.provider.url(""),
+        &[("max_inflight", "16")],
+    )
+    .await;
     let receiver = CallbackReceiver::start().await;
     let callback = receiver.url("/cb");
 
@@ -187,8 +197,8 @@ async fn hundred_concurrent_submissions_give_exactly_hundred_callbacks() {
 async fn a_call_longer_than_ack_wait_runs_once() {
     let p = platform().await;
     let extra = [("ack_wait", "1s")];
-    let _a = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &extra).await;
-    let _b = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &extra).await;
+    let _a = TestWorker::start(&p.nats.url(), &p.provider.url(""), &extra).await;
+    let _b = TestWorker::start(&p.nats.url(), &p.provider.url(""), &extra).await;
     let receiver = CallbackReceiver::start().await;
 
     // The function takes 4 s, four times ack_wait (and within the test image's 5 s
@@ -217,7 +227,7 @@ async fn a_killed_workers_call_is_completed_by_another_worker() {
     let p = platform().await;
     let receiver = CallbackReceiver::start().await;
     let extra = [("ack_wait", "3s")];
-    let mut doomed = start_process(&p.nats.url(), &p.gateway.url(""), &extra).await;
+    let mut doomed = start_process(&p.nats.url(), &p.provider.url(""), &extra).await;
 
     let id = p
         .submit(
@@ -249,7 +259,7 @@ async fn a_killed_workers_call_is_completed_by_another_worker() {
         "the killed worker never called back"
     );
 
-    let _rescuer = TestWorker::start(&p.nats.url(), &p.gateway.url(""), &extra).await;
+    let _rescuer = TestWorker::start(&p.nats.url(), &p.provider.url(""), &extra).await;
     let callbacks = receiver.wait_for(1, MINUTE).await;
     assert_eq!(callbacks[0].header("x-call-id"), id);
     assert_eq!(callbacks[0].header("x-function-status"), "200");
@@ -263,18 +273,12 @@ async fn a_killed_workers_call_is_completed_by_another_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_function_is_reported_to_the_callback_as_503() {
     let p = platform().await;
-    // A gateway that does not bring the function back from zero replicas.
-    let gateway = TestGateway::start(
-        &p.provider.url(""),
-        &p.nats.url(),
-        &[("scale_from_zero", "false")],
-    )
-    .await;
-    // One attempt: the failure is reported at once instead of after retries.
+    // A worker that does not bring the function back from zero replicas, and makes one
+    // attempt: the failure is reported at once instead of after retries.
     let _worker = TestWorker::start(
         &p.nats.url(),
-        &gateway.url(""),
-        &[("max_retry_attempts", "1")],
+        &p.provider.url(""),
+        &[("max_retry_attempts", "1"), ("scale_from_zero", "false")],
     )
     .await;
     let receiver = CallbackReceiver::start().await;

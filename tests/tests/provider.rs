@@ -56,6 +56,7 @@ async fn deploy_invoke_scale_update_delete() {
     assert_eq!(status.namespace, "openfaas-fn");
     assert_eq!(status.env_vars["GREETING"], "hello");
     assert_eq!(status.labels["team"], "blue");
+    assert_eq!(status.labels["faas_function"], "echo");
     assert_eq!(status.annotations["topic"], "orders");
     assert!(status.created_at.is_some());
 
@@ -328,6 +329,11 @@ async fn invalid_requests_get_clear_errors_and_create_nothing() {
         400
     );
     assert_eq!(provider.status("dup").await.unwrap().image, echo.tag);
+    // Without labels or annotations, both are still objects, as OpenFaaS providers send them
+    // (clients dereference them), and the function's name is the `faas_function` label.
+    let (_, dup) = provider.call("GET", "/system/function/dup", None).await;
+    assert_eq!(dup["labels"], json!({"faas_function": "dup"}), "{dup}");
+    assert_eq!(dup["annotations"], json!({}), "{dup}");
 
     // Nothing of the rejected deployments exists, in the API or in Docker.
     let (_, list) = provider.call("GET", "/system/functions", None).await;

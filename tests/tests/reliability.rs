@@ -8,148 +8,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ferry_tests::callback::CallbackReceiver;
-use ferry_tests::gateway::TestGateway;
-use ferry_tests::provider::TestProvider;
-use ferry_tests::worker::{TestWorker, start_process};
-use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
+use ferry_tests::http_client;
+use ferry_tests::platform::{MINUTE, platform};
+use ferry_tests::worker::start_process;
+
 use serde_json::{Value, json};
-
-const MINUTE: Duration = Duration::from_secs(60);
-
-/// Quick retries so tests do not wait for production backoffs.
-const FAST_RETRIES: [(&str, &str); 4] = [
-    ("initial_retry_wait", "200ms"),
-    ("max_retry_wait", "1s"),
-    ("callback_initial_wait", "200ms"),
-    ("callback_max_wait", "1s"),
-];
-
-struct Platform {
-    // Fields drop in declaration order: the services stop before the guard removes what
-    // they created.
-    gateway: TestGateway,
-    provider: TestProvider,
-    nats: NatsServer,
-    image: FunctionImage,
-    _guard: DockerGuard,
-}
-
-async fn platform(functions: &[Value]) -> Platform {
-    let guard = DockerGuard::new().await;
-    let image = FunctionImage::echo_http(&guard).await;
-    let nats = NatsServer::start_async().await;
-    let provider = TestProvider::start(&guard).await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
-    let p = Platform {
-        _guard: guard,
-        image,
-        nats,
-        provider,
-        gateway,
-    };
-    for f in functions {
-        p.deploy(f.clone()).await;
-    }
-    p
-}
-
-impl Platform {
-    async fn deploy(&self, mut f: Value) {
-        f["image"] = json!(self.image.tag);
-        let name = f["service"].as_str().unwrap().to_string();
-        let (code, body) = self
-            .provider
-            .call("POST", "/system/functions", Some(&f.to_string()))
-            .await;
-        assert_eq!(code, 202, "{body}");
-        self.provider.wait_available(&name, 1).await;
-    }
-
-    async fn worker(&self, extra: &[(&str, &str)]) -> TestWorker {
-        let mut env: Vec<(&str, &str)> = FAST_RETRIES.to_vec();
-        env.extend_from_slice(extra);
-        TestWorker::start(&self.nats.url(), &self.gateway.url(""), &env).await
-    }
-
-    /// Submits an async call; returns its call id.
-    async fn submit(&self, function: &str, callback: &str, headers: &[(&str, &str)]) -> String {
-        let mut req = http_client()
-            .post(self.gateway.url(&format!("/async-function/{function}")))
-            .header("x-callback-url", callback)
-            .body("payload");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.expect("submitting");
-        assert_eq!(
-            resp.status(),
-            202,
-            "{}",
-            resp.text().await.unwrap_or_default()
-        );
-        let id = resp.headers()["x-call-id"].to_str().unwrap().to_string();
-        assert_eq!(
-            resp.headers()["location"],
-            format!("/system/async-calls/{id}").as_str()
-        );
-        id
-    }
-
-    async fn status(&self, id: &str) -> Value {
-        let resp = http_client()
-            .get(self.gateway.url(&format!("/system/async-calls/{id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "status of {id}");
-        resp.json().await.unwrap()
-    }
-
-    async fn wait_state(&self, id: &str, state: &str) -> Value {
-        wait_until(&format!("call {id} is {state}"), MINUTE, || async {
-            self.status(id).await["state"] == state
-        })
-        .await;
-        self.status(id).await
-    }
-
-    /// Submits `n` calls to `echo` that each sleep `sleep_ms`, calling back to `callback`;
-    /// returns their ids once a worker runs all of them.
-    async fn submit_running(&self, n: usize, sleep_ms: &str, callback: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        for _ in 0..n {
-            ids.push(
-                self.submit("echo", callback, &[("x-echo-sleep-ms", sleep_ms)])
-                    .await,
-            );
-        }
-        wait_until("the worker runs the calls", MINUTE, || async {
-            let mut running = 0;
-            for id in &ids {
-                running += usize::from(self.status(id).await["state"] == "running");
-            }
-            running == n
-        })
-        .await;
-        ids
-    }
-
-    /// When the function saw each request of call `id` (Unix ms), from its own `/_/stats`.
-    async fn invocations(&self, function: &str, id: &str) -> Vec<u64> {
-        let stats: Value = http_client()
-            .get(self.gateway.url(&format!("/function/{function}/_/stats")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["calls"][id]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_failing_twice_with_503_is_retried_and_succeeds() {
@@ -439,7 +302,7 @@ async fn a_terminated_worker_finishes_or_hands_back_its_calls() {
     // Grace long enough for the 2 s calls: they finish before the worker exits.
     let mut worker = start_process(
         &p.nats.url(),
-        &p.gateway.url(""),
+        &p.provider.url(""),
         &[("shutdown_grace", "20s"), ("ack_wait", "3s")],
     )
     .await;
@@ -460,7 +323,7 @@ async fn a_terminated_worker_finishes_or_hands_back_its_calls() {
     // them; none is lost.
     let mut worker = start_process(
         &p.nats.url(),
-        &p.gateway.url(""),
+        &p.provider.url(""),
         &[("shutdown_grace", "500ms"), ("ack_wait", "2s")],
     )
     .await;

@@ -166,7 +166,7 @@ async fn an_async_call_to_a_function_at_zero_completes() {
     let provider = TestProvider::start(&guard).await;
     let nats = NatsServer::start_async().await;
     let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
-    let _worker = TestWorker::start(&nats.url(), &gateway.url(""), &[]).await;
+    let _worker = TestWorker::start(&nats.url(), &provider.url(""), &[]).await;
     let receiver = CallbackReceiver::start().await;
 
     deploy(&provider, "echo", &echo).await;

@@ -1,4 +1,4 @@
-//! The eight scenarios, one file each, sharing a [`Ctx`]: the stack, the load client, run
+//! The nine scenarios, one file each, sharing a [`Ctx`]: the stack, the load client, run
 //! lengths, what earlier scenarios measured, and the report being written.
 
 mod p1_sync;
@@ -9,6 +9,7 @@ mod p5_concurrency;
 mod p6_cold_start;
 mod p7_memory;
 mod p8_growth;
+mod p9_fairness;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::sysinfo::CpuMeter;
 pub const CONCURRENCY: usize = 32;
 
 /// Every scenario id, in running order.
-pub const ALL: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];
+pub const ALL: [&str; 9] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9"];
 
 /// What the scenarios share.
 pub struct Ctx {
@@ -158,6 +159,7 @@ pub async fn run(ctx: &mut Ctx, id: &str) -> anyhow::Result<()> {
         "P6" => p6_cold_start::run(ctx).await,
         "P7" => p7_memory::run(ctx).await,
         "P8" => p8_growth::run(ctx).await,
+        "P9" => p9_fairness::run(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }

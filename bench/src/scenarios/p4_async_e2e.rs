@@ -1,8 +1,8 @@
 //! P4: async end to end at a constant submission rate (half P1's gateway RPS, lowered to 90 %
 //! of what the async path completed in the warm-up if that was less, so the backlog can stay
-//! flat): submitted → the queue-worker runs `echo` through the gateway → the callback arrives.
-//! Figures:
-//! completions per second ÷ P1's gateway RPS, and calls lost (accepted, never called back).
+//! flat): submitted → the queue-worker runs `echo` at its replica → the callback arrives.
+//! Figures: completions per second ÷ P1's gateway RPS, NATS messages per completed call, and
+//! calls lost (accepted, never called back).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -57,9 +57,11 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         "- warm-up backlog drained in {:.1} s",
         settle.elapsed().as_secs_f64()
     ));
+    let mut per_call = Vec::new();
     for r in 1..=ctx.repeats() {
         let len = ctx.run_len();
         let meter = ctx.cpu_meter().await;
+        let nats_before = ctx.stack.nats_messages().await?;
         let prefix = format!("p4-{nonce}-{r}");
         let (done_rate, summary, samples) = {
             let start = Instant::now();
@@ -83,6 +85,12 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             (done as f64 / secs, run.summary(), samples)
         };
         cpu = cpu_per_op_text(&meter.finish(), done_rate, "completion");
+        let nats_after = ctx.stack.nats_messages().await?;
+        let completed = (done_rate * len.as_secs_f64()).max(1.0);
+        per_call.push((
+            (nats_after.0 - nats_before.0) as f64 / completed,
+            (nats_after.1 - nats_before.1) as f64 / completed,
+        ));
         let backlog: Vec<(f64, f64)> = samples.iter().map(|s| (s.0, s.2 as f64)).collect();
         completion_rates.push(done_rate);
         lines.push(format!(
@@ -115,11 +123,10 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let ceiling = ctx.p3_submit_rps.map_or_else(String::new, |p3| {
         format!(
             "\n\nA ceiling from this run's own figures: every completion includes one \
-             submission (P3: {p3:.0} /s when the machine does nothing else) and one sync call \
-             through the gateway (P1: {p1:.0} /s), on the same cores, so completions/s ÷ P1 \
-             ≤ 1 ÷ (1 + P1 ÷ P3) = {:.2} even if the worker, NATS's work for it and the \
-             callback cost nothing.",
-            1.0 / (1.0 + p1 / p3)
+             submission (P3: {p3:.0} /s when the machine does nothing else) on the same cores \
+             as the calls, so completions/s ÷ P1 ≤ P3 ÷ P1 = {:.2} even if the worker, the \
+             function, NATS's work for it and the callback cost nothing.",
+            p3 / p1
         )
     });
     ctx.figure(Figure {
@@ -130,6 +137,17 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         goal: Goal::AtLeast(0.5),
         baseline: format!("P1 gateway {p1:.0} /s (completions {completions:.0} /s)"),
         raw: format!("completions /s [{}]", list(&completion_rates)),
+    });
+    let ins: Vec<f64> = per_call.iter().map(|p| p.0).collect();
+    let outs: Vec<f64> = per_call.iter().map(|p| p.1).collect();
+    ctx.figure(Figure {
+        id: "P4",
+        name: "NATS messages per completed call, in / out (counted by nats-server)".into(),
+        value: median(&ins),
+        unit: "msgs",
+        goal: Goal::Report,
+        baseline: format!("out {:.1}", median(&outs)),
+        raw: format!("in [{}], out [{}]", list(&ins), list(&outs)),
     });
     ctx.figure(Figure {
         id: "P4",
@@ -149,11 +167,14 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             "Open loop of `POST /async-function/echo` with unique `X-Call-Id`s: a warm-up at \
              {offered:.0} /s (half of P1's gateway rate), then the repeats at {rate:.0} /s (the \
              same, or 90 % of the completion rate the warm-up reached if that was lower); one queue-worker (`max_inflight` 64) invokes `echo` \
-             through the gateway and posts each result to a callback receiver in this process. \
+             at its replica and posts each result to a callback receiver in this process. \
              Completions per second are the callbacks counted during each submission window; the \
              backlog is the calls stream's message count sampled every 250 ms (trend = least \
-             squares slope). After the runs, every accepted id must come back (drain of at most \
-             {}s). One {:.0} s warm-up run, then {} repeats of {:.1} s.\n\n{}\n\nCPU during the \
+             squares slope). JetStream operations per completed call: the messages nats-server \
+             received from its clients (`in_msgs` of `/varz`: publishes, requests, replies, acks, \
+             pull requests) and sent to them (`out_msgs`: replies, deliveries) during each repeat, \
+             divided by the callbacks of that repeat. After the runs, every accepted id must come \
+             back (drain of at most {}s). One {:.0} s warm-up run, then {} repeats of {:.1} s.\n\n{}\n\nCPU during the \
              last repeat: {cpu}.{ceiling}\n",
             limit.as_secs(),
             ctx.warmup().as_secs_f64(),

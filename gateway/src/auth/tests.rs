@@ -61,7 +61,7 @@ async fn send(
     if let Some(a) = authorization {
         req = req.header(AUTHORIZATION, a);
     }
-    let resp = crate::provider::http_client()
+    let resp = ferry_invoke::client::http_client()
         .request(req.body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use http::StatusCode;
 
 use crate::Gateway;
 use crate::error::GatewayError;
-use crate::status::{self, MAX_CAS_ATTEMPTS, Written};
+use crate::status::{self, Write};
 
 /// `GET`: `200` with the [`CallStatus`]; `404` unknown (or expired); `400` invalid id; `503`
 /// NATS unavailable.
@@ -29,39 +29,58 @@ pub(crate) async fn show(
     }
 }
 
-/// `DELETE`: cancels a queued call (`202` with the `cancelled` status) and removes its
-/// message from the calls stream; `409` if it is running or finished; `404` unknown.
+/// `DELETE`: cancels a queued call (`202` with the `cancelled` status); `409` if it is
+/// running or finished; `404` unknown. A call waiting for a retry has its scheduled retry
+/// message deleted; a call never picked up yet is acknowledged unrun by the worker that gets
+/// its message.
 pub(crate) async fn cancel(
     State(gateway): State<Arc<Gateway>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, GatewayError> {
     let id = call_id(id)?;
     let statuses = gateway.queue.statuses().await?;
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let Some(record) = statuses.get(&id).await? else {
-            return Err(GatewayError::CallNotFound(id));
-        };
-        let next = status::cancelled(&record.status, &ferry_proto::time::now())?;
-        if statuses.update(&next, record.revision).await? == Written::Conflict {
-            continue; // the worker changed it meanwhile: decide again
+    let Some(mut record) = statuses.get(&id).await? else {
+        return Err(GatewayError::CallNotFound(id));
+    };
+    let now = ferry_proto::time::now();
+    let mut refused = None;
+    let mut retry_waiting = false;
+    let write = statuses.write(&mut record, |s| match status::cancelled(s, &now) {
+        Ok(next) => {
+            retry_waiting = s.next_attempt_at.is_some();
+            *s = next;
+            true
         }
-        if let Some(sequence) = next.sequence {
-            match gateway.queue.delete_queued(sequence, &id).await {
-                Ok(deleted) => {
-                    tracing::info!(call_id = %id, sequence, deleted, "call cancelled")
-                }
-                // The worker skips cancelled calls, so a message left behind does no harm.
-                Err(error) => tracing::warn!(
-                    call_id = %id, sequence, %error,
-                    "call cancelled, but its queued message could not be deleted"
-                ),
-            }
+        Err(why) => {
+            refused = Some(why);
+            false
         }
-        return Ok((StatusCode::ACCEPTED, Json(next)).into_response());
+    });
+    match write.await {
+        Write::Written => {}
+        Write::Vetoed => return Err(refused.unwrap_or_else(|| conflict(&id))),
+        Write::Conflict => return Err(conflict(&id)),
+        Write::Failed(error) => return Err(error.into()),
     }
-    Err(GatewayError::Conflict(format!(
-        "the status of call {id} kept changing; try again"
-    )))
+    let cancelled = record.status;
+    if retry_waiting {
+        match gateway.queue.drop_retry(&cancelled).await {
+            Ok(()) => tracing::info!(call_id = %id, "call cancelled; its scheduled retry dropped"),
+            // The worker skips cancelled calls, so a retry left behind does no harm.
+            Err(error) => tracing::warn!(
+                call_id = %id, %error,
+                "call cancelled, but its scheduled retry could not be dropped"
+            ),
+        }
+    } else {
+        // Not picked up yet: the worker acknowledges the message without running it.
+        tracing::info!(call_id = %id, "call cancelled");
+    }
+    Ok((StatusCode::ACCEPTED, Json(cancelled)).into_response())
+}
+
+fn conflict(id: &str) -> GatewayError {
+    GatewayError::Conflict(format!("the status of call {id} kept changing; try again"))
 }
 
 /// The `{call_id}` path segment, validated.

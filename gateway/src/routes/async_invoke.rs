@@ -7,23 +7,26 @@
 //! function exists (`404`), NATS is connected (`503`), the body while it is read (`413`),
 //! then the publish (`503` if not stored).
 //!
-//! After the publish ack the call's status record is created (`queued`, with the message's
-//! stream sequence), unless it exists already: a worker may have written `running` first, or
-//! the publish was a duplicate. A failed status write is logged and does not fail the
-//! submission: the call is stored, but `GET /system/async-calls/{id}` may then answer `404`
-//! until the worker writes the record. A submission with an `Idempotency-Key` whose call
-//! already has a status record is answered `202` with that call id without storing anything.
+//! The call's status record is created first (`queued`, create-only), then the message is
+//! published with the record's revision in the `Ferry-Status-Revision` header (the worker's
+//! `running` write is then one compare-and-set, without reading the record first); if the
+//! message is not stored the record is removed again, so a record never stands for a call
+//! that was not queued. A submission with an `Idempotency-Key` whose call already has a status
+//! record is answered `202` with that call id without storing anything; so is a repeat of a
+//! call id submitted to the same function within `nats_duplicate_window`. Any other
+//! submission under a call id in use is refused with `409`.
 //!
 //! Every submission is counted by outcome (`accepted`, `duplicate`, `rejected` for a 4xx,
 //! `unavailable` for a 5xx) in [`crate::metrics`].
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use ferry_proto::calls::CallStatus;
 use ferry_proto::routes::ASYNC_FUNCTION;
 use ferry_proto::{CallbackUrl, FunctionRef, Name, QueueRequest};
 use http::header::{CONTENT_LENGTH, HOST, LOCATION};
@@ -35,7 +38,7 @@ use crate::call_id::{self, CallId};
 use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, CALLBACK_URL, START_TIME};
 use crate::path::FunctionPath;
-use crate::status::{self, Written};
+use crate::status::Written;
 
 /// Outcomes of a stored submission, as counted in `gateway_async_submissions_total`.
 const ACCEPTED: &str = "accepted";
@@ -48,7 +51,15 @@ pub(crate) const STATUS_PATH: &str = "/system/async-calls/";
 /// URL); errors carry `X-Call-Id` once it is known.
 pub(crate) async fn submit(State(gateway): State<Arc<Gateway>>, req: Request) -> Response {
     let start = headers::start_time();
-    let received = SystemTime::now();
+    // The record's `submittedAt` is the `X-Start-Time` the call carries, so that the worker
+    // rebuilds the very record from the message (see `store`).
+    let received = start
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or_else(SystemTime::now, |nanos| {
+            std::time::UNIX_EPOCH + Duration::from_nanos(nanos)
+        });
     let mut id = None;
     let mut found = None;
     let queued = queue(&gateway, req, &start, received, &mut id, &mut found).await;
@@ -102,7 +113,7 @@ async fn queue(
     if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    let function = gateway.functions.get(path.function).await?;
+    let function = gateway.invoker.functions.get(path.function).await?;
     *found = Some(f.to_string());
     gateway.queue.check_connected()?;
     if call_id.idempotent && recorded(gateway, call_id.as_str()).await {
@@ -135,46 +146,101 @@ async fn queue(
     };
     let payload = serde_json::to_vec(&request)
         .map_err(|e| GatewayError::Internal(format!("encoding the queued call: {e}")))?;
-    let id = call_id.as_str();
-    let ack = gateway
-        .queue
-        .publish(function.value.subject.clone(), id, id, payload.into())
-        .await?;
-    tracing::debug!(
-        call_id = id, function = %f, sequence = ack.sequence, duplicate = ack.duplicate,
-        "call queued"
-    );
-    if ack.duplicate {
-        return Ok(DUPLICATE); // stored before: so is (or will be) its status record
-    }
-    let record = status::accepted(
-        id,
+    let record = CallStatus::accepted(
+        call_id.as_str(),
         &f.to_string(),
         &function.value.queue,
         &ferry_proto::time::rfc3339_millis(received),
-        ack.sequence,
         request.callback_url.as_ref().map(CallbackUrl::as_str),
     );
-    // A task of its own: a client going away must not leave the call without its record.
+    // A task of its own: a client going away must not leave a record without its call.
     let queue = gateway.queue.clone();
-    let written = tokio::spawn(async move { queue.statuses().await?.create(&record).await });
-    match written.await {
-        Ok(Ok(Written::Stored(_))) => {}
-        Ok(Ok(Written::Conflict)) => {
-            tracing::debug!(call_id = id, "status record already written")
+    let (subject, window) = (
+        function.value.subject.clone(),
+        gateway.config.nats.duplicate_window,
+    );
+    let stored =
+        tokio::spawn(async move { store(&queue, subject, record, payload.into(), window).await });
+    stored
+        .await
+        .map_err(|e| GatewayError::Internal(format!("the submission task failed: {e}")))?
+}
+
+/// Stores one call: its `queued` record first (create-only), then the message, carrying the
+/// record's revision so that the worker can mark it `running` in one conditional write. If
+/// the message is not stored, neither is the record. A call id that has a record already is a
+/// repeat of that call when it was submitted to the same function within `window` (JetStream's
+/// duplicate window: answered as stored, nothing stored again), else `409`.
+async fn store(
+    queue: &crate::queue::Queue,
+    subject: String,
+    record: CallStatus,
+    payload: Bytes,
+    window: Duration,
+) -> Result<&'static str, GatewayError> {
+    let statuses = queue.statuses().await?;
+    let id = record.call_id.clone();
+    let revision = match statuses.create(&record).await? {
+        Written::Stored(revision) => revision,
+        Written::Conflict => {
+            let existing = statuses.get(&id).await?;
+            return match existing.map(|r| r.status) {
+                Some(s) if s.function == record.function && repeated_within(&s, window) => {
+                    tracing::debug!(call_id = %id, "repeated submission of a known call");
+                    Ok(DUPLICATE)
+                }
+                Some(s) => Err(GatewayError::Conflict(format!(
+                    "call id {id} is already in use (by a call to {}, {}); use a new X-Call-Id, \
+                     or an Idempotency-Key to make a submission safe to repeat",
+                    s.function,
+                    s.state.as_str()
+                ))),
+                // Gone meanwhile (expired): the caller may try again.
+                None => Err(GatewayError::Conflict(format!(
+                    "call id {id} changed while it was submitted; try again"
+                ))),
+            };
         }
-        Ok(Err(error)) => tracing::warn!(
-            call_id = id, %error,
-            "call queued, but its status record could not be written"
-        ),
-        Err(error) => tracing::warn!(call_id = id, %error, "the status write failed"),
+    };
+    let published = queue
+        .publish(subject, &id, &id, Some(revision), payload)
+        .await;
+    let forget = |why: &'static str| {
+        let statuses = statuses.clone();
+        let id = id.clone();
+        async move {
+            if let Err(error) = statuses.delete_at(&id, revision).await {
+                tracing::warn!(call_id = %id, %error, "{why}, and its status record could not be removed");
+            }
+        }
+    };
+    match published {
+        Ok(ack) if ack.duplicate => {
+            // The message was stored before, under a record that has expired since.
+            forget("a repeated call was not stored again").await;
+            Ok(DUPLICATE)
+        }
+        Ok(ack) => {
+            tracing::debug!(call_id = %id, sequence = ack.sequence, "call queued");
+            Ok(ACCEPTED)
+        }
+        Err(error) => {
+            forget("the call was not queued").await;
+            Err(error)
+        }
     }
-    Ok(ACCEPTED)
+}
+
+/// Whether `existing` was submitted less than `window` ago.
+fn repeated_within(existing: &CallStatus, window: Duration) -> bool {
+    ferry_proto::time::parse_rfc3339(&existing.submitted_at)
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .is_some_and(|age| age <= window)
 }
 
 /// Whether call `id` has a status record (a failed look-up counts as no).
 async fn recorded(gateway: &Gateway, id: &str) -> bool {
-    match async { gateway.queue.statuses().await?.get(id).await }.await {
+    match async { Ok::<_, GatewayError>(gateway.queue.statuses().await?.get(id).await?) }.await {
         Ok(record) => record.is_some(),
         Err(error) => {
             tracing::debug!(call_id = id, %error, "status look-up failed; publishing");

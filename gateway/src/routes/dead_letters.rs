@@ -25,7 +25,7 @@ use crate::dead_letters::{ListQuery, function_param};
 use crate::error::GatewayError;
 use crate::redrive;
 use crate::routes::async_calls::call_id;
-use crate::status::Written;
+use crate::status::Write;
 
 /// `GET /system/dead-letters`: one page, oldest first.
 pub(crate) async fn list(
@@ -125,12 +125,14 @@ async fn remove_id(gateway: &Gateway, id: String) -> Result<StatusCode, GatewayE
     }
     tracing::info!(call_id = %id, sequence, "dead letter deleted");
     // The record no longer points at a dead letter (best effort: it expires anyway).
-    if let Some(mut record) = record.filter(|r| r.status.dead_letter_sequence == Some(sequence)) {
-        record.status.dead_letter_sequence = None;
-        record.status.updated_at = ferry_proto::time::now();
-        match statuses.update(&record.status, record.revision).await {
-            Ok(Written::Stored(_)) | Ok(Written::Conflict) => {}
-            Err(error) => tracing::debug!(call_id = %id, %error, "status not updated"),
+    if let Some(mut record) = record {
+        let write = statuses.write(&mut record, |s| {
+            let points = s.dead_letter_sequence == Some(sequence);
+            s.dead_letter_sequence = None;
+            points
+        });
+        if let Write::Failed(error) = write.await {
+            tracing::debug!(call_id = %id, %error, "status not updated");
         }
     }
     Ok(StatusCode::NO_CONTENT)

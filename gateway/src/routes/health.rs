@@ -24,7 +24,7 @@ struct Health {
 
 pub(crate) async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
     let nats = gateway.queue.is_connected();
-    let provider = gateway.provider.health().await;
+    let provider = gateway.invoker.provider.health().await;
     let mut problems = Vec::new();
     if !nats {
         problems.push(format!(

@@ -1,7 +1,7 @@
 //! `/function/{name}[.{ns}][/sub/path][?query]`: synchronous calls, proxied to the ready
 //! replica of the function with the fewest calls in flight; sent to another one when the call
 //! never reached the first and its body can be sent again (see [`crate::replay`]); held until
-//! a replica is ready when there is none (see [`crate::scaling`]). Calls to a function the
+//! a replica is ready when there is none (see `ferry_invoke::scaling`). Calls to a function the
 //! provider knows are counted in [`crate::metrics`] (started, then answered with their status
 //! code and the time to the response headers).
 
@@ -20,7 +20,10 @@ use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, START_TIME};
 use crate::metrics::FunctionMetrics;
 use crate::path::FunctionPath;
-use crate::proxy::{self, SendError};
+use ferry_invoke::InvokeError;
+use ferry_invoke::client::{self, SendError};
+
+use crate::proxy;
 use crate::replay::{self, Outgoing};
 
 /// Proxies one call. The response carries `X-Start-Time`, and `X-Call-Id` when the gateway
@@ -77,8 +80,8 @@ async fn call(
     let path = FunctionPath::parse(uri.path(), FUNCTION)?;
     let function = path.function;
     let path_and_query = path.upstream(uri.query())?;
-    let chosen = gateway.endpoints.choose(function).await;
-    if matches!(chosen, Ok(_) | Err(GatewayError::NoReadyReplica { .. })) {
+    let chosen = gateway.invoker.endpoints.choose(function).await;
+    if matches!(chosen, Ok(_) | Err(InvokeError::NoReadyReplica { .. })) {
         // The function exists: from here on the call is counted.
         *counted = gateway.metrics.function(function);
         if let Some(metrics) = counted {
@@ -87,16 +90,13 @@ async fn call(
     }
     let mut replica = match chosen {
         Ok(replica) => replica,
-        Err(GatewayError::NoReadyReplica { .. }) if gateway.config.scale_from_zero => {
+        Err(InvokeError::NoReadyReplica { .. }) if gateway.invoker.holds_calls() => {
             // Held, body unread, until a replica is ready; upstream_timeout starts after.
-            let ready = gateway.scaler.wait(function, &[]).await?;
+            let (ready, _) = gateway.invoker.replica(function).await?;
             deadline = Instant::now() + timeout;
-            ready.ok_or_else(|| GatewayError::NoReadyReplica {
-                function: function.to_string(),
-                replicas: 0,
-            })?
+            ready
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(error.into()),
     };
     proxy::prepare(&mut parts, client);
     if generated {
@@ -118,7 +118,7 @@ async fn call(
         let upstream = outgoing
             .request(uri)
             .ok_or_else(|| GatewayError::Internal("a streamed call sent twice".into()))?;
-        let error = match proxy::send(&gateway.client, upstream, deadline).await {
+        let error = match client::send(&gateway.invoker.client, upstream, deadline).await {
             Ok(response) => {
                 let in_flight = replica.into_in_flight();
                 return Ok(proxy::response(
@@ -148,15 +148,13 @@ async fn call(
         if !replay::may_retry(&error, &outgoing) || tried.len() >= replay::MAX_ATTEMPTS {
             return Err(failure);
         }
-        let next = match gateway.endpoints.retry(function, &replica, &tried).await {
-            Err(GatewayError::NoReadyReplica { .. }) if gateway.config.scale_from_zero => {
-                // The replica went and no other is ready (scaled to zero meanwhile?).
-                let next = gateway.scaler.wait(function, &tried).await?;
-                deadline = Instant::now() + timeout;
-                next
-            }
-            next => next?,
-        };
+        let (next, waited) = gateway
+            .invoker
+            .next_replica(function, &replica, &tried)
+            .await?;
+        if waited {
+            deadline = Instant::now() + timeout;
+        }
         match next {
             Some(next) => {
                 tracing::debug!(
@@ -317,7 +315,10 @@ mod tests {
             .uri(format!("http://{addr}/function/{function}"))
             .body(body)
             .unwrap();
-        let resp = crate::provider::http_client().request(req).await.unwrap();
+        let resp = ferry_invoke::client::http_client()
+            .request(req)
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();

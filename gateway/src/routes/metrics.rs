@@ -18,7 +18,7 @@ pub(crate) const SERVICE_COUNT_MAX_AGE: Duration = Duration::from_secs(1);
 pub(crate) async fn render(State(gateway): State<Arc<Gateway>>) -> Response {
     let metrics = &gateway.metrics;
     if metrics.service_counts_due(SERVICE_COUNT_MAX_AGE) {
-        match gateway.provider.all_functions().await {
+        match gateway.invoker.provider.all_functions().await {
             Ok(functions) => {
                 let counts: Vec<(String, u64)> = functions
                     .iter()

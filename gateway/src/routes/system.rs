@@ -31,7 +31,9 @@ use tokio::time::Instant;
 
 use crate::Gateway;
 use crate::error::GatewayError;
-use crate::proxy::{self, SendError};
+use ferry_invoke::client::{self, SendError};
+
+use crate::proxy;
 
 /// Largest provider answer the gateway rewrites (a list of many functions).
 const MAX_REWRITTEN_BODY: usize = 16 * 1024 * 1024;
@@ -157,20 +159,20 @@ fn set_count(function: &mut Value, counts: &HashMap<String, u64>) {
 async fn send(gateway: &Gateway, req: Request) -> Result<http::Response<Incoming>, GatewayError> {
     let client = proxy::client_addr(&req);
     let (mut parts, body) = req.into_parts();
-    let provider = &gateway.config.provider_url;
+    let provider = &gateway.config.invoke.provider_url;
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = provider
         .uri(path_and_query)
         .map_err(|e| GatewayError::Internal(format!("building the provider URI: {e}")))?;
     proxy::prepare(&mut parts, client);
-    if let Some(authorization) = gateway.provider.authorization() {
+    if let Some(authorization) = gateway.invoker.provider.authorization() {
         parts
             .headers
             .insert(http::header::AUTHORIZATION, authorization.clone());
     }
     let timeout = gateway.config.upstream_timeout;
     let upstream = http::Request::from_parts(parts, body);
-    match proxy::send(&gateway.client, upstream, Instant::now() + timeout).await {
+    match client::send(&gateway.invoker.client, upstream, Instant::now() + timeout).await {
         Ok(response) => Ok(response),
         Err(SendError::Timeout) => Err(GatewayError::Provider(format!(
             "{provider} did not answer within {timeout:?}"

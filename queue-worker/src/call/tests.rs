@@ -4,8 +4,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use super::*;
-use crate::status::{account_lost, fresh_run, pending_callback, record_attempt};
-use ferry_proto::calls::CallbackStatus;
+use crate::status::{account_lost, record_attempt};
 
 fn status() -> CallStatus {
     CallStatus::queued("c-1", "f.openfaas-fn", "faas-request", "t0")
@@ -21,12 +20,16 @@ fn attempt(n: u32, code: Option<u16>) -> Attempt {
     }
 }
 
-fn answer(code: u16, body: &'static [u8]) -> Result<FunctionResponse, WorkerError> {
-    Ok(FunctionResponse {
-        status: StatusCode::from_u16(code).unwrap(),
-        headers: HeaderMap::new(),
-        body: Bytes::from_static(body),
-    })
+fn answer(code: u16) -> Result<FunctionResponse, WorkerError> {
+    Ok(FunctionResponse::ready(
+        StatusCode::from_u16(code).unwrap(),
+        HeaderMap::new(),
+        Bytes::new(),
+    ))
+}
+
+fn body(text: &'static [u8]) -> Body {
+    Body::Whole(Bytes::from_static(text))
 }
 
 #[test]
@@ -79,51 +82,46 @@ fn started_but_unfinished_attempts_are_recorded_as_lost() {
 }
 
 #[test]
-fn a_fresh_run_forgets_the_last_one_but_not_its_redrives() {
-    let mut s = status();
-    s.state = CallState::DeadLettered;
-    s.attempts = 3;
-    s.attempt_history = vec![
-        attempt(1, Some(500)),
-        attempt(2, Some(500)),
-        attempt(3, Some(500)),
-    ];
-    s.dead_letter_sequence = Some(4);
-    s.redrives = 1;
-    s.callback = Some(CallbackStatus {
-        state: CallbackState::Delivered,
-        attempts: 1,
-        ..pending_callback("http://cb")
-    });
-    fresh_run(&mut s, 42);
-    assert_eq!(
-        (s.state, s.attempts, s.sequence),
-        (CallState::Queued, 0, Some(42))
-    );
-    assert!(s.attempt_history.is_empty() && s.dead_letter_sequence.is_none());
-    assert_eq!(s.redrives, 1);
-    assert_eq!(s.callback, Some(pending_callback("http://cb")));
-}
-
-#[test]
 fn attempts_describe_the_answer() {
-    let a = attempt_of(1, &answer(200, b"fine"), "t".into(), Duration::from_secs(1));
+    let a = attempt_of(
+        1,
+        &answer(200),
+        &body(b"fine"),
+        "t".into(),
+        Duration::from_secs(1),
+    );
     assert_eq!((a.status, a.error), (Some(200), None));
-    let a = attempt_of(2, &answer(500, b" boom \n"), "t".into(), Duration::ZERO);
+    let a = attempt_of(
+        2,
+        &answer(500),
+        &body(b" boom \n"),
+        "t".into(),
+        Duration::ZERO,
+    );
     assert_eq!(
         (a.status, a.error.as_deref()),
         (Some(500), Some("HTTP 500: boom"))
     );
-    let a = attempt_of(3, &answer(503, b"\xff\xfe"), "t".into(), Duration::ZERO);
-    assert_eq!(a.error.as_deref(), Some("HTTP 503 Service Unavailable"));
+    let a = attempt_of(
+        3,
+        &answer(503),
+        &body(b"\xff\xfe"),
+        "t".into(),
+        Duration::ZERO,
+    );
+    assert_eq!(a.error.as_deref(), Some("HTTP 503"));
     let a = attempt_of(
         4,
         &Err(WorkerError::Timeout(Duration::from_secs(5))),
+        &body(b""),
         "t".into(),
         Duration::ZERO,
     );
     assert_eq!((a.attempt, a.status), (4, None));
-    assert_eq!(a.error.as_deref(), Some("timed out after 5s"));
+    assert_eq!(
+        a.error.as_deref(),
+        Some("the function did not finish within its timeout (5s)")
+    );
 }
 
 #[test]

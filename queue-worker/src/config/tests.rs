@@ -11,7 +11,13 @@ fn from(pairs: &[(&str, &str)]) -> Result<Config, EnvError> {
 fn defaults() {
     let c = from(&[]).unwrap();
     assert_eq!(c.nats.url, "nats://127.0.0.1:4222");
-    assert_eq!(c.gateway_url.as_str(), "http://127.0.0.1:8080/");
+    assert_eq!(c.invoke.provider_url.to_string(), "http://127.0.0.1:8081");
+    assert!(c.invoke.scale_from_zero && !c.auth.enabled);
+    assert_eq!(c.max_call_duration, Duration::from_secs(24 * 3600));
+    assert_eq!(c.max_deliveries, 10);
+    assert_eq!(c.max_buffered_result, 1024 * 1024);
+    assert_eq!(c.result_memory, 8 * 1024 * 1024);
+    assert!(!c.retry.on_timeout);
     assert_eq!(c.queue_name, "faas-request");
     assert_eq!(c.max_inflight, 64);
     assert_eq!(c.ack_wait, Duration::from_secs(30));
@@ -37,7 +43,12 @@ fn defaults() {
 fn values() {
     let c = from(&[
         ("nats_url", "nats://nats:4222"),
-        ("gateway_url", "http://gateway:8080/prefix"),
+        ("functions_provider_url", "http://provider:8081/prefix"),
+        ("max_call_duration", "3h"),
+        ("max_deliveries", "3"),
+        ("max_buffered_result", "64KiB"),
+        ("result_memory", "2MiB"),
+        ("retry_timed_out", "true"),
         ("queue_name", "slow_fns"),
         ("max_inflight", "4"),
         ("ack_wait", "5m5s"),
@@ -58,7 +69,14 @@ fn values() {
     ])
     .unwrap();
     assert_eq!(c.nats.url, "nats://nats:4222");
-    assert_eq!(c.gateway_url.as_str(), "http://gateway:8080/prefix");
+    assert_eq!(
+        c.invoke.provider_url.to_string(),
+        "http://provider:8081/prefix"
+    );
+    assert_eq!(c.max_call_duration, Duration::from_secs(3 * 3600));
+    assert_eq!((c.max_deliveries, c.max_buffered_result), (3, 64 * 1024));
+    assert_eq!(c.result_memory, 2 * 1024 * 1024);
+    assert!(c.retry.on_timeout);
     assert_eq!((c.queue_name.as_str(), c.max_inflight), ("slow_fns", 4));
     assert_eq!(c.ack_wait, Duration::from_secs(305));
     assert_eq!(c.max_ack_pending, 4);
@@ -102,9 +120,12 @@ fn the_per_function_cap_follows_max_inflight() {
 #[test]
 fn errors_name_the_variable() {
     for (name, value) in [
-        ("gateway_url", "gateway:8080"),
-        ("gateway_url", "ftp://gateway"),
-        ("gateway_url", "http://gateway/?a=1"),
+        ("functions_provider_url", "provider:8081"),
+        ("functions_provider_url", "https://provider"),
+        ("max_call_duration", "0"),
+        ("max_deliveries", "0"),
+        ("max_buffered_result", "12"),
+        ("result_memory", "lots"),
         ("queue_name", "a.b"),
         ("queue_name", "slow>"),
         ("max_inflight", "0"),

@@ -14,6 +14,7 @@ fn defaults() -> RetryPolicy {
             max_wait: Duration::from_secs(60),
         },
         max_age: Duration::ZERO,
+        on_timeout: false,
     }
 }
 
@@ -22,11 +23,7 @@ fn answer(status: u16, headers: &[(&'static str, &'static str)]) -> FunctionResp
     for (k, v) in headers {
         map.insert(*k, HeaderValue::from_static(v));
     }
-    FunctionResponse {
-        status: StatusCode::from_u16(status).unwrap(),
-        headers: map,
-        body: Bytes::new(),
-    }
+    FunctionResponse::ready(StatusCode::from_u16(status).unwrap(), map, Bytes::new())
 }
 
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -64,7 +61,15 @@ fn retryable_failures() {
     // Platform errors are retried whatever their status; a 2xx never is.
     assert!(p.is_retryable(&Ok(answer(404, &[("x-openfaas-internal", "proxy")]))));
     assert!(!p.is_retryable(&Ok(answer(200, &[("x-openfaas-internal", "proxy")]))));
-    assert!(p.is_retryable(&Err(WorkerError::Timeout(Duration::from_secs(1)))));
+    // Unreachable is retried; running out of time only when the policy says so; a function
+    // that no longer exists never.
+    assert!(p.is_retryable(&Err(WorkerError::Unreachable("refused".into()))));
+    let timeout = || Err(WorkerError::Timeout(Duration::from_secs(1)));
+    assert!(!p.is_retryable(&timeout()));
+    let (p2, warnings) = p.for_function(&annotations(&[("com.openfaas.retry.on_timeout", "true")]));
+    assert!(warnings.is_empty() && p2.is_retryable(&timeout()));
+    let gone = ferry_invoke::InvokeError::FunctionNotFound("f".into());
+    assert!(!p.is_retryable(&Err(WorkerError::Invoke(gone))));
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! Request headers steer the answer: `X-Echo-Status: <code>` sets the status,
 //! `X-Echo-Sleep-Ms: <n>` delays it, and each `X-Echo-Header: Name: value` adds a response
 //! header. `X-Echo-Fail-Times: <n>` makes the first `n` requests carrying the same
-//! `X-Call-Id` fail with `X-Echo-Fail-Status` (default 503), to exercise retries. The
+//! `X-Call-Id` fail with `X-Echo-Fail-Status` (default 503), to exercise retries.
+//! `X-Echo-Bytes: <n>` answers `n` bytes (`0123456789` repeated) instead of the echo. The
 //! environment variable `ECHO_STATUS` sets the status of every answer that has no
 //! `X-Echo-Status` (a "broken" function that a redeploy fixes).
 //!
@@ -146,9 +147,24 @@ pub async fn handle(
     if let Some(ms) = control("x-echo-sleep-ms").and_then(|v| v.trim().parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let mut resp = Response::new(Full::new(Bytes::from(Value::to_string(&echo))));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let sized = control("x-echo-bytes").and_then(|v| v.trim().parse::<usize>().ok());
+    let mut resp = match sized {
+        Some(n) => {
+            let bytes: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+            let mut r = Response::new(Full::new(Bytes::from(bytes)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            r
+        }
+        None => {
+            let mut r = Response::new(Full::new(Bytes::from(Value::to_string(&echo))));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    };
     let forced = std::env::var("ECHO_STATUS").ok();
     let status = control("x-echo-status").or(forced.as_deref());
     if let Some(status) = status.and_then(|v| v.trim().parse().ok()) {

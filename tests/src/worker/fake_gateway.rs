@@ -1,7 +1,17 @@
-//! [`FakeGateway`]: stands in for the gateway's sync route (or a callback receiver), records
-//! every [`Call`] the worker makes and answers each with a scripted [`Reply`].
+//! [`FakeGateway`]: stands in for the provider and every function's replica (or for a
+//! callback receiver), records every [`Call`] the worker makes and answers each with a
+//! scripted [`Reply`].
+//!
+//! As a provider it knows every function: `GET /system/endpoints/<name>?namespace=<ns>` lists
+//! one ready replica, a listener of its own for that function (made on first use), and
+//! `GET /system/function/<name>` its status (with the annotations given to [`FakeGateway::
+//! annotate`]). A call reaching a function's replica at `<path>` is recorded with the path
+//! `/function/<name>[.<namespace>]<path>` (the namespace when it is not `openfaas-fn`), as
+//! the gateway's sync route would have seen it. Any other request on the main address is a
+//! call too (the fake as a callback receiver).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,6 +101,12 @@ impl Reply {
 type Responder = dyn Fn(&Call, &[Call]) -> Reply + Send + Sync;
 
 struct GatewayState {
+    /// The replica listener of each function (`name.namespace`), once asked for.
+    replicas: Mutex<HashMap<String, SocketAddr>>,
+    /// The replica listeners' tasks.
+    replica_tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Annotations per function (`name.namespace`).
+    annotations: Mutex<HashMap<String, BTreeMap<String, String>>>,
     calls: Mutex<Vec<Call>>,
     arrived: Notify,
     running: AtomicUsize,
@@ -147,6 +163,9 @@ impl FakeGateway {
             listener.local_addr().expect("fake gateway address")
         );
         let state = Arc::new(GatewayState {
+            replicas: Mutex::new(HashMap::new()),
+            replica_tasks: Mutex::new(Vec::new()),
+            annotations: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
             arrived: Notify::new(),
             running: AtomicUsize::new(0),
@@ -154,28 +173,21 @@ impl FakeGateway {
             per_function: Mutex::new(HashMap::new()),
             responder,
         });
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, hyper::Error>(answer(&state, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let task = tokio::spawn(accept(listener, state.clone(), None));
         FakeGateway { url, state, task }
     }
 
-    /// `http://127.0.0.1:<port>`: the worker's `gateway_url`.
+    /// Gives `function` (`name` or `name.namespace`) the annotation `key` = `value`, as its
+    /// deployment would (e.g. `com.openfaas.timeout`).
+    pub fn annotate(&self, function: &str, key: &str, value: &str) {
+        let key_of = qualified(function);
+        let mut all = self.state.annotations.lock().expect("fake lock");
+        all.entry(key_of)
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+
+    /// `http://127.0.0.1:<port>`: the worker's `functions_provider_url`.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -238,12 +250,138 @@ impl FakeGateway {
 impl Drop for FakeGateway {
     fn drop(&mut self) {
         self.task.abort();
+        for task in self
+            .state
+            .replica_tasks
+            .lock()
+            .expect("fake lock")
+            .drain(..)
+        {
+            task.abort();
+        }
     }
+}
+
+/// `name.namespace` of `function`.
+fn qualified(function: &str) -> String {
+    if function.contains('.') {
+        function.to_string()
+    } else {
+        format!("{function}.openfaas-fn")
+    }
+}
+
+/// How a call to `name.namespace` is recorded: `name` in the default namespace.
+fn addressed(qualified: &str) -> &str {
+    qualified.strip_suffix(".openfaas-fn").unwrap_or(qualified)
+}
+
+/// Serves connections on `listener`: as a replica of `function`, or (`None`) as the
+/// provider and a callback receiver.
+fn accept(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    function: Option<String>,
+) -> futures_util::future::BoxFuture<'static, ()> {
+    Box::pin(async move { serve_connections(listener, state, function).await })
+}
+
+async fn serve_connections(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    function: Option<String>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (state, function) = (state.clone(), function.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
+                let (state, function) = (state.clone(), function.clone());
+                async move {
+                    let response = match function {
+                        Some(f) => answer(&state, req, Some(&f)).await,
+                        None => route(&state, req).await,
+                    };
+                    Ok::<_, hyper::Error>(response)
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The provider's routes, or a call.
+async fn route(
+    state: &Arc<GatewayState>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let namespace = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("namespace=")))
+        .unwrap_or("openfaas-fn")
+        .to_string();
+    let json = |value: serde_json::Value| {
+        let mut r = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
+        r.headers_mut().insert(
+            "content-type",
+            "application/json".parse().expect("a header"),
+        );
+        r
+    };
+    if let Some(name) = path.strip_prefix("/system/endpoints/") {
+        let function = format!("{name}.{namespace}");
+        let address = replica(state, &function).await;
+        return json(serde_json::json!({
+            "name": name, "namespace": namespace, "replicas": 1,
+            "endpoints": [{"id": "r1", "address": address.to_string(), "ready": true}],
+        }));
+    }
+    if let Some(name) = path.strip_prefix("/system/function/") {
+        let function = format!("{name}.{namespace}");
+        let annotations = state
+            .annotations
+            .lock()
+            .expect("fake lock")
+            .get(&function)
+            .cloned()
+            .unwrap_or_default();
+        return json(serde_json::json!({
+            "name": name, "namespace": namespace, "image": "fake", "replicas": 1,
+            "availableReplicas": 1, "annotations": annotations,
+        }));
+    }
+    answer(state, req, None).await
+}
+
+/// The replica listener of `function` (`name.namespace`), made on first use.
+async fn replica(state: &Arc<GatewayState>, function: &str) -> SocketAddr {
+    if let Some(addr) = state.replicas.lock().expect("fake lock").get(function) {
+        return *addr;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a fake replica");
+    let addr = listener.local_addr().expect("replica address");
+    let mut replicas = state.replicas.lock().expect("fake lock");
+    if let Some(existing) = replicas.get(function) {
+        return *existing;
+    }
+    replicas.insert(function.to_string(), addr);
+    let task = tokio::spawn(accept(listener, state.clone(), Some(function.to_string())));
+    state.replica_tasks.lock().expect("fake lock").push(task);
+    addr
 }
 
 async fn answer(
     state: &GatewayState,
     req: hyper::Request<Incoming>,
+    function: Option<&str>,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -251,9 +389,13 @@ async fn answer(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let path = match function {
+        Some(f) => format!("/function/{}{}", addressed(f), parts.uri.path()),
+        None => parts.uri.path().to_string(),
+    };
     let call = Call {
         method: parts.method,
-        path: parts.uri.path().to_string(),
+        path,
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
         body,

@@ -1,6 +1,7 @@
 //! `queue-worker` for tests: in-process through `run()` ([`TestWorker`]) or as the real binary
-//! ([`start_process`]); a fake gateway ([`FakeGateway`]) that records the calls the worker
-//! makes and answers each as scripted (it also serves as a scriptable callback receiver);
+//! ([`start_process`]); a stand-in for the provider and the function replicas
+//! ([`FakeGateway`]) that records the calls the worker makes and answers each as scripted (it
+//! also serves as a scriptable callback receiver);
 //! helpers that queue calls the way the gateway does; and readers of what the worker records
 //! (call status records, dead letters, queued callbacks).
 //!
@@ -41,19 +42,20 @@ pub struct TestWorker {
 }
 
 impl TestWorker {
-    /// Starts a worker for `nats_url` and `gateway_url` with `extra` environment variables
+    /// Starts a worker for `nats_url` and the provider at `provider_url` with `extra`
+    /// environment variables
     /// (e.g. `[("max_inflight", "4")]`), and waits until `/healthz` answers 200.
-    pub async fn start(nats_url: &str, gateway_url: &str, extra: &[(&str, &str)]) -> TestWorker {
-        let worker = TestWorker::spawn(nats_url, gateway_url, extra).await;
+    pub async fn start(nats_url: &str, provider_url: &str, extra: &[(&str, &str)]) -> TestWorker {
+        let worker = TestWorker::spawn(nats_url, provider_url, extra).await;
         worker.wait_healthy().await;
         worker
     }
 
     /// Starts a worker without waiting for it to be healthy (e.g. while NATS is down).
-    pub async fn spawn(nats_url: &str, gateway_url: &str, extra: &[(&str, &str)]) -> TestWorker {
+    pub async fn spawn(nats_url: &str, provider_url: &str, extra: &[(&str, &str)]) -> TestWorker {
         let mut env: HashMap<String, String> = [
             ("nats_url", nats_url),
-            ("gateway_url", gateway_url),
+            ("functions_provider_url", provider_url),
             ("pull_expires", "1s"),
         ]
         .into_iter()
@@ -133,17 +135,17 @@ impl Drop for TestWorker {
 }
 
 /// Starts the real `queue-worker` binary (built by [`crate::process::host_binary`]) with
-/// `nats_url`, `gateway_url`, a free `port` and `extra`, and waits until `/healthz` answers 200.
+/// `nats_url`, `provider_url`, a free `port` and `extra`, and waits until `/healthz` answers 200.
 /// Kill it with [`ServiceProcess::kill`] to simulate a crash.
 pub async fn start_process(
     nats_url: &str,
-    gateway_url: &str,
+    provider_url: &str,
     extra: &[(&str, &str)],
 ) -> ServiceProcess {
     let port = free_port();
     let mut env: Vec<(String, String)> = [
         ("nats_url", nats_url),
-        ("gateway_url", gateway_url),
+        ("functions_provider_url", provider_url),
         ("pull_expires", "1s"),
     ]
     .into_iter()

@@ -153,7 +153,7 @@ async fn async_calls_are_stored_before_they_are_accepted() {
         .send()
         .await
         .unwrap();
-    gateway_error(resp, 400).await;
+    gateway_error(resp, 404).await;
     assert_eq!(stream.get_info().await.unwrap().state.messages, stored);
 
     // 50 concurrent submissions: all accepted, distinct ids, all 50 stored.

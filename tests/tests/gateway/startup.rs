@@ -46,7 +46,8 @@ async fn gateway_starts_without_nats_and_creates_the_stream_when_it_comes() {
     .await;
     let stream = calls_stream(&nats).await;
     let info = stream.get_info().await.unwrap();
-    assert_eq!(info.config.subjects, ["ferry.calls.>"]);
+    assert_eq!(info.config.subjects, ["ferry.calls.>", "ferry.retry.>"]);
+    assert!(info.config.allow_message_schedules);
 
     // With the provider gone, /system/* is a 502 of the gateway's own.
     let provider_url = provider.url("");

@@ -31,7 +31,8 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
     };
     let call_url = |id: &str| gateway.url(&format!("/system/async-calls/{id}"));
 
-    // The 202 points at the status: `queued`, at the stored message's sequence.
+    // The 202 points at the status: `queued`, stored before the message (whose header carries
+    // the record's revision).
     let resp = submit(&[("x-callback-url", "http://127.0.0.1:9/cb")]).await;
     assert_eq!(resp.status(), 202);
     let id = header(&resp, "x-call-id");
@@ -59,7 +60,12 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
         ),
         (id.as_str(), "echo.openfaas-fn", "faas-request")
     );
-    assert_eq!(status.sequence, Some(message.sequence));
+    assert_eq!(status.sequence, None, "no worker has run it");
+    let revision = message
+        .headers
+        .get("Ferry-Status-Revision")
+        .map(|v| v.to_string());
+    assert!(revision.is_some_and(|r| r.parse::<u64>().is_ok()));
     assert_eq!((status.attempts, status.redrives), (0, 0));
     let callback = status.callback.clone().expect("the callback is recorded");
     assert_eq!(callback.url, "http://127.0.0.1:9/cb");
@@ -90,13 +96,14 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
     let resp = client.post(call_url(&id)).send().await.unwrap();
     assert_eq!(resp.status(), 405);
 
-    // Cancelling a queued call: `cancelled`, and its message leaves the stream.
+    // Cancelling a queued call: `cancelled`; its message stays until a worker acknowledges it
+    // unrun.
     let resp = client.delete(call_url(&id)).send().await.unwrap();
     assert_eq!(resp.status(), 202);
     let cancelled: CallStatus = resp.json().await.unwrap();
     assert_eq!(cancelled.state, CallState::Cancelled);
     assert!(cancelled.finished_at.is_some());
-    assert!(stream.get_raw_message(message.sequence).await.is_err());
+    assert!(stream.get_raw_message(message.sequence).await.is_ok());
     assert_eq!(
         gateway.call_status(&id).await.unwrap().state,
         CallState::Cancelled
@@ -107,10 +114,8 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
     // A running call cannot be cancelled, nor a finished one; their messages stay.
     let resp = submit(&[]).await;
     let busy = header(&resp, "x-call-id");
-    let sequence = rewrite_status(&statuses, &busy, |s| s.state = CallState::Running)
-        .await
-        .sequence
-        .unwrap();
+    let sequence = messages_of(&stream, &busy).await[0].sequence;
+    rewrite_status(&statuses, &busy, |s| s.state = CallState::Running).await;
     let resp = client.delete(call_url(&busy)).send().await.unwrap();
     let message = gateway_error(resp, 409).await;
     assert!(
@@ -137,8 +142,7 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
     assert!(uuid_like(&first) && first.as_bytes()[14] == b'5', "{first}");
     let stored = messages_of(&stream, &first).await;
     assert_eq!(stored.len(), 1);
-    let status = gateway.call_status(&first).await.unwrap();
-    assert_eq!(status.sequence, Some(stored[0].sequence));
+    assert!(gateway.call_status(&first).await.is_some());
     // A repeat does not overwrite the record, and the key wins over X-Call-Id.
     rewrite_status(&statuses, &first, |s| s.state = CallState::Running).await;
     let resp = submit(&[("idempotency-key", "order-7"), ("x-call-id", "mine")]).await;
@@ -173,6 +177,16 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
         gateway.call_status("dup-1").await.unwrap().state,
         CallState::Running
     );
+
+    // The same X-Call-Id after the duplicate window is a different call under an id in use:
+    // refused, nothing stored.
+    rewrite_status(&statuses, "dup-1", |s| {
+        s.submitted_at = "2020-01-01T00:00:00.000Z".into();
+    })
+    .await;
+    let resp = submit(&[("x-call-id", "dup-1")]).await;
+    assert!(gateway_error(resp, 409).await.contains("already in use"));
+    assert_eq!(messages_of(&stream, "dup-1").await.len(), 1);
 
     // Ids and keys that cannot be used are refused before anything is stored.
     let count = stream.get_info().await.unwrap().state.messages;

@@ -118,9 +118,17 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
         .send()
         .await
         .unwrap();
-    assert!(gateway_error(resp, 400).await.contains("Bad_Name"));
+    // A function that cannot exist is not found, as OpenFaaS answers: an invalid name, an
+    // empty one in a namespace, or none.
+    assert!(gateway_error(resp, 404).await.contains("Bad_Name"));
+    let resp = client
+        .post(gateway.url("/function/.openfaas-fn"))
+        .send()
+        .await
+        .unwrap();
+    gateway_error(resp, 404).await;
     let resp = client.get(gateway.url("/function/")).send().await.unwrap();
-    gateway_error(resp, 400).await;
+    gateway_error(resp, 404).await;
     let resp = client.get(gateway.url("/")).send().await.unwrap();
     gateway_error(resp, 404).await;
 

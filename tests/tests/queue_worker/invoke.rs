@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_proto::calls::{CallState, CallbackState};
+use ferry_proto::calls::{CallState, CallbackState, DeadLetterReason};
 use ferry_proto::{CallbackUrl, QueueRequest};
 use ferry_tests::callback::CallbackReceiver;
 use ferry_tests::worker::{
-    FakeGateway, Reply, TestWorker, publish_call, publish_raw, stored_calls,
+    FakeGateway, Reply, TestWorker, dead_letters, publish_call, publish_raw, stored_calls,
 };
 use ferry_tests::{NatsServer, free_port, wait_until};
 
@@ -154,7 +154,7 @@ async fn a_call_longer_than_ack_wait_runs_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_messages_are_terminated_and_do_not_block_the_queue() {
+async fn invalid_messages_are_dead_lettered_and_do_not_block_the_queue() {
     let nats = NatsServer::start_async().await;
     let gateway = FakeGateway::start(Reply::ok("fine")).await;
     let callback = CallbackReceiver::start().await;
@@ -175,12 +175,30 @@ async fn invalid_messages_are_terminated_and_do_not_block_the_queue() {
         consumer_counts(&js).await == (0, 0)
     })
     .await;
-    // Terminated messages are never redelivered, and never reached the gateway.
+    // Dead-lettered as `invalid_message` with their payload; never redelivered, never run.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(gateway.count(), 1);
     assert_eq!(gateway.calls()[0].path, "/function/good/");
     assert_eq!(consumer_counts(&js).await, (0, 0));
-    // Work-queue retention removes terminated messages too.
     assert_eq!(stored_calls(&js).await, 0);
+    let letters = dead_letters(&js).await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for (stored, payload, why) in [
+        (&letters[0], &b"this is not JSON"[..], "not a QueueRequest"),
+        (
+            &letters[1],
+            &br#"{"Function": "../system/functions", "Method": "POST"}"#[..],
+            "invalid Function",
+        ),
+    ] {
+        assert_eq!(stored.letter.reason, DeadLetterReason::InvalidMessage);
+        assert_eq!(stored.letter.payload, payload);
+        assert!(
+            stored.letter.error.as_deref().unwrap_or("").contains(why),
+            "{:?}",
+            stored.letter.error
+        );
+        assert_eq!(stored.subject, "ferry.dead.faas-request.f.openfaas-fn");
+    }
     worker.stop().await.expect("clean stop");
 }

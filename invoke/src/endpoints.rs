@@ -33,12 +33,12 @@ use futures_util::FutureExt as _;
 use http::uri::Authority;
 
 use crate::cache::{Cache, Cached, LoadError, Lookup};
-use crate::error::GatewayError;
+use crate::error::InvokeError;
 use crate::provider::ProviderClient;
 
 /// The ready replicas of one function.
 #[derive(Debug)]
-pub(crate) struct Replicas {
+pub struct Replicas {
     /// Desired replicas per the provider.
     desired: u64,
     ready: Box<[Replica]>,
@@ -144,7 +144,7 @@ impl Loads {
 
 /// One call counted in flight to its replica until dropped.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
     fn start(load: &Arc<AtomicUsize>) -> InFlight {
@@ -161,7 +161,7 @@ impl Drop for InFlight {
 
 /// The replica chosen for one call, counted in flight while this (or the [`InFlight`] taken
 /// from it) lives.
-pub(crate) struct Chosen {
+pub struct Chosen {
     entry: Arc<Cached<Replicas>>,
     index: usize,
     in_flight: InFlight,
@@ -179,18 +179,18 @@ impl Chosen {
     }
 
     /// `host:port` of the replica.
-    pub(crate) fn authority(&self) -> &Authority {
+    pub fn authority(&self) -> &Authority {
         &self.entry.value.ready[self.index].authority
     }
 
     /// The call's in-flight count, to be held until its response is over.
-    pub(crate) fn into_in_flight(self) -> InFlight {
+    pub fn into_in_flight(self) -> InFlight {
         self.in_flight
     }
 
     /// The replica could not be connected to: skip it and refresh the list (which brings it
     /// back if the provider still lists it as ready).
-    pub(crate) fn connect_failed(&self) {
+    pub fn connect_failed(&self) {
         self.entry.value.ready[self.index]
             .failed
             .store(true, Ordering::Relaxed);
@@ -199,14 +199,14 @@ impl Chosen {
 
     /// The exchange with the replica failed after the request went out: refresh the list
     /// soon. (Not skipped: the cause may as well be the client, e.g. a broken upload.)
-    pub(crate) fn exchange_failed(&self) {
+    pub fn exchange_failed(&self) {
         self.entry.mark_stale();
     }
 }
 
 /// The endpoint cache.
 #[derive(Clone)]
-pub(crate) struct Endpoints {
+pub struct Endpoints {
     cache: Cache<Replicas>,
     loads: Arc<Loads>,
 }
@@ -214,7 +214,7 @@ pub(crate) struct Endpoints {
 impl Endpoints {
     /// Lists are refreshed in the background after `ttl`, before use once older than
     /// `max_stale`.
-    pub(crate) fn new(provider: ProviderClient, ttl: Duration, max_stale: Duration) -> Self {
+    pub fn new(provider: ProviderClient, ttl: Duration, max_stale: Duration) -> Self {
         let loads = Arc::new(Loads::default());
         let load = {
             let loads = loads.clone();
@@ -235,7 +235,7 @@ impl Endpoints {
 
     /// Caches `endpoints` of `f` under `function` (as addressed in the URL), counting the
     /// replicas at `seen_ready` as ready too (the gateway just saw them answer `/_/ready`).
-    pub(crate) fn install(
+    pub fn install(
         &self,
         function: &str,
         f: FunctionRef,
@@ -248,19 +248,19 @@ impl Endpoints {
 
     /// Caches `entry` (installed for the same function addressed another way) under
     /// `function` too.
-    pub(crate) fn adopt(&self, function: &str, entry: &Arc<Cached<Replicas>>) {
+    pub fn adopt(&self, function: &str, entry: &Arc<Cached<Replicas>>) {
         self.cache.adopt(function, entry);
     }
 
     /// A replica of `entry` for a call that already tried `tried`, counted in flight.
-    pub(crate) fn pick(entry: Arc<Cached<Replicas>>, tried: &[Authority]) -> Option<Chosen> {
+    pub fn pick(entry: Arc<Cached<Replicas>>, tried: &[Authority]) -> Option<Chosen> {
         Chosen::pick(entry, tried)
     }
 
     /// A ready replica of `function` (`name` or `name.namespace`, as in the URL). The hot
     /// path is one read lock, a scan of the ready replicas' in-flight counts and two atomic
     /// increments; the provider is asked first only when nothing usable is cached.
-    pub(crate) async fn choose(&self, function: &str) -> Result<Chosen, GatewayError> {
+    pub async fn choose(&self, function: &str) -> Result<Chosen, InvokeError> {
         let old = match self.cache.get(function) {
             Lookup::Fresh(entry) => {
                 if entry.value.ready.is_empty() {
@@ -284,7 +284,7 @@ impl Endpoints {
             return Err(no_ready(function, &entry));
         }
         Chosen::pick(entry, &[]).ok_or_else(|| {
-            GatewayError::Provider(format!(
+            InvokeError::Provider(format!(
                 "every known replica of {function} failed, and no new list could be fetched"
             ))
         })
@@ -294,17 +294,17 @@ impl Endpoints {
     /// [`Chosen::connect_failed`]): a ready replica the call has not tried yet (`tried`,
     /// `failed` included), from a list fetched since, unless a look-up already replaced the
     /// one `failed` came from. `Ok(None)`: every ready replica was tried. No ready replica
-    /// at all → [`GatewayError::NoReadyReplica`]; a function that is gone → not found.
-    pub(crate) async fn retry(
+    /// at all → [`InvokeError::NoReadyReplica`]; a function that is gone → not found.
+    pub async fn retry(
         &self,
         function: &str,
         failed: &Chosen,
         tried: &[Authority],
-    ) -> Result<Option<Chosen>, GatewayError> {
+    ) -> Result<Option<Chosen>, InvokeError> {
         let entry = match self.cache.newer(function, &failed.entry).await {
             Ok(entry) => entry,
             Err(LoadError::NotFound) => {
-                return Err(GatewayError::FunctionNotFound(function.to_string()));
+                return Err(InvokeError::FunctionNotFound(function.to_string()));
             }
             Err(LoadError::Failed(reason)) => {
                 tracing::warn!(
@@ -326,15 +326,15 @@ impl Endpoints {
         &self,
         function: &str,
         old: Option<Arc<Cached<Replicas>>>,
-    ) -> Result<Arc<Cached<Replicas>>, GatewayError> {
+    ) -> Result<Arc<Cached<Replicas>>, InvokeError> {
         let f = match &old {
             Some(old) => old.function().clone(),
             None => FunctionRef::parse(function, &Name::default_namespace())
-                .map_err(|e| GatewayError::invalid_name(function, e))?,
+                .map_err(|e| InvokeError::invalid_name(function, e))?,
         };
         match self.cache.load(function, f).await {
             Ok(entry) => Ok(entry),
-            Err(LoadError::NotFound) => Err(GatewayError::FunctionNotFound(function.to_string())),
+            Err(LoadError::NotFound) => Err(InvokeError::FunctionNotFound(function.to_string())),
             Err(LoadError::Failed(reason)) => match old {
                 Some(old) if old.value.any_usable() => {
                     tracing::warn!(
@@ -343,21 +343,21 @@ impl Endpoints {
                     );
                     Ok(old)
                 }
-                _ => Err(GatewayError::Provider(reason)),
+                _ => Err(InvokeError::Provider(reason)),
             },
         }
     }
 
     /// Forgets functions not called for `idle`, and in-flight counters of addresses no
     /// list has any more.
-    pub(crate) fn sweep(&self, idle: Duration) {
+    pub fn sweep(&self, idle: Duration) {
         self.cache.sweep(idle);
         self.loads.sweep();
     }
 }
 
-fn no_ready(function: &str, entry: &Cached<Replicas>) -> GatewayError {
-    GatewayError::NoReadyReplica {
+fn no_ready(function: &str, entry: &Cached<Replicas>) -> InvokeError {
+    InvokeError::NoReadyReplica {
         function: function.to_string(),
         replicas: entry.value.desired,
     }

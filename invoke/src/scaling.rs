@@ -1,10 +1,10 @@
-//! Scaling from zero: a sync call to a function without a ready replica is held until one is
-//! ready, the function being scaled up first when it has zero desired replicas
-//! (`scale_from_zero`, on by default; OpenFaaS's `handlers/scaling.go`, without its known
-//! faults).
+//! Scaling from zero: a call (sync through the gateway, or async from the queue-worker) to a
+//! function without a ready replica is held until one is ready, the function being scaled up
+//! first when it has zero desired replicas (`scale_from_zero`, on by default; OpenFaaS's
+//! `handlers/scaling.go`, without its known faults).
 //!
-//! Nothing here runs on the hot path: the sync route comes here only after the endpoint
-//! cache said "no ready replica" ([`GatewayError::NoReadyReplica`]).
+//! Nothing here runs on the hot path: a call comes here only after the endpoint cache said
+//! "no ready replica" ([`InvokeError::NoReadyReplica`]).
 //!
 //! **One episode per function.** However many calls wait for the same function (`name` and
 //! `name.namespace` being the same one), one task, the *episode*, does the work and they all
@@ -52,19 +52,20 @@ use http_body_util::BodyExt as _;
 use tokio::time::Instant;
 
 use crate::cache::Cached;
+use crate::client::HttpClient;
 use crate::endpoints::{Chosen, Endpoints, Replicas};
-use crate::error::GatewayError;
-use crate::metrics::Metrics;
-use crate::provider::{HttpClient, ProviderClient};
+use crate::error::InvokeError;
+use crate::metrics::ScaleFromZero;
+use crate::provider::ProviderClient;
 
 /// How often a listed replica's watchdog is asked whether it is ready.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the provider is asked for the replicas while it lists no address.
-pub(crate) const LIST_INTERVAL: Duration = Duration::from_millis(25);
+pub const LIST_INTERVAL: Duration = Duration::from_millis(25);
 /// How often it is asked again while listed replicas are being probed.
-pub(crate) const RELIST_INTERVAL: Duration = Duration::from_millis(500);
+pub const RELIST_INTERVAL: Duration = Duration::from_millis(500);
 /// The pause after a provider call failed.
 const PROVIDER_RETRY: Duration = Duration::from_millis(100);
 /// The largest readiness answer read (to keep the connection for the call that follows).
@@ -84,7 +85,7 @@ type Episode = Shared<BoxFuture<'static, Outcome>>;
 
 /// Holds calls until their function has a ready replica; cheap to clone.
 #[derive(Clone)]
-pub(crate) struct Scaler {
+pub struct Scaler {
     inner: Arc<Inner>,
 }
 
@@ -93,18 +94,18 @@ struct Inner {
     client: HttpClient,
     endpoints: Endpoints,
     timeout: Duration,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ScaleFromZero>,
     episodes: Mutex<HashMap<FunctionRef, Episode>>,
 }
 
 impl Scaler {
     /// Calls wait at most `timeout` (`scale_from_zero_timeout`).
-    pub(crate) fn new(
+    pub fn new(
         provider: ProviderClient,
         client: HttpClient,
         endpoints: Endpoints,
         timeout: Duration,
-        metrics: Arc<Metrics>,
+        metrics: Arc<ScaleFromZero>,
     ) -> Scaler {
         Scaler {
             inner: Arc::new(Inner {
@@ -122,15 +123,15 @@ impl Scaler {
     /// scaling the function up from zero if need be; then chooses a replica for it that it
     /// has not `tried` (`Ok(None)`: the ready ones were all tried). Unknown function → not
     /// found; no ready replica within `scale_from_zero_timeout` →
-    /// [`GatewayError::NotReadyInTime`].
-    pub(crate) async fn wait(
+    /// [`InvokeError::NotReadyInTime`].
+    pub async fn wait(
         &self,
         function: &str,
         tried: &[Authority],
-    ) -> Result<Option<Chosen>, GatewayError> {
+    ) -> Result<Option<Chosen>, InvokeError> {
         let f = FunctionRef::parse(function, &Name::default_namespace())
-            .map_err(|e| GatewayError::invalid_name(function, e))?;
-        self.inner.metrics.scale_from_zero.held();
+            .map_err(|e| InvokeError::invalid_name(function, e))?;
+        self.inner.metrics.held();
         let deadline = Instant::now() + self.inner.timeout;
         tracing::debug!(function, "no ready replica: holding the call");
         loop {
@@ -140,12 +141,12 @@ impl Scaler {
                     return Ok(Endpoints::pick(entry, tried));
                 }
                 Err(Failure::NotFound) => {
-                    return Err(GatewayError::FunctionNotFound(function.to_string()));
+                    return Err(InvokeError::FunctionNotFound(function.to_string()));
                 }
                 // The episode was started by an earlier call: this one has time left.
                 Err(Failure::TimedOut(_)) if Instant::now() + PROBE_INTERVAL < deadline => {}
                 Err(Failure::TimedOut(detail)) => {
-                    return Err(GatewayError::NotReadyInTime {
+                    return Err(InvokeError::NotReadyInTime {
                         function: function.to_string(),
                         timeout: self.inner.timeout,
                         detail,
@@ -195,7 +196,7 @@ async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Instant) -> Ou
                 "scale from zero: {f} not ready after {} ms ({detail})",
                 started.elapsed().as_millis()
             );
-            inner.metrics.scale_from_zero.timed_out();
+            inner.metrics.timed_out();
             return Err(Failure::TimedOut(detail));
         }
         if now >= next_list {
@@ -314,7 +315,7 @@ async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<S
         return Ok(ScaleUp::Gone);
     }
     tracing::info!(function = %f, replicas, "scale from zero: {f} 0 => {replicas}");
-    inner.metrics.scale_from_zero.scaled_up();
+    inner.metrics.scaled_up();
     Ok(ScaleUp::Requested)
 }
 
@@ -334,7 +335,7 @@ fn ready(
         "scale from zero: {f} ready after {} ms",
         after.as_millis()
     );
-    inner.metrics.scale_from_zero.became_ready(after);
+    inner.metrics.became_ready(after);
     inner.endpoints.install(key, f.clone(), e, seen)
 }
 
@@ -421,12 +422,12 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::config::ProviderUrl;
     use crate::metrics::ScaleFromZeroSnapshot;
+    use crate::provider::ProviderUrl;
     use crate::test_support::{COLD, Cold};
 
-    fn scaler(cold: &Cold, timeout: Duration) -> (Scaler, Arc<Metrics>) {
-        let client = crate::provider::http_client();
+    fn scaler(cold: &Cold, timeout: Duration) -> (Scaler, Arc<ScaleFromZero>) {
+        let client = crate::client::http_client();
         let provider = ProviderClient::new(
             client.clone(),
             ProviderUrl::parse(&cold.provider_url()).unwrap(),
@@ -438,7 +439,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(5),
         );
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(ScaleFromZero::new(&prometheus::Registry::new(), "test"));
         let scaler = Scaler::new(provider, client, endpoints, timeout, metrics.clone());
         (scaler, metrics)
     }
@@ -447,7 +448,7 @@ mod tests {
     async fn wait_all(
         scaler: &Scaler,
         n: usize,
-    ) -> Vec<(Result<Option<Chosen>, GatewayError>, Duration)> {
+    ) -> Vec<(Result<Option<Chosen>, InvokeError>, Duration)> {
         let waits = (0..n).map(|i| {
             let scaler = scaler.clone();
             tokio::spawn(async move {
@@ -478,7 +479,7 @@ mod tests {
         assert_eq!(cold.scale_requests(), [2]);
         // The provider never reported the replica ready: the gateway's probes found it.
         assert!(!cold.provider_probes.load(Ordering::SeqCst));
-        let counted = metrics.scale_from_zero.snapshot();
+        let counted = metrics.snapshot();
         assert_eq!(
             (
                 counted.scale_ups,
@@ -508,7 +509,7 @@ mod tests {
             assert!(result.as_ref().unwrap().is_some());
         }
         assert!(cold.scale_requests().is_empty());
-        let counted = metrics.scale_from_zero.snapshot();
+        let counted = metrics.snapshot();
         assert_eq!((counted.scale_ups, counted.cold_starts), (0, 1));
     }
 
@@ -520,7 +521,7 @@ mod tests {
         let results = wait_all(&scaler, 10).await;
         for (result, took) in &results {
             match result {
-                Err(GatewayError::NotReadyInTime {
+                Err(InvokeError::NotReadyInTime {
                     function,
                     timeout: t,
                     detail,
@@ -541,7 +542,7 @@ mod tests {
         }
         assert_eq!(cold.scale_requests(), [2], "scaled once");
         assert_eq!(
-            metrics.scale_from_zero.snapshot(),
+            metrics.snapshot(),
             ScaleFromZeroSnapshot {
                 scale_ups: 1,
                 cold_starts: 0,
@@ -567,9 +568,9 @@ mod tests {
         let took = started.elapsed();
         assert!(matches!(
             first.await.unwrap(),
-            Err(GatewayError::NotReadyInTime { .. })
+            Err(InvokeError::NotReadyInTime { .. })
         ));
-        assert!(matches!(late, Err(GatewayError::NotReadyInTime { .. })));
+        assert!(matches!(late, Err(InvokeError::NotReadyInTime { .. })));
         assert!(took >= timeout, "{took:?}");
         assert!(took < timeout + Duration::from_secs(1), "{took:?}");
     }
@@ -581,7 +582,7 @@ mod tests {
         let started = Instant::now();
         let result = scaler.wait("other", &[]).await;
         assert!(
-            matches!(&result, Err(GatewayError::FunctionNotFound(f)) if f == "other"),
+            matches!(&result, Err(InvokeError::FunctionNotFound(f)) if f == "other"),
             "{:?}",
             result.err()
         );

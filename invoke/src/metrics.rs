@@ -1,13 +1,11 @@
-//! The scale-from-zero counters (see [`crate::scaling`]), per gateway: not per function, to
-//! keep label sets small. [`ScaleFromZero::snapshot`] reads them for the log line at exit
+//! The scale-from-zero counters (see [`crate::scaling`]), per process (`gateway_*` in the
+//! gateway, `queue_worker_*` in the queue-worker): not per function, to keep label sets small. [`ScaleFromZero::snapshot`] reads them for the log line at exit
 //! and for tests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
-
-use super::{register, valid};
 
 /// Cold-start buckets, in seconds: from 10 ms (a parked start) to a minute.
 const COLD_START_BUCKETS: [f64; 12] = [
@@ -16,7 +14,7 @@ const COLD_START_BUCKETS: [f64; 12] = [
 
 /// Scaling from zero, counted per gateway (not per function, to keep label sets small).
 #[derive(Debug)]
-pub(crate) struct ScaleFromZero {
+pub struct ScaleFromZero {
     scale_ups: IntCounter,
     cold_starts: IntCounter,
     cold_start_seconds: Histogram,
@@ -28,37 +26,40 @@ pub(crate) struct ScaleFromZero {
 
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ScaleFromZeroSnapshot {
+pub struct ScaleFromZeroSnapshot {
     /// Scale requests this gateway sent for functions at zero replicas (`0 => n`).
-    pub(crate) scale_ups: u64,
+    pub scale_ups: u64,
     /// Waits for a ready replica that ended with one (one per function and episode, however
     /// many calls waited).
-    pub(crate) cold_starts: u64,
+    pub cold_starts: u64,
     /// Their total duration, from the first held call to the replica answering `/_/ready`.
-    pub(crate) cold_start_time: Duration,
+    pub cold_start_time: Duration,
     /// Waits that ended after `scale_from_zero_timeout` without a ready replica.
-    pub(crate) timeouts: u64,
+    pub timeouts: u64,
     /// Calls that were held because their function had no ready replica.
-    pub(crate) held_requests: u64,
+    pub held_requests: u64,
 }
 
 impl ScaleFromZero {
-    pub(super) fn new(r: &Registry) -> ScaleFromZero {
-        let counter = |name: &str, help: &str| register(r, valid(IntCounter::new(name, help)));
+    /// The counters, registered in `r` with names starting `<prefix>_`.
+    pub fn new(r: &Registry, prefix: &str) -> ScaleFromZero {
+        let counter = |name: &str, help: &str| {
+            register(r, valid(IntCounter::new(format!("{prefix}_{name}"), help)))
+        };
         ScaleFromZero {
             scale_ups: counter(
-                "gateway_scale_from_zero_total",
+                "scale_from_zero_total",
                 "Scale requests for functions at zero replicas.",
             ),
             cold_starts: counter(
-                "gateway_cold_starts_total",
+                "cold_starts_total",
                 "Functions that held calls waited for and that became ready.",
             ),
             cold_start_seconds: register(
                 r,
                 valid(Histogram::with_opts(
                     HistogramOpts::new(
-                        "gateway_cold_start_seconds",
+                        format!("{prefix}_cold_start_seconds"),
                         "Seconds from the first held call to a ready replica.",
                     )
                     .buckets(COLD_START_BUCKETS.to_vec()),
@@ -66,37 +67,37 @@ impl ScaleFromZero {
             ),
             cold_start_micros: AtomicU64::new(0),
             timeouts: counter(
-                "gateway_cold_start_timeouts_total",
+                "cold_start_timeouts_total",
                 "Waits for a ready replica that ended after scale_from_zero_timeout.",
             ),
             held_requests: counter(
-                "gateway_held_requests_total",
+                "held_requests_total",
                 "Calls held because their function had no ready replica.",
             ),
         }
     }
 
-    pub(crate) fn scaled_up(&self) {
+    pub fn scaled_up(&self) {
         self.scale_ups.inc();
     }
 
-    pub(crate) fn became_ready(&self, after: Duration) {
+    pub fn became_ready(&self, after: Duration) {
         self.cold_starts.inc();
         self.cold_start_seconds.observe(after.as_secs_f64());
         let micros = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
         self.cold_start_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub(crate) fn timed_out(&self) {
+    pub fn timed_out(&self) {
         self.timeouts.inc();
     }
 
-    pub(crate) fn held(&self) {
+    pub fn held(&self) {
         self.held_requests.inc();
     }
 
     /// The counters now.
-    pub(crate) fn snapshot(&self) -> ScaleFromZeroSnapshot {
+    pub fn snapshot(&self) -> ScaleFromZeroSnapshot {
         ScaleFromZeroSnapshot {
             scale_ups: self.scale_ups.get(),
             cold_starts: self.cold_starts.get(),
@@ -105,4 +106,17 @@ impl ScaleFromZero {
             held_requests: self.held_requests.get(),
         }
     }
+}
+
+/// `metric`, which is valid by construction (a fixed name and help).
+pub fn valid<T>(metric: Result<T, prometheus::Error>) -> T {
+    metric.expect("a valid metric")
+}
+
+/// Registers `m` in `registry` (once: a second registration is a bug) and returns it.
+pub fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
+    registry
+        .register(Box::new(m.clone()))
+        .expect("registering a metric once");
+    m
 }

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 /// Why a look-up produced no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum LoadError {
+pub enum LoadError {
     /// The provider does not know the function.
     NotFound,
     /// The provider could not be asked, or answered something unusable.
@@ -41,16 +41,16 @@ pub(crate) enum LoadError {
 }
 
 /// Fetches the value of one function from the provider: `Ok(None)` when it does not exist.
-pub(crate) type Loader<V> =
+pub type Loader<V> =
     Arc<dyn Fn(FunctionRef) -> BoxFuture<'static, Result<Option<V>, String>> + Send + Sync>;
 
 type Pending<V> = Shared<BoxFuture<'static, Result<Arc<Cached<V>>, LoadError>>>;
 
 /// One cached value and its freshness.
 #[derive(Debug)]
-pub(crate) struct Cached<V> {
+pub struct Cached<V> {
     /// The value.
-    pub(crate) value: V,
+    pub value: V,
     /// The function it belongs to (to refresh it).
     function: FunctionRef,
     /// When it was fetched (or last failed to refresh): nanoseconds since the cache's epoch.
@@ -61,18 +61,18 @@ pub(crate) struct Cached<V> {
 
 impl<V> Cached<V> {
     /// Asks for a refresh at the next read (after a failure that suggests it is outdated).
-    pub(crate) fn mark_stale(&self) {
+    pub fn mark_stale(&self) {
         self.stale.store(true, Ordering::Relaxed);
     }
 
     /// The function the value belongs to.
-    pub(crate) fn function(&self) -> &FunctionRef {
+    pub fn function(&self) -> &FunctionRef {
         &self.function
     }
 }
 
 /// What the cache holds for a key, by freshness (see the module docs).
-pub(crate) enum Lookup<V> {
+pub enum Lookup<V> {
     /// Younger than the TTL: use it.
     Fresh(Arc<Cached<V>>),
     /// Past the TTL (or marked stale) but younger than `max_stale`: use it; a background
@@ -86,7 +86,7 @@ pub(crate) enum Lookup<V> {
 }
 
 /// The cache; cheap to clone.
-pub(crate) struct Cache<V> {
+pub struct Cache<V> {
     inner: Arc<Inner<V>>,
 }
 
@@ -110,7 +110,7 @@ struct Inner<V> {
 impl<V: Send + Sync + 'static> Cache<V> {
     /// A cache filled by `load` whose entries are refreshed in the background after `ttl`,
     /// and before use once older than `max_stale`.
-    pub(crate) fn new(ttl: Duration, max_stale: Duration, load: Loader<V>) -> Self {
+    pub fn new(ttl: Duration, max_stale: Duration, load: Loader<V>) -> Self {
         Cache {
             inner: Arc::new(Inner {
                 epoch: Instant::now(),
@@ -125,7 +125,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
 
     /// What is cached for `key` (the function as addressed in the URL). For a stale entry, a
     /// background refresh is started (once, however many readers see it).
-    pub(crate) fn get(&self, key: &str) -> Lookup<V> {
+    pub fn get(&self, key: &str) -> Lookup<V> {
         let Some(cached) = read(&self.inner.table).get(key).cloned() else {
             return Lookup::Missing;
         };
@@ -146,7 +146,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
     /// cannot be reached): the cached one if a look-up already replaced `seen` since, else
     /// a new look-up, shared with everyone asking at the same time. So a burst of calls
     /// failing on the same outdated list costs one provider look-up, not one per call.
-    pub(crate) fn newer(
+    pub fn newer(
         &self,
         key: &str,
         seen: &Arc<Cached<V>>,
@@ -161,7 +161,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
 
     /// Looks `function` up at the provider and caches the answer under `key`, sharing one
     /// look-up between all callers asking for the same key at the same time.
-    pub(crate) fn load(
+    pub fn load(
         &self,
         key: &str,
         function: FunctionRef,
@@ -192,13 +192,13 @@ impl<V: Send + Sync + 'static> Cache<V> {
 
     /// Caches `value`, learnt some other way than a look-up (a replica the gateway saw
     /// become ready itself), as a fresh entry for `key`.
-    pub(crate) fn insert(&self, key: &str, function: FunctionRef, value: V) -> Arc<Cached<V>> {
+    pub fn insert(&self, key: &str, function: FunctionRef, value: V) -> Arc<Cached<V>> {
         self.inner.put(key, function, value)
     }
 
     /// Caches `entry` under `key` as well (the same function addressed another way, e.g.
     /// `echo` and `echo.openfaas-fn`), unless it is already there.
-    pub(crate) fn adopt(&self, key: &str, entry: &Arc<Cached<V>>) {
+    pub fn adopt(&self, key: &str, entry: &Arc<Cached<V>>) {
         if read(&self.inner.table)
             .get(key)
             .is_some_and(|c| Arc::ptr_eq(c, entry))
@@ -210,14 +210,14 @@ impl<V: Send + Sync + 'static> Cache<V> {
 
     /// Removes entries nobody read in `idle` (they are refreshed on use, so their age says
     /// when they were last used).
-    pub(crate) fn sweep(&self, idle: Duration) {
+    pub fn sweep(&self, idle: Duration) {
         let inner = &self.inner;
         write(&inner.table).retain(|_, c| inner.age(c) < idle);
     }
 
     /// Number of cached functions.
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         read(&self.inner.table).len()
     }
 }

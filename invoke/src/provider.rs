@@ -1,7 +1,6 @@
-//! The HTTP client shared by the proxy and the provider look-ups, and the gateway's own
-//! calls to the provider (replica endpoints, function status, health, scaling from zero, the
-//! replica counts of `gateway_service_count`). With `basic_auth` on, every call carries the
-//! gateway's credentials.
+//! Calls to the provider's API (replica endpoints, function status, health, scaling from zero,
+//! the list of functions) and its base URL. With basic auth on, every call carries the
+//! credentials.
 
 use std::time::Duration;
 
@@ -16,39 +15,19 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt as _, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
-use crate::config::ProviderUrl;
+use http::Uri;
+use http::uri::{Authority, Scheme};
 
-/// How long connecting to a replica or the provider may take. Short, because a replica
-/// that cannot be connected to quickly is gone (its address is then dropped).
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Idle keep-alive connections are closed after this.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Largest provider answer the gateway reads for itself.
+use crate::client::{HttpClient, error_chain};
+
+/// Largest provider answer read.
 const MAX_LOOKUP_BODY: usize = 4 * 1024 * 1024;
 
-/// The pooled keep-alive HTTP/1 client used for every outgoing request.
-pub(crate) type HttpClient = Client<HttpConnector, Body>;
-
-/// A client with `TCP_NODELAY`, a connect timeout and a large idle pool per host.
-pub(crate) fn http_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(1024)
-        .build(connector)
-}
-
-/// The gateway's own calls to the provider.
+/// Calls to the provider.
 #[derive(Clone)]
-pub(crate) struct ProviderClient {
+pub struct ProviderClient {
     client: HttpClient,
     url: ProviderUrl,
     timeout: Duration,
@@ -57,7 +36,7 @@ pub(crate) struct ProviderClient {
 }
 
 impl ProviderClient {
-    pub(crate) fn new(
+    pub fn new(
         client: HttpClient,
         url: ProviderUrl,
         timeout: Duration,
@@ -76,16 +55,13 @@ impl ProviderClient {
         }
     }
 
-    /// The `Authorization` value of the gateway's credentials, if `basic_auth` is on.
-    pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
+    /// The `Authorization` value of the credentials, if `basic_auth` is on.
+    pub fn authorization(&self) -> Option<&HeaderValue> {
         self.authorization.as_ref()
     }
 
     /// `GET /system/endpoints/{name}?namespace=`; `None` when the function does not exist.
-    pub(crate) async fn endpoints(
-        &self,
-        f: &FunctionRef,
-    ) -> Result<Option<FunctionEndpoints>, String> {
+    pub async fn endpoints(&self, f: &FunctionRef) -> Result<Option<FunctionEndpoints>, String> {
         let path = format!(
             "{SYSTEM_ENDPOINTS}{}?namespace={}",
             f.name.as_str(),
@@ -95,7 +71,7 @@ impl ProviderClient {
     }
 
     /// `GET /system/function/{name}?namespace=`; `None` when the function does not exist.
-    pub(crate) async fn function(&self, f: &FunctionRef) -> Result<Option<FunctionStatus>, String> {
+    pub async fn function(&self, f: &FunctionRef) -> Result<Option<FunctionStatus>, String> {
         let path = format!(
             "{SYSTEM_FUNCTION}{}?namespace={}",
             f.name.as_str(),
@@ -106,7 +82,7 @@ impl ProviderClient {
 
     /// `POST /system/scale-function/{name}?namespace=` with `{"serviceName", "replicas",
     /// "namespace"}`; `Ok(false)` when the function does not exist.
-    pub(crate) async fn scale(&self, f: &FunctionRef, replicas: u64) -> Result<bool, String> {
+    pub async fn scale(&self, f: &FunctionRef, replicas: u64) -> Result<bool, String> {
         let path = format!(
             "{SYSTEM_SCALE_FUNCTION}{}?namespace={}",
             f.name.as_str(),
@@ -131,7 +107,7 @@ impl ProviderClient {
     /// Every function of every namespace (`GET /system/namespaces`, then `GET
     /// /system/functions?namespace=` for each; a provider without namespaces is asked for
     /// its default namespace only).
-    pub(crate) async fn all_functions(&self) -> Result<Vec<FunctionStatus>, String> {
+    pub async fn all_functions(&self) -> Result<Vec<FunctionStatus>, String> {
         let namespaces: Vec<String> = self
             .get_json(SYSTEM_NAMESPACES)
             .await?
@@ -146,7 +122,7 @@ impl ProviderClient {
     }
 
     /// `GET /healthz` answers 200.
-    pub(crate) async fn health(&self) -> Result<(), String> {
+    pub async fn health(&self) -> Result<(), String> {
         match self.get(HEALTHZ).await? {
             (StatusCode::OK, _) => Ok(()),
             (status, body) => Err(format!(
@@ -216,17 +192,54 @@ impl ProviderClient {
     }
 }
 
-/// An error and its sources, `outer: inner: innermost` (hyper's own messages are terse).
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+/// The provider's base URL, split once so that request URIs are built without parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderUrl {
+    /// `host:port`.
+    pub authority: Authority,
+    /// Path prefix without a trailing `/` (usually empty).
+    pub prefix: String,
+}
+
+impl ProviderUrl {
+    /// Parses `http://host[:port][/prefix]`.
+    pub fn parse(s: &str) -> Result<ProviderUrl, String> {
+        let uri: Uri = s
+            .parse()
+            .map_err(|e| format!("not a URL ({e}); expected e.g. http://provider:8081"))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err("expected an http:// URL, e.g. http://provider:8081".into());
         }
-        source = s.source();
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or("the URL has no host; expected e.g. http://provider:8081")?;
+        if uri.query().is_some() {
+            return Err("the URL must not have a query string".into());
+        }
+        Ok(ProviderUrl {
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
     }
-    out
+
+    /// `http://<authority><prefix><path_and_query>`.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let pq = if self.prefix.is_empty() {
+            path_and_query.to_string()
+        } else {
+            format!("{}{path_and_query}", self.prefix)
+        };
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+    }
+}
+
+impl std::fmt::Display for ProviderUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.authority, self.prefix)
+    }
 }

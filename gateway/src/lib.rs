@@ -26,9 +26,10 @@
 //!   gateway first asks the provider for `max(com.openfaas.scale.min, 1)`, once however many
 //!   calls wait (log `scale from zero: <fn> 0 => <n>`); if it has some that are still starting,
 //!   it just waits. As soon as the provider lists a replica's address, the gateway probes that
-//!   replica's `GET /_/ready` itself every 10 ms (one prober per function for all waiting calls),
-//!   caches the replica once it answers 200 or 429 (log `scale from zero: <fn> ready after <ms>
-//!   ms`) and sends the held calls. No ready replica within `scale_from_zero_timeout` → `503`
+//!   replica's readiness path (`GET /_/health` unless annotated, see `ferry_proto::probe`)
+//!   itself every 10 ms (one prober per function for all waiting calls), caches the replica
+//!   once it answers 200 or 429 (log `scale from zero: <fn> ready after <ms> ms`) and sends the
+//!   held calls. No ready replica within `scale_from_zero_timeout` → `503`
 //!   saying the function did not become ready in time. The wait does not count toward
 //!   `upstream_timeout`. With `scale_from_zero=false`, no ready replica is a `503` at once.
 //! - **Async calls**, any method on `/async-function/...`: the function must exist (`404`),

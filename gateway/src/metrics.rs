@@ -10,7 +10,7 @@
 //! | `gateway_async_submissions_total` | counter | `function_name`, `outcome` | async submissions: `accepted`, `duplicate` (stored before), `rejected` (4xx), `unavailable` (5xx) |
 //! | `gateway_scale_from_zero_total` | counter | | scale requests for functions at zero replicas |
 //! | `gateway_cold_starts_total` | counter | | held calls' functions that became ready (one per episode) |
-//! | `gateway_cold_start_seconds` | histogram | | from the first held call to the replica answering `/_/ready` |
+//! | `gateway_cold_start_seconds` | histogram | | from the first held call to the replica answering its readiness probe |
 //! | `gateway_cold_start_timeouts_total` | counter | | waits that ended after `scale_from_zero_timeout` |
 //! | `gateway_held_requests_total` | counter | | calls held because their function had no ready replica |
 //!

@@ -234,7 +234,7 @@ impl Endpoints {
     }
 
     /// Caches `endpoints` of `f` under `function` (as addressed in the URL), counting the
-    /// replicas at `seen_ready` as ready too (the gateway just saw them answer `/_/ready`).
+    /// replicas at `seen_ready` as ready too (the gateway just saw them answer their readiness probe).
     pub fn install(
         &self,
         function: &str,
@@ -383,6 +383,7 @@ mod tests {
                     ready: *ready,
                 })
                 .collect(),
+            probe: Default::default(),
         }
     }
 

@@ -32,7 +32,7 @@ pub struct ScaleFromZeroSnapshot {
     /// Waits for a ready replica that ended with one (one per function and episode, however
     /// many calls waited).
     pub cold_starts: u64,
-    /// Their total duration, from the first held call to the replica answering `/_/ready`.
+    /// Their total duration, from the first held call to the replica answering its readiness probe.
     pub cold_start_time: Duration,
     /// Waits that ended after `scale_from_zero_timeout` without a ready replica.
     pub timeouts: u64,

@@ -16,9 +16,11 @@
 //!    and asks for `max(min, 1)` replicas (`POST /system/scale-function/{name}`) — once per
 //!    episode; the provider's scale is idempotent, so gateways racing each other do no harm.
 //!    It logs `scale from zero: <fn> 0 => <n>`;
-//! 3. as soon as the provider lists a replica's address (ready or not), probes that replica's
-//!    watchdog (`GET /_/ready`, 200 or 429 meaning ready) itself every
-//!    [`PROBE_INTERVAL`], rather than waiting for the provider's own probe and its cache;
+//! 3. as soon as the provider lists a replica's address (ready or not), probes that replica
+//!    itself every [`PROBE_INTERVAL`] with the probe the provider uses (the listing says which:
+//!    `GET /_/health` unless the function's annotations name another path; 200 or 429 meaning
+//!    ready), rather than waiting for the provider's own probe and its cache — except for a
+//!    function with an initial probe delay, whose replicas only the provider may declare ready;
 //!    meanwhile it asks the provider again every [`LIST_INTERVAL`] while no address is
 //!    listed, every [`RELIST_INTERVAL`] once some are (new replicas, a deleted function);
 //! 4. when a replica answers ready, puts the list, with that replica ready, in the endpoint
@@ -42,7 +44,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use ferry_proto::labels::SCALE_MIN;
-use ferry_proto::routes::WATCHDOG_READY;
 use ferry_proto::{FunctionEndpoints, FunctionRef, Name};
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
@@ -186,6 +187,7 @@ async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Instant) -> Ou
     let mut problem: Option<String> = None;
     let mut listing: Option<FunctionEndpoints> = None;
     let mut addresses: Vec<Authority> = Vec::new();
+    let mut probe_path = String::new();
     let mut next_list = started;
     loop {
         let now = Instant::now();
@@ -239,11 +241,15 @@ async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Instant) -> Ou
                             }
                         }
                     }
+                    // Replicas within an initial delay are only ready when the provider says so.
+                    let direct = e.probe.initial_delay_ms == 0;
                     addresses = e
                         .endpoints
                         .iter()
+                        .filter(|_| direct)
                         .filter_map(|e| e.address.parse::<Authority>().ok())
                         .collect();
+                    probe_path.clone_from(&e.probe.path);
                     let every = if addresses.is_empty() {
                         LIST_INTERVAL
                     } else {
@@ -255,7 +261,7 @@ async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Instant) -> Ou
             }
         }
         if !addresses.is_empty() {
-            let seen = probe_all(&inner.client, &addresses, deadline).await;
+            let seen = probe_all(&inner.client, &addresses, &probe_path, deadline).await;
             if !seen.is_empty() {
                 if let Some(e) = listing.take() {
                     return Ok(ready(inner, key, f, e, &seen, started));
@@ -339,15 +345,16 @@ fn ready(
     inner.endpoints.install(key, f.clone(), e, seen)
 }
 
-/// The replicas among `addresses` whose watchdog answers `GET /_/ready` with 200 or 429.
+/// The replicas among `addresses` that answer `GET <path>` with 200 or 429.
 async fn probe_all(
     client: &HttpClient,
     addresses: &[Authority],
+    path: &str,
     deadline: Instant,
 ) -> Vec<Authority> {
     let probes = addresses
         .iter()
-        .map(|a| async move { probe(client, a, deadline).await.then(|| a.clone()) });
+        .map(|a| async move { probe(client, a, path, deadline).await.then(|| a.clone()) });
     futures_util::future::join_all(probes)
         .await
         .into_iter()
@@ -355,11 +362,11 @@ async fn probe_all(
         .collect()
 }
 
-async fn probe(client: &HttpClient, address: &Authority, deadline: Instant) -> bool {
+async fn probe(client: &HttpClient, address: &Authority, path: &str, deadline: Instant) -> bool {
     let Ok(uri) = Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(address.clone())
-        .path_and_query(WATCHDOG_READY)
+        .path_and_query(path)
         .build()
     else {
         return false;

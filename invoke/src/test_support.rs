@@ -36,9 +36,9 @@ pub struct Cold {
     pub scaled_to: Arc<Mutex<Vec<u64>>>,
     /// Endpoint look-ups received.
     pub lookups: Arc<AtomicUsize>,
-    /// Calls (other than `/_/ready`) the replica answered.
+    /// Calls (other than `/_/health`) the replica answered.
     pub calls: Arc<AtomicUsize>,
-    /// How long after it is started the replica answers `/_/ready` with 200; `None`: never.
+    /// How long after it is started the replica answers `/_/health` with 200; `None`: never.
     pub start_time: Option<Duration>,
     /// When the replica was started (the first scale-up).
     started_at: Arc<Mutex<Option<Instant>>>,
@@ -121,6 +121,7 @@ async fn endpoints(
             })
             .into_iter()
             .collect(),
+        probe: Default::default(),
     }))
 }
 
@@ -157,14 +158,15 @@ async fn scale(State(cold): State<Cold>, Path(name): Path<String>, body: Bytes) 
     StatusCode::ACCEPTED
 }
 
-/// `/_/ready`: 503 until the replica is ready; anything else: `"cold <method> <body>"`.
+/// `/_/health` (the default readiness probe): 503 until the replica is ready; anything else:
+/// `"cold <method> <body>"`.
 async fn replica(
     State(cold): State<Cold>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> (StatusCode, String) {
-    if uri.path() == "/_/ready" {
+    if uri.path() == ferry_proto::routes::WATCHDOG_HEALTH {
         return if cold.replica_ready() {
             (StatusCode::OK, "OK".into())
         } else {

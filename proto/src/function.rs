@@ -290,6 +290,10 @@ pub struct FunctionEndpoints {
     /// Running replicas, ready or not.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// How the provider checks the replicas' readiness (callers probing a replica themselves
+    /// use the same).
+    #[serde(default)]
+    pub probe: crate::probe::ReadinessProbe,
 }
 
 /// One replica's address.
@@ -300,7 +304,7 @@ pub struct Endpoint {
     pub id: String,
     /// `host:port` the watchdog listens on.
     pub address: String,
-    /// The watchdog answered `/_/ready` with 200 at the last check.
+    /// The replica answered its readiness probe (see [`crate::probe`]) at the last check.
     #[serde(default)]
     pub ready: bool,
 }

@@ -16,6 +16,8 @@ pub const ANNOTATION_PREFIX: &str = "com.openfaas.annotations.";
 pub const SCALE_MIN: &str = "com.openfaas.scale.min";
 /// Maximum replicas.
 pub const SCALE_MAX: &str = "com.openfaas.scale.max";
+/// Percent of `max` added per step of the alert rule (OpenFaaS CE); `0` turns it off.
+pub const SCALE_FACTOR: &str = "com.openfaas.scale.factor";
 /// Target load per replica.
 pub const SCALE_TARGET: &str = "com.openfaas.scale.target";
 /// What load means: `rps`, `inflight` or `queue`.

@@ -8,10 +8,12 @@
 //! Layout:
 //! - [`name`]: validated function and namespace names, `name.namespace` references;
 //! - [`function`]: deployments, status, scaling, deletion, replica endpoints;
+//! - [`namespace`]: [`namespace::FunctionNamespace`], the body of `/system/namespace/{name}`;
 //! - [`secret`], [`info`], [`logs`]: the other provider API bodies;
 //! - [`queue`]: the async [`queue::QueueRequest`] message (PascalCase, Go-compatible);
 //! - [`jetstream`]: stream, subject and consumer names of the async queue;
 //! - [`calls`]: call status records and dead letters of the async path;
+//! - [`probe`]: the readiness probe of a function's replicas, from its annotations;
 //! - [`headers`], [`labels`], [`routes`]: the names other tools rely on;
 //! - [`error`]: the JSON error body every ferry API answers with;
 //! - [`time`]: RFC 3339 timestamps;
@@ -27,6 +29,8 @@ pub mod jetstream;
 pub mod labels;
 pub mod logs;
 pub mod name;
+pub mod namespace;
+pub mod probe;
 pub mod queue;
 pub mod routes;
 pub mod secret;
@@ -38,5 +42,6 @@ pub use function::{
     FunctionStatus, FunctionUsage, ScaleServiceRequest,
 };
 pub use name::{DEFAULT_NAMESPACE, FunctionRef, Name, NameError};
+pub use namespace::FunctionNamespace;
 pub use queue::{CallbackUrl, QueueRequest};
 pub use secret::Secret;

@@ -18,8 +18,12 @@ pub const SYSTEM_INFO: &str = "/system/info";
 pub const SYSTEM_SECRETS: &str = "/system/secrets";
 /// Function logs.
 pub const SYSTEM_LOGS: &str = "/system/logs";
-/// Namespaces.
+/// Namespaces: `GET` lists their names; `/system/namespaces/{name}` is accepted as
+/// [`SYSTEM_NAMESPACE`] is.
 pub const SYSTEM_NAMESPACES: &str = "/system/namespaces";
+/// One namespace: `POST /system/namespace/` creates one (name in the body);
+/// `GET`, `PUT`, `DELETE /system/namespace/{name}`.
+pub const SYSTEM_NAMESPACE: &str = "/system/namespace/";
 /// Liveness and readiness of a service.
 pub const HEALTHZ: &str = "/healthz";
 /// Prometheus metrics.

@@ -1,6 +1,7 @@
 //! The faas-provider HTTP API (plus ferry's endpoints route and `/metrics`), mapped onto
 //! [`Provider`].
-//! `/system/secrets` and `/system/logs` live in [`crate::secrets`] and [`crate::logs`].
+//! `/system/namespaces` and `/system/namespace/{name}`, `/system/secrets` and `/system/logs` live
+//! in [`crate::namespaces`], [`crate::secrets`] and [`crate::logs`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub fn router(
         .route("/system/scale-function/{name}", post(scale))
         .route("/system/endpoints/{name}", get(endpoints))
         .route("/system/info", get(info))
-        .route("/system/namespaces", get(namespaces))
+        .merge(crate::namespaces::routes())
         .merge(crate::secrets::routes())
         .merge(crate::logs::routes())
         .route("/healthz", get(healthz))
@@ -142,10 +143,6 @@ async fn info() -> Json<ProviderInfo> {
             release: env!("CARGO_PKG_VERSION").into(),
         },
     })
-}
-
-async fn namespaces(State(p): State<Arc<Provider>>) -> Json<Vec<String>> {
-    Json(p.namespaces())
 }
 
 async fn healthz(State(p): State<Arc<Provider>>) -> Response {

@@ -53,7 +53,7 @@ pub struct Config {
     /// `rollout_timeout` (`60s`): how long an update waits for new replicas to become ready
     /// before the old ones are removed anyway.
     pub rollout_timeout: Duration,
-    /// `probe_timeout` (`1s`): timeout of one readiness probe (`GET /_/ready`).
+    /// `probe_timeout` (`1s`): timeout of one readiness probe (`GET /_/health` or the annotated path).
     pub probe_timeout: Duration,
     /// `probe_cache` (`500ms`): how long a readiness result is reused.
     pub probe_cache: Duration,

@@ -21,6 +21,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
+use ferry_proto::probe::ReadinessProbe;
 use ferry_proto::{FunctionRef, Name, labels};
 use futures_util::StreamExt;
 
@@ -49,6 +50,9 @@ pub struct Replica {
     pub metrics_address: Option<String>,
     /// Creation time, Unix seconds.
     pub created: i64,
+    /// Its readiness probe, from the function's annotations (container labels
+    /// `com.openfaas.annotations.*`) when it was created.
+    pub probe: ReadinessProbe,
 }
 
 /// A connection to the Docker engine, scoped to one provider instance.
@@ -232,7 +236,13 @@ impl Engine {
                     .map(|ip| format!("{ip}:{port}")),
             }
         };
+        let probe = ReadinessProbe::of(|key| {
+            labels
+                .get(&format!("{}{key}", labels::ANNOTATION_PREFIX))
+                .map(String::as_str)
+        });
         let replica = Replica {
+            probe,
             address: address_of(WATCHDOG_PORT),
             metrics_address: address_of(METRICS_PORT),
             id: c.id?,

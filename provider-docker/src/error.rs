@@ -39,6 +39,23 @@ pub enum ProviderError {
         /// The functions naming it, `name.namespace`, comma-separated.
         functions: String,
     },
+    /// The namespace does not exist (see [`crate::namespaces`]).
+    #[error("namespace {0} not found")]
+    NamespaceNotFound(String),
+    /// The namespace exists already (create with POST).
+    #[error(
+        "namespace {0} already exists; use PUT /system/namespace/{0} to change its labels and annotations"
+    )]
+    NamespaceExists(String),
+    /// The namespace cannot be deleted (the default one, or one still holding functions or
+    /// secrets).
+    #[error("namespace {namespace} cannot be deleted: {reason}")]
+    NamespaceInUse {
+        /// The namespace.
+        namespace: String,
+        /// Why, and what to do first.
+        reason: String,
+    },
     /// The image cannot be used.
     #[error("image {image:?} is not available: {reason}")]
     ImageUnavailable {
@@ -70,10 +87,13 @@ impl ProviderError {
             }
             ProviderError::NotFound(_)
             | ProviderError::SecretNotFound(_)
+            | ProviderError::NamespaceNotFound(_)
             | ProviderError::InstanceNotFound { .. } => StatusCode::NOT_FOUND,
             ProviderError::AlreadyExists(_)
             | ProviderError::SecretExists(_)
-            | ProviderError::SecretInUse { .. } => StatusCode::CONFLICT,
+            | ProviderError::SecretInUse { .. }
+            | ProviderError::NamespaceExists(_)
+            | ProviderError::NamespaceInUse { .. } => StatusCode::CONFLICT,
             ProviderError::Docker(bollard::errors::Error::DockerResponseServerError {
                 status_code,
                 ..
@@ -136,6 +156,19 @@ mod tests {
             ProviderError::AlreadyExists("f".into()).status(),
             StatusCode::CONFLICT
         );
+        assert_eq!(
+            ProviderError::NamespaceNotFound("dev".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ProviderError::NamespaceExists("dev".into()).status(),
+            StatusCode::CONFLICT
+        );
+        let in_use = ProviderError::NamespaceInUse {
+            namespace: "dev".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(in_use.status(), StatusCode::CONFLICT);
         let image = ProviderError::ImageUnavailable {
             image: "i".into(),
             reason: "r".into(),

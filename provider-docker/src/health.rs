@@ -1,6 +1,6 @@
 //! Self-healing beyond "the container exited": a running replica that stays unready (its
-//! watchdog does not answer `/_/ready` with 200 or 429) for longer than `unready_timeout` is
-//! replaced. Reconcile retires it and, since the count is now short, starts a new one.
+//! readiness probe, see [`crate::readiness`], fails) for longer than `unready_timeout` is
+//! replaced (its initial delay does not count). Reconcile retires it and, since the count is now short, starts a new one.
 //!
 //! The clock of a replica starts when the provider first sees it unready and stops when it
 //! is seen ready, so a replica that is slow to start gets the whole timeout, and one that was
@@ -73,7 +73,8 @@ impl Provider {
         let observed: Vec<(&str, bool)> = current
             .iter()
             .zip(ready)
-            .map(|(r, ready)| (r.id.as_str(), ready))
+            // A replica within its probe's initial delay is not counted as unready yet.
+            .map(|(r, ready)| (r.id.as_str(), ready || crate::readiness::delayed(r)))
             .collect();
         let stuck = self.unready.stuck(f, &observed, Instant::now());
         if stuck.is_empty() {

@@ -9,7 +9,9 @@
 //!   writes to `secret_mount_path`;
 //! - [`api`]: HTTP routes (`/system/functions`, `/system/function/{name}`,
 //!   `/system/scale-function/{name}`, `/system/endpoints/{name}`, `/system/info`,
-//!   `/system/namespaces`, `/healthz`, `/metrics`);
+//!   `/healthz`, `/metrics`);
+//! - [`namespaces`]: `/system/namespaces` and `/system/namespace/{name}`, namespaces created
+//!   through the API kept under `data_dir/namespaces`;
 //! - [`secrets`]: `/system/secrets`, secrets stored under `data_dir/secrets` and mounted
 //!   read-only at `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
@@ -39,6 +41,7 @@ pub mod error;
 pub mod health;
 pub mod logs;
 pub mod metrics;
+pub mod namespaces;
 pub mod park;
 pub mod provider;
 pub mod quantity;
@@ -73,6 +76,7 @@ pub async fn run(
     let attacher = attach::Attacher::new(&engine, &config);
     let store = store::Store::open(&config.data_dir)?;
     let secrets = secrets::Secrets::open(&config.data_dir)?;
+    let namespaces = namespaces::Namespaces::open(&config.data_dir)?;
     let interval = config.reconcile_interval;
     let autoscale_interval = config.autoscale_interval;
     let jetstream = match &config.nats_url {
@@ -84,7 +88,7 @@ pub async fn run(
         }
         None => None,
     };
-    let provider = Provider::new(config, engine, store, secrets, jetstream);
+    let provider = Provider::new(config, engine, store, secrets, namespaces, jetstream);
 
     let cancel = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn({

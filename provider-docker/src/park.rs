@@ -188,7 +188,7 @@ impl Provider {
         let (this, f) = (Arc::clone(self), f.clone());
         tokio::spawn(async move {
             let deadline = decided + this.config.rollout_timeout;
-            let mut addresses: Vec<(String, String)> = Vec::new();
+            let mut addresses: Vec<Replica> = Vec::new();
             let mut round = 0u32;
             while Instant::now() < deadline {
                 // Addresses are known once a container runs; look again now and then for
@@ -200,13 +200,14 @@ impl Provider {
                             .unwrap_or_default()
                             .into_iter()
                             .filter(|r| r.running && ids.contains(&r.id))
-                            .filter_map(|r| Some((r.id, r.address?)))
+                            .filter(|r| r.address.is_some())
                             .collect(),
                         Err(_) => Vec::new(),
                     };
                 }
-                for (id, address) in &addresses {
-                    if this.prober.probe_now(id, address).await {
+                for replica in &addresses {
+                    let id = &replica.id;
+                    if this.prober.probe_now(replica).await {
                         let took = decided.elapsed();
                         let kind = if started.parked.as_ref() == Some(id) {
                             "parked"

@@ -14,12 +14,15 @@ use ferry_proto::{
     Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, labels,
 };
 
+use ferry_proto::probe::ReadinessProbe;
+
 use crate::autoscale::Autoscaler;
 use crate::config::Config;
 use crate::docker::{Engine, Replica};
 use crate::error::ProviderError;
 use crate::health::Unready;
 use crate::metrics::Metrics;
+use crate::namespaces::Namespaces;
 use crate::park::{Started, Stopping};
 use crate::readiness::Prober;
 use crate::scaling::ScalePolicy;
@@ -35,6 +38,8 @@ pub struct Provider {
     pub(crate) prober: Prober,
     /// Secrets on disk (`/system/secrets`, mounts).
     pub(crate) secrets: Secrets,
+    /// Namespaces created through `/system/namespace/` (see [`crate::namespaces`]).
+    pub(crate) namespaces: Namespaces,
     /// Replicas seen unready, and since when.
     pub(crate) unready: Unready,
     /// Containers being stopped and removed; no longer counted or routed to.
@@ -55,6 +60,7 @@ impl Provider {
         engine: Engine,
         store: Store,
         secrets: Secrets,
+        namespaces: Namespaces,
         jetstream: Option<async_nats::jetstream::Context>,
     ) -> Arc<Provider> {
         let prober = Prober::new(config.probe_timeout, config.probe_cache);
@@ -66,6 +72,7 @@ impl Provider {
             store,
             prober,
             secrets,
+            namespaces,
             unready,
             terminating: Mutex::default(),
             autoscaler,
@@ -251,16 +258,8 @@ impl Provider {
             namespace: f.namespace.to_string(),
             replicas: want.replicas,
             endpoints,
+            probe: ReadinessProbe::from_annotations(&want.deployment.annotations),
         })
-    }
-
-    /// Namespaces with functions, always including the default one.
-    pub fn namespaces(&self) -> Vec<String> {
-        let mut out = self.store.namespaces();
-        if !out.iter().any(|n| n == ferry_proto::DEFAULT_NAMESPACE) {
-            out.insert(0, ferry_proto::DEFAULT_NAMESPACE.to_string());
-        }
-        out
     }
 
     /// `(function, desired, ready)` replicas of every function.
@@ -328,6 +327,7 @@ impl Provider {
                 address: None,
                 metrics_address: None,
                 created: i64::MAX,
+                probe: ReadinessProbe::from_annotations(&want.deployment.annotations),
             });
         }
         if current.len() > desired {

@@ -1,4 +1,6 @@
-//! Readiness of replicas: a replica is ready when its watchdog answers `GET /_/ready`.
+//! Readiness of replicas: a replica is ready when its watchdog answers its readiness probe,
+//! `GET /_/health` unless the function's annotations name another path
+//! ([`ferry_proto::probe`]), and its initial delay (if any) has passed since it was created.
 //!
 //! 200 means ready; 429 means ready but at its `max_inflight` limit (the replica is up, it is
 //! just busy), which still counts as available. Anything else, a timeout or a refused
@@ -54,6 +56,9 @@ impl Prober {
         let Some(address) = replica.address.as_deref().filter(|_| replica.running) else {
             return false;
         };
+        if delayed(replica) {
+            return false;
+        }
         if let Some((ready, at)) = self
             .cache
             .lock()
@@ -64,7 +69,7 @@ impl Prober {
                 return *ready;
             }
         }
-        let ready = self.probe(address).await;
+        let ready = self.probe(address, &replica.probe.path).await;
         self.cache
             .lock()
             .expect("probe cache poisoned")
@@ -72,13 +77,16 @@ impl Prober {
         ready
     }
 
-    /// Probes the replica `id` at `address` now, bypassing the cache, and caches the result.
-    pub async fn probe_now(&self, id: &str, address: &str) -> bool {
-        let ready = self.probe(address).await;
+    /// Probes `replica` now, bypassing the cache, and caches the result.
+    pub async fn probe_now(&self, replica: &Replica) -> bool {
+        let Some(address) = replica.address.as_deref() else {
+            return false;
+        };
+        let ready = !delayed(replica) && self.probe(address, &replica.probe.path).await;
         self.cache
             .lock()
             .expect("probe cache poisoned")
-            .insert(id.to_string(), (ready, Instant::now()));
+            .insert(replica.id.clone(), (ready, Instant::now()));
         ready
     }
 
@@ -87,9 +95,8 @@ impl Prober {
         self.cache.lock().expect("probe cache poisoned").remove(id);
     }
 
-    async fn probe(&self, address: &str) -> bool {
-        let Ok(uri) = format!("http://{address}{}", ferry_proto::routes::WATCHDOG_READY).parse()
-        else {
+    async fn probe(&self, address: &str, path: &str) -> bool {
+        let Ok(uri) = format!("http://{address}{path}").parse() else {
             return false;
         };
         match tokio::time::timeout(self.timeout, self.client.get(uri)).await {
@@ -102,4 +109,16 @@ impl Prober {
             _ => false,
         }
     }
+}
+
+/// Whether `replica` is still within its probe's initial delay (counted from its creation).
+pub fn delayed(replica: &Replica) -> bool {
+    let delay = replica.probe.initial_delay();
+    if delay.is_zero() {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    now < replica.created as f64 + delay.as_secs_f64()
 }

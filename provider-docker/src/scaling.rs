@@ -3,16 +3,27 @@
 //! | label | default | meaning |
 //! |---|---|---|
 //! | `com.openfaas.scale.min` | `1` | replicas a new function starts with; autoscaling's floor |
-//! | `com.openfaas.scale.max` | `20` | autoscaling's ceiling, and the cap of a manual scale |
-//! | `com.openfaas.scale.target` | `50` | load per replica |
-//! | `com.openfaas.scale.type` | `rps` | `rps`, `inflight` (alias `capacity`) or `queue` |
-//! | `com.openfaas.scale.down.window` | `scale_down_window` | stabilisation window of scaling down |
+//! | `com.openfaas.scale.max` | `5` (alert rule), `20` (target rule) | autoscaling's ceiling, and the cap of a manual scale when set |
+//! | `com.openfaas.scale.factor` | `10` | alert rule: percent of `max` added per step (1–100); `0` turns autoscaling off |
+//! | `com.openfaas.scale.target` | `50` | target rule: load per replica |
+//! | `com.openfaas.scale.type` | `rps` | target rule: `rps`, `inflight` (alias `capacity`) or `queue` |
+//! | `com.openfaas.scale.down.window` | `scale_down_window` | target rule: stabilisation window of scaling down |
 //! | `com.openfaas.scale.zero` | `false` | scale to zero when idle |
 //! | `com.openfaas.scale.zero-duration` | `15m` | how long idle before going to zero |
 //!
-//! A function is autoscaled when any of `target`, `type` or `max` is set; the others keep the
-//! replicas they are given. An invalid value is named in a warning (once per function and
-//! value) and the default is used.
+//! Two rules, as the two OpenFaaS editions have them:
+//!
+//! - **Alert rule** (OpenFaaS CE's, for every function without `type` or `target`, so for one
+//!   with no scaling labels at all): when the function serves more than 5 requests per second
+//!   for 5 seconds (the CE alert `APIHighInvocationRate`), it gains `ceil(max × factor / 100)`
+//!   replicas, and again every 30 seconds while that lasts, up to `max`; once the rate has
+//!   stayed at or below 5 /s for 10 seconds, it goes back to `min`. Replicas set by hand are
+//!   left alone until the rule fires. Unlike CE, `max` is not capped at 5.
+//! - **Target rule** (OpenFaaS Pro's, when `type` or `target` is set): `ceil(load / target)`
+//!   replicas within `[min, max]` (see [`crate::recommend`]).
+//!
+//! `min == max`, or `factor=0` under the alert rule, pins the replicas. An invalid value is
+//! named in a warning (once per function and value) and the default is used.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -20,8 +31,12 @@ use std::time::Duration;
 
 use ferry_proto::{FunctionDeployment, FunctionRef, labels};
 
-/// Default `com.openfaas.scale.max` of an autoscaled function.
+/// Default `com.openfaas.scale.max` under the target rule.
 pub const DEFAULT_MAX: u64 = 20;
+/// Default `com.openfaas.scale.max` under the alert rule (OpenFaaS CE's).
+pub const DEFAULT_ALERT_MAX: u64 = 5;
+/// Default `com.openfaas.scale.factor` (OpenFaaS CE's).
+pub const DEFAULT_FACTOR: u64 = 10;
 /// Default `com.openfaas.scale.target`.
 pub const DEFAULT_TARGET: f64 = 50.0;
 /// Default `com.openfaas.scale.zero-duration`.
@@ -38,15 +53,33 @@ pub enum LoadType {
     Queue,
 }
 
+/// How an autoscaled function's replicas are decided.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// OpenFaaS CE's alert: `step` more replicas while above 5 requests per second, `min`
+    /// once it resolves.
+    Alert {
+        /// Replicas added per step: `ceil(max × factor / 100)`.
+        step: u64,
+    },
+    /// OpenFaaS Pro's target: `ceil(load / target)`.
+    Target,
+}
+
 /// The scaling settings of one function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalePolicy {
-    /// Whether the autoscaler sets its replicas (`target`, `type` or `max` is set).
+    /// Whether the autoscaler sets its replicas (not pinned by `min == max` or `factor=0`).
     pub autoscale: bool,
+    /// How: the alert rule or the target rule.
+    pub rule: Rule,
     /// `com.openfaas.scale.min`.
     pub min: u64,
-    /// `com.openfaas.scale.max`; unbounded for a function that is not autoscaled.
+    /// `com.openfaas.scale.max`, or the rule's default: autoscaling's ceiling.
     pub max: u64,
+    /// The cap of a manual scale: `com.openfaas.scale.max` under the target rule or when
+    /// set, else unbounded.
+    pub manual_max: u64,
     /// `com.openfaas.scale.target`: load per replica, > 0.
     pub target: f64,
     /// `com.openfaas.scale.type`.
@@ -61,13 +94,13 @@ pub struct ScalePolicy {
 
 impl ScalePolicy {
     /// Reads the labels of `d`, warning once about each invalid value.
-    pub fn of(f: &FunctionRef, d: &FunctionDeployment) -> ScalePolicy {
+    pub fn of(f_ref: &FunctionRef, d: &FunctionDeployment) -> ScalePolicy {
         let read = |key: &str, expected: &str, parse: &dyn Fn(&str) -> Option<()>| {
             let value = d.labels.get(key)?;
             if parse(value.trim()).is_some() {
                 return Some(value.trim().to_string());
             }
-            warn_once(f, key, value, expected);
+            warn_once(f_ref, key, value, expected);
             None
         };
         let number = |key: &str, least: u64| {
@@ -100,28 +133,46 @@ impl ScalePolicy {
         })
         .and_then(|v| parse_bool(&v))
         .unwrap_or(false);
-        let autoscale = [labels::SCALE_TARGET, labels::SCALE_TYPE, labels::SCALE_MAX]
+        let factor = number(labels::SCALE_FACTOR, 0)
+            .filter(|f| {
+                *f <= 100 || {
+                    warn_once(f_ref, labels::SCALE_FACTOR, &f.to_string(), "0 to 100");
+                    false
+                }
+            })
+            .unwrap_or(DEFAULT_FACTOR);
+        let targeted = [labels::SCALE_TARGET, labels::SCALE_TYPE]
             .iter()
             .any(|k| d.labels.contains_key(*k));
         let mut min = min_label.unwrap_or(1);
-        let max = match (autoscale, max_label) {
-            (_, Some(max)) => max,
-            (true, None) => DEFAULT_MAX,
-            (false, None) => u64::MAX,
+        let default_max = if targeted {
+            DEFAULT_MAX
+        } else {
+            DEFAULT_ALERT_MAX.max(min)
         };
+        let max = max_label.unwrap_or(default_max);
         if min > max {
             warn_once(
-                f,
+                f_ref,
                 labels::SCALE_MIN,
                 &min.to_string(),
                 "at most com.openfaas.scale.max",
             );
             min = max;
         }
+        let rule = if targeted {
+            Rule::Target
+        } else {
+            Rule::Alert {
+                step: (max.saturating_mul(factor)).div_ceil(100),
+            }
+        };
         ScalePolicy {
-            autoscale,
+            autoscale: min < max && rule != Rule::Alert { step: 0 },
+            rule,
             min,
             max,
+            manual_max: max_label.unwrap_or(if targeted { max } else { u64::MAX }),
             target: target.unwrap_or(DEFAULT_TARGET),
             load: load.unwrap_or(LoadType::Rps),
             down_window: duration(labels::SCALE_DOWN_WINDOW),
@@ -137,15 +188,15 @@ impl ScalePolicy {
         self.min
     }
 
-    /// A manual scale (`POST /system/scale-function`) within bounds: `[min, max]` for an
-    /// autoscaled function, `[0, max]` with scale to zero, and as asked otherwise.
+    /// A manual scale (`POST /system/scale-function`) within bounds: `[min, max]` under the
+    /// target rule, else `[0, max]` (`max` only when labelled).
     pub fn clamp_manual(&self, replicas: u64) -> u64 {
-        let floor = if self.zero || !self.autoscale {
+        let floor = if self.zero || !self.autoscale || self.rule != Rule::Target {
             0
         } else {
             self.min
         };
-        replicas.clamp(floor, self.max)
+        replicas.clamp(floor, self.manual_max.max(floor))
     }
 
     /// An autoscaling recommendation within `[min, max]`.
@@ -199,13 +250,21 @@ mod tests {
     #[test]
     fn defaults_and_opting_in() {
         let p = policy(&[]);
-        assert!(!p.autoscale && !p.zero);
-        assert_eq!((p.min, p.max, p.initial()), (1, u64::MAX, 1));
-        assert_eq!(p.clamp_manual(0), 0, "not autoscaled: as asked");
-        assert_eq!(p.clamp_manual(50), 50);
-        for key in [labels::SCALE_TARGET, labels::SCALE_TYPE, labels::SCALE_MAX] {
+        assert!(
+            p.autoscale && !p.zero,
+            "OpenFaaS CE's alert rule by default"
+        );
+        assert_eq!(p.rule, Rule::Alert { step: 1 });
+        assert_eq!((p.min, p.max, p.initial()), (1, DEFAULT_ALERT_MAX, 1));
+        assert_eq!(p.clamp_manual(0), 0, "manual: as asked");
+        assert_eq!(p.clamp_manual(50), 50, "no max label: no cap");
+        let p = policy(&[(labels::SCALE_MAX, "30"), (labels::SCALE_FACTOR, "20")]);
+        assert_eq!((p.max, p.rule), (30, Rule::Alert { step: 6 }));
+        assert_eq!(p.clamp_manual(50), 30);
+        assert_eq!(policy(&[(labels::SCALE_MIN, "8")]).max, 8, "min above 5");
+        for key in [labels::SCALE_TARGET, labels::SCALE_TYPE] {
             let p = policy(&[(key, "4")]);
-            assert!(p.autoscale, "{key}");
+            assert_eq!(p.rule, Rule::Target, "{key}");
         }
         let p = policy(&[(labels::SCALE_TYPE, "inflight")]);
         assert_eq!((p.min, p.max, p.target), (1, DEFAULT_MAX, DEFAULT_TARGET));
@@ -214,6 +273,12 @@ mod tests {
         assert_eq!(
             policy(&[(labels::SCALE_TYPE, "Capacity")]).load,
             LoadType::Inflight
+        );
+        assert!(!policy(&[(labels::SCALE_FACTOR, "0")]).autoscale);
+        assert_eq!(
+            policy(&[(labels::SCALE_FACTOR, "101")]).rule,
+            Rule::Alert { step: 1 },
+            "out of range: the default"
         );
     }
 
@@ -259,6 +324,7 @@ mod tests {
             (labels::SCALE_ZERO_DURATION, "soon"),
         ]);
         assert!(p.autoscale && !p.zero);
+        assert_eq!(p.rule, Rule::Target);
         assert_eq!((p.min, p.max, p.target), (1, DEFAULT_MAX, DEFAULT_TARGET));
         assert_eq!(p.load, LoadType::Rps);
         assert_eq!(p.zero_duration, DEFAULT_ZERO_DURATION);

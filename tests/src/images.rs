@@ -85,6 +85,17 @@ impl ImageSpec {
             .file("/usr/bin/handler", script, 0o755)
     }
 
+    /// The watchdog in `classic` mode (OpenFaaS's classic watchdog) running `fprocess` per
+    /// request, `/_/ready` included. Short `healthcheck_interval` and `write_timeout`, as
+    /// [`ImageSpec::echo_http`].
+    pub fn classic(fprocess: &str) -> ImageSpec {
+        ImageSpec::default()
+            .env("mode", "classic")
+            .env("fprocess", fprocess)
+            .env("healthcheck_interval", "1s")
+            .env("write_timeout", "5s")
+    }
+
     /// Adds an `ENV` line.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> ImageSpec {
         self.env.push((key.into(), value.into()));
@@ -220,6 +231,11 @@ impl FunctionImage {
     /// [`ImageSpec::cat_streaming`]: `cat` behind the watchdog in `streaming` mode.
     pub async fn cat_streaming(guard: &DockerGuard) -> FunctionImage {
         FunctionImage::build(guard, "cat-streaming", &ImageSpec::cat_streaming()).await
+    }
+
+    /// [`ImageSpec::classic`]: `fprocess` behind the watchdog in `classic` mode.
+    pub async fn classic(guard: &DockerGuard, fprocess: &str) -> FunctionImage {
+        FunctionImage::build(guard, "classic", &ImageSpec::classic(fprocess)).await
     }
 
     /// [`ImageSpec::shell_serializing`]: a shell script behind the watchdog in `serializing`

@@ -1,6 +1,8 @@
 //! Autoscaling end to end: replicas follow the in-flight load of real function containers
 //! (up at once, down after the stabilisation window, never above max), follow a backlog of
-//! async calls in JetStream, and a manual scale stays within the bounds.
+//! async calls in JetStream, a manual scale stays within the bounds, and a function without
+//! `type`/`target` labels follows OpenFaaS CE's rule (a replica more above 5 requests per
+//! second, back to min when the load stops).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -161,6 +163,65 @@ async fn replicas_follow_in_flight_load_within_bounds() {
             == 1
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn openfaas_ce_rule_adds_a_replica_at_ten_rps_and_goes_back_after_the_load() {
+    let guard = DockerGuard::new().await;
+    let echo = FunctionImage::echo_http(&guard).await;
+    // The default autoscale_interval (2s): the timing a user of the stack sees.
+    let provider =
+        Arc::new(TestProvider::start_with(&guard, &[("endpoint_mode", "network")]).await);
+    let labels = json!({"com.openfaas.scale.min": "1", "com.openfaas.scale.max": "2"});
+    deploy(&provider, "steady", &echo.tag, labels).await;
+    provider.wait_available("steady", 1).await;
+
+    // A steady 10 requests per second, spread over the ready replicas.
+    let (highest, stop_watch) = watch_replicas(provider.clone(), "steady");
+    let load_on = Arc::new(AtomicBool::new(true));
+    let load = tokio::spawn({
+        let (provider, load_on) = (provider.clone(), load_on.clone());
+        async move {
+            let client = http_client();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut n = 0usize;
+            let mut addresses = Vec::new();
+            while load_on.load(Ordering::Relaxed) {
+                tick.tick().await;
+                if n % 10 == 0 {
+                    let now = ready_addresses(&provider, "steady").await;
+                    if !now.is_empty() {
+                        addresses = now;
+                    }
+                }
+                let address = addresses[n % addresses.len()].clone();
+                n += 1;
+                let client = client.clone();
+                // Errors (a replica going away) are fine: the next request goes elsewhere.
+                tokio::spawn(async move { client.get(format!("http://{address}/")).send().await });
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    wait_until("steady gets its second replica", MINUTE, || async {
+        replicas(&provider, "steady").await == 2
+    })
+    .await;
+    eprintln!("2 replicas after {:?} at 10 req/s", started.elapsed());
+
+    load_on.store(false, Ordering::Relaxed);
+    load.await.unwrap();
+    let stopped = std::time::Instant::now();
+    wait_until("steady goes back to 1 replica", MINUTE, || async {
+        replicas(&provider, "steady").await == 1
+    })
+    .await;
+    eprintln!(
+        "back to 1 replica {:?} after the load stopped",
+        stopped.elapsed()
+    );
+    stop_watch.store(true, Ordering::Relaxed);
+    assert_eq!(highest.load(Ordering::Relaxed), 2, "never above max");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

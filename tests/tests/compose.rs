@@ -4,7 +4,8 @@
 //! `make credentials` prints, or with wrong ones, and 200 with them; the echo function is
 //! deployed (with the credentials) and called through the published gateway, sync and async
 //! with a callback; a call queued while the workers are stopped survives `docker compose
-//! down` and completes after the next `make up`, and so do the credentials.
+//! down` and completes after the next `make up`, and so do the credentials; `make login`
+//! writes them into faas-cli's config file as `faas-cli login` does.
 //!
 //! The stack is isolated from any other on the engine: the compose project, image tag,
 //! provider instance and functions network are named after the test id, the ports are free
@@ -43,6 +44,8 @@ struct Stack {
     gateway_port: u16,
     prometheus_port: u16,
     _data_dir: TempDir,
+    /// faas-cli's config folder for `make login` (`OPENFAAS_CONFIG`).
+    openfaas_config: TempDir,
 }
 
 impl Stack {
@@ -52,6 +55,7 @@ impl Stack {
             .prefix("ferry-compose-")
             .tempdir()
             .expect("temporary data folder");
+        let openfaas_config = tempfile::tempdir().expect("temporary faas-cli config folder");
         let gateway_port = free_port();
         let prometheus_port = free_port();
         let env = vec![
@@ -65,6 +69,10 @@ impl Stack {
             ("FERRY_DATA_DIR", data_dir.path().display().to_string()),
             ("FERRY_LABEL_KEY", TEST_LABEL.to_owned()),
             ("FERRY_LABEL_VALUE", id.clone()),
+            (
+                "OPENFAAS_CONFIG",
+                openfaas_config.path().display().to_string(),
+            ),
         ];
         Stack {
             id,
@@ -72,6 +80,7 @@ impl Stack {
             gateway_port,
             prometheus_port,
             _data_dir: data_dir,
+            openfaas_config,
         }
     }
 
@@ -187,6 +196,33 @@ async fn credentials(stack: &Stack) -> Auth {
         user: field("user:"),
         password: field("password:"),
     }
+}
+
+/// `make login`: faas-cli's config file gets an entry for the stack's gateway holding `auth`,
+/// as `faas-cli login` writes it (`auth: basic`, `token: base64(user:password)`), owner-only.
+fn assert_logged_in(stack: &Stack, auth: &Auth) {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = stack.openfaas_config.path().join("config.yml");
+    let text = std::fs::read_to_string(&path).expect("make login wrote config.yml");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "config.yml is owner-only: {mode:o}");
+    let entry = format!("- gateway: {}", stack.gateway(""));
+    let mut lines = text.lines().skip_while(|l| *l != entry);
+    assert_eq!(lines.next(), Some(entry.as_str()), "{text}");
+    assert_eq!(lines.next(), Some("  auth: basic"), "{text}");
+    let token = lines
+        .next()
+        .and_then(|l| l.strip_prefix("  token: "))
+        .unwrap_or_else(|| panic!("no token in {text}"));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .expect("base64 token");
+    assert_eq!(
+        String::from_utf8(decoded).unwrap(),
+        format!("{}:{}", auth.user, auth.password)
+    );
+    assert_eq!(text.matches("- gateway:").count(), 1, "{text}");
 }
 
 /// Every container of the stack that has a health check reports `healthy`, and there are two
@@ -343,6 +379,10 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
     )
     .await;
     let auth = &auth;
+    // faas-cli's config file, written twice: one entry per gateway.
+    stack.make("login").await;
+    stack.make("login").await;
+    assert_logged_in(&stack, auth);
 
     // Deploy the echo function through the published gateway, then call it sync.
     let deployment = json!({"service": "echo", "image": echo.tag}).to_string();

@@ -1,8 +1,9 @@
 //! Configuration from of-watchdog's environment variables.
 //!
-//! Every variable keeps of-watchdog's name, alias and default (see the crate docs for the
-//! table). [`Config::from_env`] reads them through [`Env`], so tests pass a map instead of
-//! touching the process environment, and every error names the variable to fix.
+//! Every variable keeps of-watchdog's name, alias and default, or in `mode=classic` the
+//! classic watchdog's (see the crate docs for the table). [`Config::from_env`] reads them
+//! through [`Env`], so tests pass a map instead of touching the process environment, and every
+//! error names the variable to fix.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -17,7 +18,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_METRICS_PORT: u16 = 8081;
 /// Default of `read_timeout`, `write_timeout` and `exec_timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Response `Content-Type` of the fork modes unless `content_type` says otherwise.
+/// Response `Content-Type` of the fork modes unless `content_type` says otherwise (classic
+/// mode has no default: it answers with the request's `Content-Type`, or sniffs the output).
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// Name of the lock file written into the temporary directory (`/tmp/.lock`).
 pub const LOCK_FILE_NAME: &str = ".lock";
@@ -36,6 +38,9 @@ pub enum Mode {
     Streaming,
     /// `fprocess` is forked per request; stdout is buffered and returned when it exits.
     Serializing,
+    /// The classic watchdog: forked per request for every path but `/_/health` (there is no
+    /// `/_/ready`), the body buffered to stdin, stdout (and stderr) collected.
+    Classic,
 }
 
 impl Mode {
@@ -45,6 +50,7 @@ impl Mode {
             Mode::Http => "http",
             Mode::Streaming => "streaming",
             Mode::Serializing => "serializing",
+            Mode::Classic => "classic",
         }
     }
 }
@@ -57,10 +63,11 @@ impl FromStr for Mode {
             "http" => Ok(Mode::Http),
             "streaming" => Ok(Mode::Streaming),
             "serializing" => Ok(Mode::Serializing),
+            "classic" => Ok(Mode::Classic),
             "static" | "inproc" | "afterburn" => Err(format!(
-                "mode {s:?} is not supported; use http, streaming or serializing"
+                "mode {s:?} is not supported; use http, streaming, serializing or classic"
             )),
-            _ => Err("expected one of http, streaming, serializing".to_string()),
+            _ => Err("expected one of http, streaming, serializing, classic".to_string()),
         }
     }
 }
@@ -108,7 +115,8 @@ pub struct Config {
     pub port: u16,
     /// `max_inflight`: concurrent requests allowed; 0 means unlimited.
     pub max_inflight: usize,
-    /// `content_type`: response `Content-Type` in the fork modes.
+    /// `content_type`: response `Content-Type` in the fork modes. Empty (classic mode's
+    /// default): the request's `Content-Type`, else one sniffed from the output.
     pub content_type: String,
     /// `suppress_lock`: do not write the lock file.
     pub suppress_lock: bool,
@@ -124,6 +132,14 @@ pub struct Config {
     pub log_callid: bool,
     /// `metrics_port` (8081): where the binary serves `GET /metrics`; 0 turns it off.
     pub metrics_port: u16,
+    /// `combine_output` (classic mode, default true): stderr goes into the response with
+    /// stdout instead of to the log.
+    pub combine_output: bool,
+    /// `cgi_headers` (classic mode, default true): pass the `Http_*` variables.
+    pub cgi_headers: bool,
+    /// `write_debug` (classic mode, default false): copy the function's output to the
+    /// watchdog's stdout and log failures in detail.
+    pub write_debug: bool,
 }
 
 impl Config {
@@ -180,6 +196,16 @@ impl Config {
             None => false,
         };
 
+        let classic = mode == Mode::Classic;
+        if classic {
+            reject_marshal_request(env)?;
+        }
+        // The classic watchdog has no exec_timeout by default and no fixed content type.
+        let (exec_default, content_type_default) = match classic {
+            true => (Duration::ZERO, ""),
+            false => (DEFAULT_TIMEOUT, DEFAULT_CONTENT_TYPE),
+        };
+
         let port = number_or(env, "port", DEFAULT_PORT)?;
         let metrics_port = number_or(env, "metrics_port", DEFAULT_METRICS_PORT)?;
         if metrics_port != 0 && metrics_port == port {
@@ -198,11 +224,11 @@ impl Config {
             upstream_url,
             read_timeout: non_zero(duration_or(env, "read_timeout", DEFAULT_TIMEOUT)?),
             write_timeout,
-            exec_timeout: non_zero(duration_or(env, "exec_timeout", DEFAULT_TIMEOUT)?),
+            exec_timeout: non_zero(duration_or(env, "exec_timeout", exec_default)?),
             healthcheck_interval: duration_or(env, "healthcheck_interval", write_timeout)?,
             port,
             max_inflight: number_or(env, "max_inflight", 0usize)?,
-            content_type: string_or(env, "content_type", DEFAULT_CONTENT_TYPE),
+            content_type: string_or(env, "content_type", content_type_default),
             suppress_lock: bool_or(env, "suppress_lock", false)?,
             lock_path: default_lock_path(),
             ready_path,
@@ -210,8 +236,28 @@ impl Config {
             buffer_request_body,
             log_callid: bool_or(env, "log_callid", false)?,
             metrics_port,
+            combine_output: bool_or(env, "combine_output", true)?,
+            cgi_headers: bool_or(env, "cgi_headers", true)?,
+            write_debug: bool_or(env, "write_debug", false)?,
         })
     }
+}
+
+/// The classic watchdog's `marshal_request=true` (the request as JSON on stdin) is not
+/// implemented: refuse to start rather than hand the function a body it does not expect.
+fn reject_marshal_request(env: &impl Env) -> Result<(), ConfigError> {
+    if bool_or(env, "marshal_request", false)? {
+        return Err(EnvError {
+            name: "marshal_request".into(),
+            value: env.get("marshal_request").unwrap_or_default(),
+            reason: "marshalling requests to JSON is not supported by ferry's watchdog; \
+                     unset it: the function then reads the raw body on stdin and the headers \
+                     from the Http_* variables (cgi_headers)"
+                .into(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn parse_upstream(value: &str) -> Result<Uri, String> {

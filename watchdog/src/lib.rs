@@ -1,7 +1,7 @@
 //! The function watchdog: PID 1 of every ferry function image, compatible with OpenFaaS's
 //! of-watchdog.
 //!
-//! It serves HTTP/1.1 on `port` (8080) and runs the function, `fprocess`, in one of three
+//! It serves HTTP/1.1 on `port` (8080) and runs the function, `fprocess`, in one of four
 //! modes:
 //!
 //! - **`streaming`** (default): `fprocess` is forked per request. The request body streams to
@@ -15,6 +15,8 @@
 //!   ones, streamed body); status and headers are copied back with `X-Duration-Seconds`.
 //!   An unreachable upstream is a 502, a timeout a 504. If the process exits, for any
 //!   reason, [`run`] returns [`WatchdogError::ChildExited`] and the container stops.
+//! - **`classic`**: OpenFaaS's classic watchdog (`fwatchdog`), for images built from the
+//!   classic templates. See [Classic mode](#classic-mode).
 //!
 //! Forked processes inherit the watchdog's environment plus CGI-style variables:
 //! `Http_<Header_Name>` per request header (Go casing, `-` → `_`, first value), and
@@ -31,21 +33,25 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `fprocess` / `function_process` | required | the command; split on whitespace with simple `'…'` / `"…"` quoting, no shell |
-//! | `mode` | `streaming` | `http`, `streaming` or `serializing` |
+//! | `mode` | `streaming` | `http`, `streaming`, `serializing` or `classic` |
 //! | `upstream_url` / `http_upstream_url` | required in `http` mode | e.g. `http://127.0.0.1:5000` |
 //! | `read_timeout` | `30s` | see below; `0` disables |
 //! | `write_timeout` | `30s` | see below; must be > 0 |
-//! | `exec_timeout` | `30s` | see below; `0` disables |
+//! | `exec_timeout` | `30s`; classic: `0` | see below; `0` disables |
 //! | `healthcheck_interval` | `write_timeout` | time spent reporting 503 before the listener closes |
 //! | `port` | `8080` | listening port, all interfaces |
 //! | `max_inflight` | `0` (unlimited) | concurrent function requests; more get 429 |
-//! | `content_type` | `application/octet-stream` | response `Content-Type` of the fork modes |
+//! | `content_type` | `application/octet-stream`; classic: unset | response `Content-Type` of the fork modes; unset in classic mode: the request's `Content-Type`, else sniffed from the output |
 //! | `suppress_lock` | `false` | do not write `/tmp/.lock` |
-//! | `ready_path` | unset | `/_/ready` asks the function at this path |
+//! | `ready_path` | unset | `/_/ready` asks the function at this path (not classic) |
 //! | `prefix_logs` | `true` | prefix the function's log lines with time and stream name |
 //! | `http_buffer_req_body` / `buffer_http` | `false` | buffer request bodies before proxying (for upstreams without chunked support) |
 //! | `log_callid` | `false` | add the `X-Call-Id` to request log lines |
 //! | `metrics_port` | `8081` | port of `GET /metrics` (Prometheus text), all interfaces; `0` = off |
+//! | `combine_output` | `true` | classic only: stderr shares stdout's pipe and goes into the response (false: to the log) |
+//! | `cgi_headers` | `true` | classic only: pass the `Http_*` variables |
+//! | `write_debug` | `false` | classic only: copy the output to the watchdog's stdout, log failures with the output |
+//! | `marshal_request` | `false` | classic only: `true` is refused at start-up (not implemented) |
 //!
 //! Durations are written `500ms`, `30s`, `2m`, `1h30m`; a bare number means seconds.
 //!
@@ -74,14 +80,17 @@
 //! # Health, readiness and shutdown
 //!
 //! `GET /_/health` answers 200 `OK` from start-up until shutdown begins, then 503 (other
-//! methods: 405). `GET /_/ready` adds: 429 when `max_inflight` requests are running, 503 in
-//! http mode while the upstream does not accept TCP connections (checked by connecting, so
-//! readiness never runs ahead of the function's server), and, with `ready_path`, the
-//! function's own answer at that path. Neither counts toward `max_inflight`.
+//! methods: 405) — except that in http mode it answers 503 while the upstream does not accept
+//! TCP connections (checked by connecting, so health never runs ahead of the function's
+//! server), and in classic mode while the lock file is missing (unless `suppress_lock`).
+//! `GET /_/ready` (not in classic mode) adds: 429 when `max_inflight` requests are running,
+//! and, with `ready_path`, the function's own answer at that path. Neither counts toward
+//! `max_inflight`.
 //!
 //! The lock file `/tmp/.lock` ([`std::env::temp_dir`]) is written at start-up (unless
 //! `suppress_lock`) for `watchdog --run-healthcheck` exec probes; if it cannot be written
-//! the watchdog warns and carries on, as health itself is decided in memory.
+//! the watchdog warns and carries on, as health itself is decided in memory (in classic mode
+//! it then reports 503).
 //!
 //! When the `shutdown` future passed to [`run`] resolves (SIGTERM or SIGINT in the binary):
 //! health and readiness turn 503 and the lock file is removed; requests are still served for
@@ -90,12 +99,53 @@
 //! processes); finally the http-mode process gets SIGTERM, and SIGKILL if it is still there
 //! 5 seconds later. [`run`] then returns `Ok`.
 //!
+//! # Classic mode
+//!
+//! `mode=classic` behaves as OpenFaaS's classic watchdog, so images built on it run
+//! unchanged with the same environment:
+//!
+//! - Every request except `/_/health` runs the function, `/_/ready` included (the classic
+//!   watchdog has no readiness endpoint). GET, POST, PUT, PATCH and DELETE fork; other
+//!   methods get an empty 405. `max_inflight` applies first (429).
+//! - The body is read completely, then the process is started with it on stdin (a body that
+//!   cannot be read is a 400 and nothing is forked). Its output is collected: exit 0 is a 200
+//!   with the output and `X-Duration-Seconds`; any other exit a 500 with the error and the
+//!   output.
+//! - `combine_output=true` (the default) gives the process one pipe for stdout and stderr,
+//!   so the response holds both in the order written; with `false` stderr goes to the log and
+//!   the response holds stdout only.
+//! - `cgi_headers=true` (the default) sets the `Http_*` variables above plus
+//!   `Http_ContentLength` and `Http_Content_Length` as Go computes them (the header, `-1`
+//!   for a chunked body, else `0`); `false` passes only the watchdog's environment.
+//! - Without `content_type` the response's `Content-Type` is the request's, else sniffed from
+//!   the output like Go's HTTP server does (a subset: HTML, XML, PDF, PNG, JPEG, GIF, plain
+//!   text, otherwise `application/octet-stream`).
+//! - Per request it logs `Forking fprocess.` and, on success, `Wrote <n> Bytes - Duration:
+//!   <secs>s` (six decimals); with `write_debug` the output is copied to stdout instead and
+//!   the line reads `Duration: <secs>s`, preceded by `Query  <query>` and `Path  <path>`, and
+//!   a failure logs `Success=false, Error=<status>` and `Out=<output>`.
+//! - `/_/health` is 200 only while the lock file exists (removing it makes the function
+//!   unhealthy); with `suppress_lock` the in-memory flag decides.
+//!
+//! Differences from the classic watchdog, deliberate: `exec_timeout` and `write_timeout`
+//! answer 504 with `X-OpenFaaS-Internal` like the other modes (the classic watchdog answered
+//! 408 `Killed process.` and dropped the connection, respectively) and kill the process group
+//! rather than the process alone; the 500 reads `function exited with exit status: <n>`
+//! (Go: `exit status <n>`); `fprocess` is split with quoting (Go splits on single spaces);
+//! booleans accept `1`/`0`/`yes`/`no` and reject other values (Go takes anything but `true`
+//! as false); with `combine_output=false` stderr is logged line by line as it comes
+//! (`prefix_logs`), not as one `stderr:` entry after the exit; log lines carry ferry's
+//! timestamp and level; with `suppress_lock` health follows the in-memory flag (the classic
+//! watchdog then answers 503, as it still looks for the lock file); a lock file that cannot
+//! be written is a warning, not a panic; `marshal_request=true` is refused at start-up.
+//!
 //! # Metrics
 //!
 //! As of-watchdog, on `metrics_port` (a listener of its own, so scrapes are not requests):
 //! `http_requests_total{code,method}` (counter), `http_request_duration_seconds{code,method}`
 //! (histogram) and `http_requests_in_flight` (gauge). Only function requests count, not
-//! `/_/health` or `/_/ready`; a request is in flight until its response body has been sent.
+//! `/_/health` or `/_/ready` (in classic mode `/_/ready` is a function request and counts); a
+//! request is in flight until its response body has been sent.
 //! `method` is lower case (`get`, `post`), as Go's `promhttp` writes it. The binary logs an
 //! error and carries on without metrics if it cannot listen on `metrics_port`.
 //!
@@ -105,7 +155,8 @@
 //! - `server`: accept loop, routing, limiter, shutdown sequence;
 //! - `metrics`: the request metrics and their `/metrics` listener;
 //! - `health`: lock file and the `/_/health`, `/_/ready` handlers;
-//! - `runner`: `fork` (per-request processes) and `http` (reverse proxy to one process);
+//! - `runner`: `fork` (per-request processes, with `classic`'s additions) and `http`
+//!   (reverse proxy to one process);
 //! - [`error`]: [`WatchdogError`] and its mapping to HTTP responses;
 //! - `body`: the body type and the deadline-enforcing wrapper.
 

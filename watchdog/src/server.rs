@@ -1,6 +1,6 @@
 //! The HTTP/1.1 server: accept loop, per-connection tasks, routing (`/_/health`,
-//! `/_/ready`, everything else to the function), the `max_inflight` limiter, request
-//! metrics, and the shutdown sequence.
+//! `/_/ready` except in classic mode, everything else to the function), the `max_inflight`
+//! limiter, request metrics, and the shutdown sequence.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::body::{Body, Guarded, boxed};
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::error::{WatchdogError, duration_header};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
@@ -188,9 +188,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         None
     };
     let req = req.map(boxed);
+    let classic = state.config.mode == Mode::Classic;
     let resp = match path.as_str() {
-        routes::WATCHDOG_HEALTH => health::health(&state, &req),
-        routes::WATCHDOG_READY => health::ready(&state, req).await,
+        routes::WATCHDOG_HEALTH => health::health(&state, req.method()).await,
+        // The classic watchdog has no `/_/ready`: there it runs the function like any path.
+        routes::WATCHDOG_READY if !classic => health::ready(&state, req).await,
         _ => {
             let tracker = state.metrics.track(&method);
             tracker.respond(invoke(&state, req, started).await)

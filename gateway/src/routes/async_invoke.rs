@@ -2,10 +2,10 @@
 //! [`QueueRequest`] and stored in JetStream; `202 Accepted` only once JetStream has
 //! acknowledged it. Any method is accepted and replayed by the worker.
 //!
-//! Checks, cheapest first: the name (`400`), the call id (`Idempotency-Key` or `X-Call-Id`,
-//! `400`), `X-Callback-Url` (`400`), `Content-Length` against `max_async_body` (`413`), the
-//! function exists (`404`), NATS is connected (`503`), the body while it is read (`413`),
-//! then the publish (`503` if not stored).
+//! Checks, cheapest first: the name (`404`: no function can have it), the call id
+//! (`Idempotency-Key` or `X-Call-Id`, `400`), `X-Callback-Url` (`400`), `Content-Length`
+//! against `max_async_body` (`413`), the function exists (`404`), NATS is connected (`503`),
+//! the body while it is read (`413`), then the publish (`503` if not stored).
 //!
 //! The call's status record is created first (`queued`, create-only), then the message is
 //! published with the record's revision in the `Ferry-Status-Revision` header (the worker's

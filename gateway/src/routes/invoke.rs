@@ -251,6 +251,7 @@ mod tests {
                     ready: true,
                 })
                 .collect(),
+            probe: Default::default(),
         }))
     }
 

@@ -174,7 +174,7 @@ fn idle_functions_go_to_zero_and_activity_restarts_the_clock() {
         (labels::SCALE_ZERO, "true"),
         (labels::SCALE_ZERO_DURATION, "3s"),
     ]);
-    assert!(!p.autoscale);
+    assert_eq!(p.rule, Rule::Alert { step: 1 }, "below the alert's rate");
     let t0 = Instant::now();
     let mut l = FunctionLoad::new(t0, 1);
     assert_eq!(
@@ -286,4 +286,89 @@ fn a_manual_scale_holds_for_a_window() {
         l.observe(&p, 4, &idle, WINDOW, secs(t0, 11)),
         Decision::Scale(1)
     );
+}
+
+/// One replica whose counter grew by `rps` per second over the last `dt` seconds.
+fn at_rate(requests: &mut f64, rps: f64, dt: u64) -> Observation {
+    *requests += rps * dt as f64;
+    obs(&[(*requests, 0.0)])
+}
+
+#[test]
+fn alert_rule_steps_up_after_five_seconds_above_five_rps_and_resolves_to_min() {
+    let p = policy(&[(labels::SCALE_MIN, "1"), (labels::SCALE_MAX, "2")]);
+    assert_eq!(p.rule, Rule::Alert { step: 1 });
+    assert!(p.autoscale);
+    let t0 = Instant::now();
+    let mut l = FunctionLoad::new(t0, 1);
+    let (mut n, mut last) = (0.0, 0);
+    let mut at = |l: &mut FunctionLoad, rps: f64, desired: u64, s: u64| {
+        let seen = at_rate(&mut n, rps, s - last);
+        last = s;
+        l.observe(&p, desired, &seen, WINDOW, secs(t0, s))
+    };
+    assert_eq!(at(&mut l, 10.0, 1, 0), Decision::Hold, "first reading");
+    assert_eq!(at(&mut l, 10.0, 1, 2), Decision::Hold, "above since 2 s");
+    assert_eq!(at(&mut l, 10.0, 1, 4), Decision::Hold);
+    assert_eq!(at(&mut l, 10.0, 1, 6), Decision::Hold);
+    assert_eq!(at(&mut l, 10.0, 1, 8), Decision::Scale(2), "fired");
+    assert_eq!(at(&mut l, 10.0, 2, 10), Decision::Hold, "at max");
+    assert_eq!(at(&mut l, 10.0, 2, 60), Decision::Hold, "at max");
+    // The load stops: back to min 10 s later.
+    assert_eq!(at(&mut l, 0.0, 2, 62), Decision::Hold);
+    assert_eq!(at(&mut l, 0.0, 2, 70), Decision::Hold);
+    assert_eq!(at(&mut l, 0.0, 2, 72), Decision::Scale(1), "resolved");
+    assert_eq!(at(&mut l, 0.0, 1, 74), Decision::Hold);
+}
+
+#[test]
+fn alert_rule_repeats_its_step_every_thirty_seconds_and_a_blip_does_not_fire() {
+    let p = policy(&[]);
+    assert_eq!((p.min, p.max, p.rule), (1, 5, Rule::Alert { step: 1 }));
+    let t0 = Instant::now();
+    let mut l = FunctionLoad::new(t0, 1);
+    let (mut n, mut last) = (0.0, 0);
+    let mut at = |l: &mut FunctionLoad, rps: f64, desired: u64, s: u64| {
+        let seen = at_rate(&mut n, rps, s - last);
+        last = s;
+        l.observe(&p, desired, &seen, WINDOW, secs(t0, s))
+    };
+    at(&mut l, 0.0, 1, 0);
+    // 4 s above the rate, then calm: no alert.
+    assert_eq!(at(&mut l, 50.0, 1, 2), Decision::Hold);
+    assert_eq!(at(&mut l, 50.0, 1, 6), Decision::Hold);
+    assert_eq!(at(&mut l, 1.0, 1, 8), Decision::Hold);
+    // Sustained: a step, then one every 30 s.
+    assert_eq!(at(&mut l, 50.0, 1, 10), Decision::Hold);
+    assert_eq!(at(&mut l, 50.0, 1, 15), Decision::Scale(2));
+    assert_eq!(at(&mut l, 50.0, 2, 30), Decision::Hold);
+    assert_eq!(at(&mut l, 50.0, 2, 45), Decision::Scale(3));
+    // A manual scale above is left alone while calm, and the rule never lowers below min.
+    let q = policy(&[(labels::SCALE_FACTOR, "0")]);
+    assert!(!q.autoscale, "factor 0 turns autoscaling off");
+    let pinned = policy(&[(labels::SCALE_MIN, "2"), (labels::SCALE_MAX, "2")]);
+    assert!(!pinned.autoscale, "min == max pins the replicas");
+}
+
+#[test]
+fn alert_rule_does_not_resolve_on_unreadable_replicas() {
+    let p = policy(&[(labels::SCALE_MAX, "3")]);
+    let t0 = Instant::now();
+    let mut l = FunctionLoad::new(t0, 1);
+    let mut n = 0.0;
+    for s in [0, 2, 4, 6] {
+        l.observe(&p, 1, &at_rate(&mut n, 20.0, 2), WINDOW, secs(t0, s));
+    }
+    assert_eq!(
+        l.observe(&p, 1, &at_rate(&mut n, 20.0, 2), WINDOW, secs(t0, 8)),
+        Decision::Scale(2)
+    );
+    let mut unreadable = obs(&[(n, 0.0)]);
+    unreadable.replicas.push(("b".into(), None));
+    for s in [20, 40, 60] {
+        assert_eq!(
+            l.observe(&p, 2, &unreadable, WINDOW, secs(t0, s)),
+            Decision::Hold
+        );
+    }
 }

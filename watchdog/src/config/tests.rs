@@ -31,6 +31,54 @@ fn defaults_match_of_watchdog() {
     assert!(!c.suppress_lock && c.prefix_logs && !c.buffer_request_body && !c.log_callid);
     assert_eq!(c.ready_path, None);
     assert!(c.lock_path.ends_with(".lock"));
+    assert!(c.combine_output && c.cgi_headers && !c.write_debug);
+}
+
+#[test]
+fn classic_mode_has_the_classic_watchdogs_defaults() {
+    let c = Config::from_env(&env(&[("fprocess", "cat"), ("mode", "classic")])).unwrap();
+    assert_eq!(c.mode, Mode::Classic);
+    assert_eq!(c.mode.as_str(), "classic");
+    assert_eq!(c.exec_timeout, None, "no hard timeout by default");
+    assert_eq!(c.read_timeout, Some(DEFAULT_TIMEOUT));
+    assert_eq!(c.write_timeout, DEFAULT_TIMEOUT);
+    assert_eq!(c.healthcheck_interval, DEFAULT_TIMEOUT);
+    assert_eq!(c.port, 8080);
+    assert_eq!(c.content_type, "", "unset: mirror the request or sniff");
+    assert!(c.combine_output && c.cgi_headers && !c.write_debug && !c.suppress_lock);
+
+    let c = Config::from_env(&env(&[
+        ("fprocess", "cat"),
+        ("mode", "Classic"),
+        ("exec_timeout", "5s"),
+        ("content_type", "text/plain"),
+        ("combine_output", "false"),
+        ("cgi_headers", "false"),
+        ("write_debug", "true"),
+        ("marshal_request", "false"),
+        ("max_inflight", "2"),
+    ]))
+    .unwrap();
+    assert_eq!(c.exec_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(c.content_type, "text/plain");
+    assert!(!c.combine_output && !c.cgi_headers && c.write_debug);
+    assert_eq!(c.max_inflight, 2);
+}
+
+#[test]
+fn marshal_request_is_refused_in_classic_mode_only() {
+    let err = invalid(
+        Config::from_env(&env(&[
+            ("fprocess", "cat"),
+            ("mode", "classic"),
+            ("marshal_request", "true"),
+        ]))
+        .unwrap_err(),
+    );
+    assert_eq!(err.name, "marshal_request");
+    assert!(err.reason.contains("not supported"), "{err}");
+    // of-watchdog has no such setting: the other modes ignore it.
+    Config::from_env(&env(&[("fprocess", "cat"), ("marshal_request", "true")])).unwrap();
 }
 
 #[test]
@@ -109,7 +157,7 @@ fn invalid_values_name_the_variable() {
         (
             "mode",
             "batch",
-            "expected one of http, streaming, serializing",
+            "expected one of http, streaming, serializing, classic",
         ),
         ("mode", "static", "not supported"),
         ("write_timeout", "0", "must be greater than 0"),
@@ -118,6 +166,8 @@ fn invalid_values_name_the_variable() {
         ("metrics_port", "8080", "must differ from port"),
         ("max_inflight", "-1", ""),
         ("suppress_lock", "maybe", "expected true or false"),
+        ("combine_output", "maybe", "expected true or false"),
+        ("cgi_headers", "2", "expected true or false"),
         ("upstream_url", "https://x:1", "scheme"),
         ("upstream_url", "127.0.0.1:5000", "absolute URL"),
         ("fprocess", "sh -c 'oops", "unterminated single quote"),

@@ -1,4 +1,5 @@
-//! The fork modes: `fprocess` runs once per request.
+//! The fork modes: `fprocess` runs once per request (`streaming`, `serializing`, and
+//! `classic`, which adds the [`classic`](super::classic) behaviour on top of serializing).
 //!
 //! The request body is streamed to the child's stdin by one task, while a supervisor task
 //! reads stdout in chunks and reports [`Event`]s over a small channel. The handler waits for
@@ -19,23 +20,26 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::classic::{self, Classic};
 use super::process::{Tail, command, forward_lines, signal_group};
 use crate::body::{Body, BoxError, Expired, full};
-use crate::config::Mode;
+use crate::config::{Config, Mode};
 use crate::error::WatchdogError;
 
 /// Runs the function per request.
 pub(crate) struct ForkRunner {
     argv: Arc<[String]>,
     streaming: bool,
-    content_type: HeaderValue,
+    /// `None` only in classic mode without `content_type`: chosen per response.
+    content_type: Option<HeaderValue>,
     prefix_logs: bool,
+    classic: Option<Classic>,
 }
 
 /// What the supervisor reports.
@@ -45,20 +49,27 @@ enum Event {
     TimedOut,
 }
 
+/// The child's output as the supervisor reads it: its stdout, or in classic mode with
+/// `combine_output` the one pipe it writes both stdout and stderr to.
+type Output = Box<dyn AsyncRead + Unpin + Send>;
+
 impl ForkRunner {
-    pub(crate) fn new(
-        argv: &[String],
-        mode: Mode,
-        content_type: &str,
-        prefix_logs: bool,
-    ) -> Result<Self, String> {
-        let content_type = HeaderValue::from_str(content_type)
-            .map_err(|_| format!("content_type={content_type:?} is not a valid header value"))?;
+    /// The runner for a fork mode; the error is an invalid `content_type`.
+    pub(crate) fn new(config: &Config) -> Result<Self, String> {
+        let classic = (config.mode == Mode::Classic).then(|| Classic::from_config(config));
+        let content_type = match (classic, config.content_type.as_str()) {
+            (Some(_), "") => None,
+            (_, value) => Some(
+                HeaderValue::from_str(value)
+                    .map_err(|_| format!("content_type={value:?} is not a valid header value"))?,
+            ),
+        };
         Ok(ForkRunner {
-            argv: argv.into(),
-            streaming: mode == Mode::Streaming,
+            argv: config.command.as_slice().into(),
+            streaming: config.mode == Mode::Streaming,
             content_type,
-            prefix_logs,
+            prefix_logs: config.prefix_logs,
+            classic,
         })
     }
 
@@ -67,31 +78,22 @@ impl ForkRunner {
         req: Request<Body>,
         timeout: Option<Duration>,
     ) -> Result<Response<Body>, WatchdogError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let started = Instant::now();
         let (parts, body) = req.into_parts();
-        let mut cmd = command(&self.argv);
-        cmd.stdin(Stdio::piped()).envs(cgi_env(&parts));
-        let mut child = cmd.spawn().map_err(|source| WatchdogError::Spawn {
-            command: self.argv[0].clone(),
-            source,
-        })?;
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let tail = Tail::default();
-        let stderr_task = forward_lines(stderr, "stderr", self.prefix_logs, Some(tail.clone()));
-        let writer = AbortOnDrop(tokio::spawn(feed_stdin(body, stdin)));
-
-        let (tx, mut rx) = mpsc::channel(4);
-        tokio::spawn(supervise(
-            child,
-            stdout,
-            deadline,
-            tx,
-            writer,
-            stderr_task,
-            tail,
-        ));
+        let body = match &self.classic {
+            None => body,
+            Some(classic) => {
+                if !classic::forks_for(&parts.method) {
+                    return Ok(classic::method_not_allowed());
+                }
+                classic::log_forking(classic, &parts);
+                // The classic watchdog reads the whole body before starting the function.
+                let bytes = body.collect().await.map_err(WatchdogError::RequestBody)?;
+                full(bytes.to_bytes())
+            }
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut rx = self.spawn(&parts, body, deadline)?;
 
         let mut collected = BytesMut::new();
         loop {
@@ -101,14 +103,18 @@ impl ForkRunner {
                         first: Some(chunk),
                         rx,
                     };
-                    return Ok(self.ok(crate::body::boxed(body)));
+                    return Ok(self.ok(crate::body::boxed(body), &parts, &[]));
                 }
                 Some(Event::Output(chunk)) => collected.extend_from_slice(&chunk),
                 Some(Event::Exited { status, .. }) if status.success() => {
-                    return Ok(self.ok(full(collected.freeze())));
+                    let output = collected.freeze();
+                    if let Some(classic) = &self.classic {
+                        classic::log_success(classic, &output, started.elapsed());
+                    }
+                    return Ok(self.ok(full(output.clone()), &parts, &output));
                 }
                 Some(Event::Exited { status, stderr }) => {
-                    return Err(WatchdogError::FunctionFailed { status, stderr });
+                    return Err(self.failed(status, stderr, &collected));
                 }
                 Some(Event::TimedOut) => {
                     return Err(WatchdogError::ExecTimeout(timeout.unwrap_or_default()));
@@ -123,13 +129,97 @@ impl ForkRunner {
         }
     }
 
-    fn ok(&self, body: Body) -> Response<Body> {
+    /// Starts the child with its stdin fed from `body` and a supervisor reporting on it.
+    fn spawn(
+        &self,
+        parts: &Parts,
+        body: Body,
+        deadline: Option<Instant>,
+    ) -> Result<mpsc::Receiver<Event>, WatchdogError> {
+        let mut cmd = command(&self.argv);
+        cmd.stdin(Stdio::piped());
+        if self.classic.is_none_or(|c| c.cgi_headers) {
+            cmd.envs(cgi_env(parts));
+        }
+        if self.classic.is_some_and(|c| c.cgi_headers) {
+            cmd.envs(classic::extra_env(parts));
+        }
+        let combined = match self.classic {
+            Some(c) if c.combine_output => {
+                Some(combine(&mut cmd).map_err(|source| WatchdogError::Io {
+                    context: "cannot create the function's output pipe",
+                    source,
+                })?)
+            }
+            _ => None,
+        };
+        let spawned = cmd.spawn();
+        // `cmd` holds our copies of a combined pipe's write end: the output only ends once
+        // they are closed.
+        drop(cmd);
+        let mut child = spawned.map_err(|source| WatchdogError::Spawn {
+            command: self.argv[0].clone(),
+            source,
+        })?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let output: Output = match combined {
+            Some(pipe) => Box::new(pipe),
+            None => Box::new(child.stdout.take().expect("stdout is piped")),
+        };
+        let tail = Tail::default();
+        let stderr_task = child
+            .stderr
+            .take()
+            .map(|stderr| forward_lines(stderr, "stderr", self.prefix_logs, Some(tail.clone())));
+        let writer = AbortOnDrop(tokio::spawn(feed_stdin(body, stdin)));
+
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(supervise(
+            child,
+            output,
+            deadline,
+            tx,
+            writer,
+            stderr_task,
+            tail,
+        ));
+        Ok(rx)
+    }
+
+    /// A 200 with `body`; `output` is the whole body when known (for classic sniffing).
+    fn ok(&self, body: Body, parts: &Parts, output: &[u8]) -> Response<Body> {
+        let content_type = match &self.content_type {
+            Some(value) => value.clone(),
+            None => classic::content_type(parts, output),
+        };
         let mut resp = Response::new(body);
         *resp.status_mut() = StatusCode::OK;
         resp.headers_mut()
-            .insert(header::CONTENT_TYPE, self.content_type.clone());
+            .insert(header::CONTENT_TYPE, content_type);
         resp
     }
+
+    /// The error for an unsuccessful exit: with the end of stderr, or in classic mode with
+    /// everything the function wrote to its output (stdout, and stderr when combined).
+    fn failed(&self, status: ExitStatus, stderr: String, output: &[u8]) -> WatchdogError {
+        let stderr = match &self.classic {
+            None => stderr,
+            Some(classic) => {
+                classic::log_failure(classic, status, output);
+                String::from_utf8_lossy(output).into_owned()
+            }
+        };
+        WatchdogError::FunctionFailed { status, stderr }
+    }
+}
+
+/// Points the child's stdout and stderr at one new pipe (as Go's `CombinedOutput` does, so
+/// the two interleave in the order they were written) and returns its read end.
+fn combine(cmd: &mut Command) -> std::io::Result<tokio::net::unix::pipe::Receiver> {
+    let (tx, rx) = tokio::net::unix::pipe::pipe()?;
+    let write = tx.into_blocking_fd()?;
+    cmd.stderr(write.try_clone()?).stdout(write);
+    Ok(rx)
 }
 
 /// Aborts a task when dropped.
@@ -165,11 +255,11 @@ async fn feed_stdin(mut body: Body, mut stdin: ChildStdin) {
 /// Reads stdout into events until the child exits (or must be killed).
 async fn supervise(
     mut child: Child,
-    mut stdout: ChildStdout,
+    mut stdout: Output,
     deadline: Option<Instant>,
     tx: mpsc::Sender<Event>,
     _writer: AbortOnDrop,
-    stderr_task: JoinHandle<()>,
+    stderr_task: Option<JoinHandle<()>>,
     tail: Tail,
 ) {
     let expired = async {
@@ -213,7 +303,9 @@ async fn supervise(
         }
     };
     // stderr ends with the process; bound the wait in case a grandchild still holds it.
-    let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
+    if let Some(task) = stderr_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     if !status.success() {
         tracing::info!(%status, "function exited unsuccessfully");
     }

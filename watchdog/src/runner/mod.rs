@@ -1,6 +1,8 @@
-//! How the function runs: forked per request ([`fork`]) or once, behind a reverse proxy
-//! ([`http`]). [`Runner`] picks one from the [`Config`] and gives the server one interface.
+//! How the function runs: forked per request ([`fork`], with the [`classic`] watchdog's
+//! additions in classic mode) or once, behind a reverse proxy ([`http`]). [`Runner`] picks one
+//! from the [`Config`] and gives the server one interface.
 
+mod classic;
 mod fork;
 mod http;
 mod process;
@@ -15,7 +17,7 @@ use crate::error::WatchdogError;
 
 /// The configured way of running the function.
 pub(crate) enum Runner {
-    /// `streaming` and `serializing`.
+    /// `streaming`, `serializing` and `classic`.
     Fork(fork::ForkRunner),
     /// `http`.
     Http(Box<http::HttpRunner>),
@@ -36,21 +38,16 @@ impl Runner {
                 hint: "mode=http needs the function's server address",
             }
             .into()),
-            (mode, _) => fork::ForkRunner::new(
-                &config.command,
-                mode,
-                &config.content_type,
-                config.prefix_logs,
-            )
-            .map(Runner::Fork)
-            .map_err(|reason| {
-                ConfigError::Invalid(ferry_runtime::env::EnvError {
-                    name: "content_type".into(),
-                    value: config.content_type.clone(),
-                    reason,
-                })
-                .into()
-            }),
+            _ => fork::ForkRunner::new(config)
+                .map(Runner::Fork)
+                .map_err(|reason| {
+                    ConfigError::Invalid(ferry_runtime::env::EnvError {
+                        name: "content_type".into(),
+                        value: config.content_type.clone(),
+                        reason,
+                    })
+                    .into()
+                }),
         }
     }
 

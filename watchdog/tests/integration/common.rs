@@ -1,12 +1,17 @@
-//! Test harness: start a watchdog in-process, an echo upstream, and polling helpers.
+//! Test harness: start a watchdog in-process or as the real binary, an echo upstream, and
+//! polling helpers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_watchdog::{Config, WatchdogError};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -62,6 +67,27 @@ async fn start_inner(pairs: &[(&str, &str)], metrics: Option<TcpListener>) -> Wa
     }
 }
 
+/// A watchdog in `mode` with `max_inflight=1` whose only slot is taken: a request (to
+/// `/slow`) runs a function that answers `done` after 2 seconds. Returns once that function
+/// has started, with the request's task and the folder it uses.
+pub(crate) async fn start_saturated(
+    mode: &str,
+) -> (Watchdog, JoinHandle<reqwest::Response>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started").display().to_string();
+    let fprocess = format!("sh -c 'touch {started}; sleep 2; echo done'");
+    let wd = start(&[
+        ("mode", mode),
+        ("max_inflight", "1"),
+        ("fprocess", &fprocess),
+    ])
+    .await;
+    let url = wd.url("/slow");
+    let slow = tokio::spawn(async move { client().get(url).send().await.unwrap() });
+    wait_for_file(&started).await;
+    (wd, slow, dir)
+}
+
 impl Watchdog {
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -89,6 +115,73 @@ impl Drop for Watchdog {
             task.abort();
         }
     }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_watchdog");
+
+/// The `watchdog` binary with a clean environment: `PATH`, a private `TMPDIR` (so its lock
+/// file is `tmp/.lock`), `RUST_LOG=info`, and `vars`.
+pub(crate) fn binary(tmp: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        )
+        .env("TMPDIR", tmp)
+        .env("RUST_LOG", "info")
+        .envs(vars.iter().copied())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The lines a [`spawn_binary`] watchdog has written to stderr so far.
+#[derive(Clone, Default)]
+pub(crate) struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    /// How many lines so far contain `text`.
+    pub(crate) fn count(&self, text: &str) -> usize {
+        let lines = self.0.lock().unwrap();
+        lines.iter().filter(|line| line.contains(text)).count()
+    }
+
+    /// Everything so far, for assertion messages.
+    pub(crate) fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+/// Starts the [`binary`] on port 0 (metrics off) and returns it with the address it logged
+/// and its stderr lines, which keep being collected.
+pub(crate) async fn spawn_binary(tmp: &Path, vars: &[(&str, &str)]) -> (Child, String, Logs) {
+    let mut child = binary(tmp, vars)
+        .env("port", "0")
+        .env("metrics_port", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let logs = Logs::default();
+    let addr = tokio::time::timeout(SOON, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some((_, addr)) = line.split_once("listening on 0.0.0.0:") {
+                return format!("127.0.0.1:{}", addr.trim());
+            }
+        }
+        panic!("watchdog exited before listening");
+    })
+    .await
+    .expect("watchdog logs its address");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.0.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, logs)
 }
 
 pub(crate) fn client() -> reqwest::Client {

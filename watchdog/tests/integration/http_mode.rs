@@ -154,7 +154,7 @@ async fn dead_upstream_is_502() {
 }
 
 #[tokio::test]
-async fn ready_only_once_the_upstream_listens() {
+async fn health_and_ready_only_once_the_upstream_listens() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let wd = start(&[
@@ -163,35 +163,30 @@ async fn ready_only_once_the_upstream_listens() {
         ("upstream_url", &url),
     ])
     .await;
-    assert_eq!(
-        client()
-            .get(wd.url("/_/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client()
-            .get(wd.url("/_/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    for path in ["/_/health", "/_/ready"] {
+        let resp = client().get(wd.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 503, "{path} while nothing listens upstream");
+        assert!(
+            resp.text()
+                .await
+                .unwrap()
+                .contains("not accepting connections"),
+            "{path}"
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     tokio::spawn(ferry_test_functions::serve(listener, Default::default()));
-    let ready = wd.url("/_/ready");
-    eventually("readiness after the upstream listens", || {
-        let ready = ready.clone();
-        async move { client().get(ready).send().await.unwrap().status() == 200 }
-    })
-    .await;
+    for path in ["/_/health", "/_/ready"] {
+        let url = wd.url(path);
+        eventually(&format!("{path} after the upstream listens"), || {
+            let url = url.clone();
+            async move { client().get(url).send().await.unwrap().status() == 200 }
+        })
+        .await;
+    }
     wd.stop().await.unwrap();
 }
 

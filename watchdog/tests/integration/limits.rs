@@ -1,23 +1,10 @@
 //! `max_inflight`, health endpoints, `write_timeout`.
 
-use crate::common::{client, eventually, start, wait_for_file};
+use crate::common::{client, eventually, start, start_saturated};
 
 #[tokio::test]
 async fn max_inflight_rejects_the_excess_with_faas_middleware_429() {
-    let dir = tempfile::tempdir().unwrap();
-    let started = dir.path().join("started").display().to_string();
-    let fprocess = format!("sh -c 'touch {started}; sleep 2; echo done'");
-    let wd = start(&[
-        ("mode", "serializing"),
-        ("max_inflight", "1"),
-        ("fprocess", &fprocess),
-    ])
-    .await;
-
-    let url = wd.url("/slow");
-    let slow = tokio::spawn(async move { client().get(url).send().await.unwrap() });
-    wait_for_file(&started).await;
-
+    let (wd, slow, _dir) = start_saturated("serializing").await;
     let resp = client().get(wd.url("/second")).send().await.unwrap();
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["content-type"], "text/plain");

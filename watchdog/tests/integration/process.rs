@@ -1,54 +1,10 @@
 //! The real `watchdog` binary: flags, exit codes, SIGTERM.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::common::{SOON, client, eventually, wait_for_file};
-
-const BIN: &str = env!("CARGO_BIN_EXE_watchdog");
-
-/// The binary with a clean environment: `PATH`, a private `TMPDIR`, and `vars`.
-fn watchdog(tmp: &std::path::Path, vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env(
-            "PATH",
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-        )
-        .env("TMPDIR", tmp)
-        .env("RUST_LOG", "info")
-        .envs(vars.iter().copied())
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Starts the binary on port 0 and returns it with the address it logged.
-async fn spawn(tmp: &std::path::Path, vars: &[(&str, &str)]) -> (Child, String) {
-    let mut child = watchdog(tmp, vars)
-        .env("port", "0")
-        .env("metrics_port", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(SOON, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some((_, addr)) = line.split_once("listening on 0.0.0.0:") {
-                return format!("127.0.0.1:{}", addr.trim());
-            }
-        }
-        panic!("watchdog exited before listening");
-    })
-    .await
-    .expect("watchdog logs its address");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
+use crate::common::{binary as watchdog, client, eventually, spawn_binary, wait_for_file};
 
 async fn healthcheck(tmp: &std::path::Path) -> bool {
     watchdog(tmp, &[])
@@ -97,7 +53,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let started = tmp.path().join("started").display().to_string();
     let fprocess = format!("sh -c 'touch {started}; sleep 5; echo done'");
-    let (mut child, addr) = spawn(
+    let (mut child, addr, _logs) = spawn_binary(
         tmp.path(),
         &[
             ("mode", "serializing"),

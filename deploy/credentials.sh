@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make credentials`: prints the gateway's basic-auth user and password, which the gateway
-# generates on first start in /run/secrets (the gateway-secrets volume). The images are
+# `make credentials`: prints the gateway's basic-auth user and password and the key the
+# workers sign callbacks with, which the gateway generates on first start in /run/secrets
+# (the gateway-secrets volume). The images are
 # FROM scratch (no shell, no cat), so the files are read with `docker cp`, which streams a
 # tar archive, from the gateway container, running or stopped.
 # With --password, prints the password alone, for scripts:
@@ -37,3 +38,10 @@ fi
 printf 'user:     %s\npassword: %s\n' "$user" "$password"
 printf 'e.g.      curl -u %s:%s http://127.0.0.1:%s/system/functions\n' \
   "$user" "$password" "${FERRY_GATEWAY_PORT:-8080}"
+# Every line is a key receivers may accept; the workers sign with the first.
+if key=$(read_secret callback-signing-key) && [ -n "$key" ]; then
+  printf '%s\n' "$key" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d' \
+    -e 's/^/callback signing key: /'
+else
+  echo "callback signing key: none (callbacks are unsigned)"
+fi

@@ -3,7 +3,9 @@
 //! At start the gateway reads `basic-auth-user` and `basic-auth-password` from
 //! `secret_mount_path`, generating whichever is missing (see [`ferry_runtime::auth`]), and
 //! logs whether auth is on and whether the credentials were read or generated, never their
-//! values. [`require`] then answers every request to a [`protected`] path that does not carry
+//! values. Before the credentials it also writes `callback-signing-key` there if it is
+//! missing, so that workers that share the folder (and wait for the credentials) sign their
+//! callbacks. [`require`] then answers every request to a [`protected`] path that does not carry
 //! them with `401`, `WWW-Authenticate: Basic realm="Restricted"` and a JSON message.
 //! `/function/*`, `/async-function/*`, `/healthz` and `/metrics` stay open. The gateway sends
 //! the same credentials to the provider on all of its calls (see `provider`).
@@ -32,6 +34,13 @@ pub(crate) fn load(config: &AuthConfig) -> Result<Option<Credentials>, GatewayEr
         return Ok(None);
     }
     let dir: &Path = &config.secret_mount_path;
+    if auth::generate_signing_key_if_absent(dir)? {
+        tracing::info!(
+            "callback signing key generated in {}/{}",
+            dir.display(),
+            auth::CALLBACK_SIGNING_KEY_FILE
+        );
+    }
     let (credentials, origin) = auth::load_or_generate(dir)?;
     let origin = match origin {
         Origin::Read => "read from",

@@ -1,11 +1,14 @@
 //! `gateway` settings, from environment variables.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 pub use ferry_invoke::{ProviderUrl, Settings as InvokeSettings};
 use ferry_runtime::auth::AuthConfig;
+use ferry_runtime::callback_guard::CallbackGuard;
 use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
+use ferry_runtime::listen::{self, Exposure};
 
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -22,8 +25,12 @@ pub const DEFAULT_MAX_RETRY_BODY: usize = 64 * 1024;
 /// Everything `gateway` reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `port` (8080): listen port (all interfaces).
+    /// `port` (8080): listen port.
     pub port: u16,
+    /// `bind` (`127.0.0.1`; `0.0.0.0` with `basic_auth=true`): listen address. A
+    /// non-loopback one with `basic_auth` off is refused unless `allow_unauthenticated=true`:
+    /// `/system/*` reaches the provider, which controls Docker ([`ferry_runtime::listen`]).
+    pub bind: IpAddr,
     /// `functions_provider_url`, `provider_timeout`, `endpoint_cache_ttl`,
     /// `endpoint_max_stale`, `function_cache_ttl`, `scale_from_zero`,
     /// `scale_from_zero_timeout`: reaching functions (see `ferry_invoke::Settings`).
@@ -54,6 +61,12 @@ pub struct Config {
     /// `basic-auth-password` of that folder (generated on first start if absent), which the
     /// gateway also sends on every call it makes to the provider.
     pub auth: AuthConfig,
+    /// `callback_allow` and `callback_deny` (both empty): where `X-Callback-Url` may point,
+    /// besides the built-in denials of link-local, cloud metadata, unspecified and multicast
+    /// addresses ([`ferry_runtime::callback_guard`]). Checked at submission without DNS: an
+    /// IP literal or a name listed as denied gets `400`; the queue-worker checks every
+    /// address a name resolves to (set the same lists there).
+    pub callback_guard: CallbackGuard,
 }
 
 impl Config {
@@ -62,6 +75,7 @@ impl Config {
         let positive = |name: &str, default: Duration| env::positive_duration_or(e, name, default);
         Ok(Config {
             port: env::number_or(e, "port", DEFAULT_PORT)?,
+            bind: listen::bind_from_env(e, Exposure::Control)?,
             invoke: InvokeSettings::from_env(e)?,
             nats: NatsConfig::from_env(e)?,
             upstream_timeout: positive("upstream_timeout", DEFAULT_UPSTREAM_TIMEOUT)?,
@@ -78,6 +92,7 @@ impl Config {
             })?,
             publish_timeout: positive("publish_timeout", DEFAULT_PUBLISH_TIMEOUT)?,
             auth: AuthConfig::from_env(e)?,
+            callback_guard: CallbackGuard::from_env(e)?,
         })
     }
 }
@@ -177,6 +192,8 @@ mod tests {
             ("scale_from_zero", "maybe"),
             ("scale_from_zero_timeout", "0"),
             ("basic_auth", "sometimes"),
+            ("callback_deny", "10.0.0.0/99"),
+            ("callback_allow", "http://x"),
         ] {
             let e: HashMap<&str, &str> = [(name, value)].into();
             let err = Config::from_env(&e).expect_err(value);

@@ -33,10 +33,19 @@ pub enum GatewayError {
     /// `X-Callback-Url` cannot be used.
     #[error("invalid X-Callback-Url {url:?}: {reason}")]
     InvalidCallbackUrl {
-        /// The header's value.
+        /// The header's value without user-info, query and fragment (it is logged).
         url: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// `X-Callback-Url` points where callbacks may not go (`callback_allow`,
+    /// `callback_deny`, the built-in denials).
+    #[error("X-Callback-Url {url:?} not allowed: {source}")]
+    CallbackRefused {
+        /// The header's value.
+        url: String,
+        /// The policy's refusal.
+        source: ferry_runtime::callback_guard::GuardError,
     },
     /// The async request body is over `max_async_body` (or the queued message over NATS's
     /// `max_payload`).
@@ -130,6 +139,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::InvalidCallbackUrl { .. }
+            | GatewayError::CallbackRefused { .. }
             | GatewayError::BadBody(_)
             | GatewayError::InvalidCallId(_)
             | GatewayError::InvalidIdempotencyKey(_)
@@ -243,6 +253,13 @@ mod tests {
                 GatewayError::InvalidCallbackUrl {
                     url: "x".into(),
                     reason: "r",
+                },
+                400,
+            ),
+            (
+                GatewayError::CallbackRefused {
+                    url: "http://169.254.169.254/".into(),
+                    source: ferry_runtime::callback_guard::GuardError::InvalidHost("x".into()),
                 },
                 400,
             ),

@@ -33,7 +33,9 @@
 //!   saying the function did not become ready in time. The wait does not count toward
 //!   `upstream_timeout`. With `scale_from_zero=false`, no ready replica is a `503` at once.
 //! - **Async calls**, any method on `/async-function/...`: the function must exist (`404`),
-//!   `X-Callback-Url` must be an absolute http(s) URL (`400`), the body at most
+//!   `X-Callback-Url` must be an absolute http(s) URL whose host, as written (no DNS), is
+//!   not a denied destination (`callback_allow`, `callback_deny`, built-in link-local and
+//!   cloud metadata ranges: `ferry_runtime::callback_guard`) (`400`), the body at most
 //!   `max_async_body` (`413`). The call is published as an OpenFaaS `QueueRequest` on
 //!   `ferry.calls.<queue>.<name>.<namespace>` (the queue from the `com.openfaas.queue`
 //!   annotation, else `faas-request`) with the call id as `Nats-Msg-Id` and `Ferry-Call-Id`,
@@ -95,9 +97,11 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `port` | `8080` | listen port (all interfaces) |
+//! | `port` | `8080` | listen port |
+//! | `bind` | `127.0.0.1`; `0.0.0.0` with `basic_auth=true` | listen address; a non-loopback one with `basic_auth` off is refused at start-up |
+//! | `allow_unauthenticated` | `false` | accept a non-loopback `bind` with `basic_auth` off (something else guards `/system/*`) |
 //! | `functions_provider_url` | `http://127.0.0.1:8081` | provider API base URL (`http://`) |
-//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server |
+//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server; `user:password@` or `token@` in it authenticate (never logged) |
 //! | `nats_stream_replicas` | `1` | replicas of the streams and the status bucket (3 in a NATS cluster) |
 //! | `nats_duplicate_window` | `2m` | a re-submitted call id is stored once within this |
 //! | `nats_max_age` | `0` (forever) | how long an unprocessed call may stay queued |
@@ -114,7 +118,9 @@
 //! | `scale_from_zero` | `true` | hold calls to a function without a ready replica until one is ready, scaling it up from zero replicas first (once, to `max(com.openfaas.scale.min, 1)`); `false`: `503` at once |
 //! | `scale_from_zero_timeout` | `30s` | longest a call is held waiting for a ready replica (`503` past it); not counted in `upstream_timeout` |
 //! | `basic_auth` | `false` (`true` in compose) | require basic auth on `/system/*`; the same credentials are sent to the provider |
-//! | `secret_mount_path` | `/run/secrets` | folder of `basic-auth-user` and `basic-auth-password`, generated on first start if absent |
+//! | `secret_mount_path` | `/run/secrets` | folder of `basic-auth-user` and `basic-auth-password`, generated on first start if absent (with `callback-signing-key` for the workers) |
+//! | `callback_deny` | empty | more destinations `X-Callback-Url` may not point to (`400`): host names, `*.domain` patterns, IP addresses, CIDRs, comma-separated; on top of the built-in link-local, cloud metadata, unspecified and multicast ones |
+//! | `callback_allow` | empty | destinations allowed despite `callback_deny` or a built-in range (never a cloud metadata endpoint) |
 //! | `log_format` | `text` | `text` or `json`; `RUST_LOG` filters (default `info`) |
 //!
 //! # Layout
@@ -219,7 +225,7 @@ pub async fn run(
     tracing::info!(
         address = %listener.local_addr()?,
         provider = %gateway.config.invoke.provider_url,
-        nats = %gateway.config.nats.url,
+        nats = %ferry_runtime::redact::url(&gateway.config.nats.url),
         "gateway listening"
     );
     let scale_from_zero = gateway.invoker.scale_from_zero.clone();

@@ -12,7 +12,11 @@ Idempotency-Key or X-Call-Id name the call), GET|DELETE /system/async-calls/{cal
 delete), other /system/* (forwarded to the provider), GET /healthz.
 
 Environment (defaults in brackets):
-  port                    listen port, all interfaces [8080]
+  port                    listen port [8080]
+  bind                    listen address; 0.0.0.0 with basic_auth on, else 127.0.0.1
+                          [127.0.0.1]; a non-loopback address with basic_auth off is
+                          refused unless allow_unauthenticated=true
+  allow_unauthenticated   accept such a bind: something else guards /system/* [false]
   functions_provider_url  provider API base URL, http:// [http://127.0.0.1:8081]
   nats_url                NATS server [nats://127.0.0.1:4222]
   nats_stream_replicas    replicas of the streams and the status bucket [1]
@@ -36,7 +40,8 @@ Environment (defaults in brackets):
   basic_auth              require basic auth on /system/*; /function/*, /async-function/*,
                           /healthz and /metrics stay open [false]
   secret_mount_path       folder of basic-auth-user and basic-auth-password, generated on
-                          first start if absent (user admin, random password) [/run/secrets]
+                          first start if absent (user admin, random password), with
+                          callback-signing-key for the workers [/run/secrets]
   log_format              text | json [text]; RUST_LOG filters [info]
 
 Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200).
@@ -53,7 +58,7 @@ async fn main() -> std::process::ExitCode {
     service
         .main(
             ferry_gateway::Config::from_env,
-            |c| c.port,
+            |c| std::net::SocketAddr::new(c.bind, c.port),
             ferry_gateway::run,
         )
         .await

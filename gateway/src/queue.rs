@@ -47,6 +47,7 @@ const MAX_ENSURE_DELAY: Duration = Duration::from_secs(5);
 pub(crate) struct Queue {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// `nats_url` without credentials ([`ferry_runtime::redact::url`]), for messages.
     url: Arc<str>,
     timeout: Duration,
     /// Wakes the stream keeper when a publish finds no stream.
@@ -72,7 +73,7 @@ impl Queue {
         Queue {
             client,
             js,
-            url: config.url.as_str().into(),
+            url: ferry_runtime::redact::url(&config.url).into(),
             timeout,
             stream_missing: Arc::new(Notify::new()),
             objects: Arc::new(Objects {

@@ -99,7 +99,12 @@ impl Settings {
                 "functions_provider_url",
                 ProviderUrl::parse(DEFAULT_PROVIDER_URL).expect("valid default"),
                 ProviderUrl::parse,
-            )?,
+            )
+            .map_err(|mut e| {
+                // The message quotes the value: not the credentials it may hold.
+                e.value = ferry_runtime::redact::url(&e.value);
+                e
+            })?,
             provider_timeout: positive("provider_timeout", DEFAULT_PROVIDER_TIMEOUT)?,
             endpoint_cache_ttl: env::duration_or(
                 e,

@@ -202,7 +202,9 @@ pub struct ProviderUrl {
 }
 
 impl ProviderUrl {
-    /// Parses `http://host[:port][/prefix]`.
+    /// Parses `http://host[:port][/prefix]`. User-info (`user:password@`) is dropped: the
+    /// credentials sent to the provider are those of `secret_mount_path`, and what is not
+    /// kept cannot reach a log (hyper's connection pool logs its authority at debug level).
     pub fn parse(s: &str) -> Result<ProviderUrl, String> {
         let uri: Uri = s
             .parse()
@@ -212,8 +214,13 @@ impl ProviderUrl {
         }
         let authority = uri
             .authority()
-            .cloned()
             .ok_or("the URL has no host; expected e.g. http://provider:8081")?;
+        let authority = match authority.as_str().rsplit_once('@') {
+            Some((_, host_port)) => host_port
+                .parse::<Authority>()
+                .map_err(|e| format!("not a URL ({e}); expected e.g. http://provider:8081"))?,
+            None => authority.clone(),
+        };
         if uri.query().is_some() {
             return Err("the URL must not have a query string".into());
         }
@@ -241,5 +248,18 @@ impl ProviderUrl {
 impl std::fmt::Display for ProviderUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "http://{}{}", self.authority, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_info_is_dropped() {
+        let url = ProviderUrl::parse("http://u:s3cret@provider:8081/api/").expect("valid");
+        assert_eq!(url.authority.as_str(), "provider:8081");
+        assert_eq!(url.to_string(), "http://provider:8081/api");
+        assert!(ProviderUrl::parse("http://u:p@/x").is_err());
     }
 }

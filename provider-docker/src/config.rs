@@ -1,10 +1,12 @@
 //! `provider-docker` settings, from environment variables.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::env::{self, Env, EnvError};
+use ferry_runtime::listen::{self, Exposure};
 
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8081;
@@ -36,6 +38,10 @@ pub enum PullPolicy {
 pub struct Config {
     /// `port` (8081): listen port.
     pub port: u16,
+    /// `bind` (`127.0.0.1`; `0.0.0.0` with `basic_auth=true`): listen address. A
+    /// non-loopback one with `basic_auth` off is refused unless `allow_unauthenticated=true`:
+    /// `/system/*` controls Docker ([`ferry_runtime::listen`]).
+    pub bind: IpAddr,
     /// `endpoint_mode` (`published`): `published` or `network`.
     pub endpoint_mode: EndpointMode,
     /// `functions_network` (`ferry-functions`): the Docker network function containers join.
@@ -81,7 +87,8 @@ pub struct Config {
     /// recommendation of this window (label `com.openfaas.scale.down.window` per function).
     pub scale_down_window: Duration,
     /// `nats_url` (unset): NATS server whose `ferry-calls` stream `queue`-type autoscaling
-    /// reads; unset, such functions are not autoscaled.
+    /// reads; unset, such functions are not autoscaled. Credentials in it authenticate; show
+    /// it only through [`ferry_runtime::redact::url`].
     pub nats_url: Option<String>,
     /// `basic_auth` (`false`; `true` in compose) and `secret_mount_path` (`/run/secrets`):
     /// whether `/system/*` requires the basic-auth credentials in `basic-auth-user` and
@@ -143,6 +150,7 @@ impl Config {
         let function_cap_add = env::parse_or(e, "function_cap_add", Vec::new(), parse_caps)?;
         Ok(Config {
             port: env::number_or(e, "port", DEFAULT_PORT)?,
+            bind: listen::bind_from_env(e, Exposure::Control)?,
             endpoint_mode,
             network: env::parse_or(e, "functions_network", "ferry-functions".into(), name_like)?,
             instance: env::parse_or(e, "instance", "ferry".into(), name_like)?,

@@ -83,7 +83,10 @@ pub async fn run(
         Some(url) => {
             let client = ferry_runtime::jetstream::connect(url, "provider-docker")
                 .await
-                .map_err(|e| ProviderError::BadRequest(format!("nats_url {url:?}: {e}")))?;
+                .map_err(|e| {
+                    let url = ferry_runtime::redact::url(url);
+                    ProviderError::BadRequest(format!("nats_url {url:?}: {e}"))
+                })?;
             Some(async_nats::jetstream::new(client))
         }
         None => None,

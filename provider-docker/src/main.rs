@@ -7,6 +7,10 @@ provider-docker: the faas-provider API on the Docker Engine
 
 Environment (defaults in brackets):
   port                listen port [8081]
+  bind                listen address; 0.0.0.0 with basic_auth on, else 127.0.0.1
+                      [127.0.0.1]; a non-loopback address with basic_auth off is refused
+                      (/system/* controls Docker) unless allow_unauthenticated=true
+  allow_unauthenticated  accept such a bind: something else guards /system/* [false]
   endpoint_mode       how the gateway reaches replicas: published | network [published]
   functions_network   Docker network of function containers [ferry-functions]
   instance            label value owning everything this provider creates [ferry]
@@ -49,7 +53,7 @@ async fn main() -> std::process::ExitCode {
     service
         .main(
             ferry_provider_docker::Config::from_env,
-            |c| c.port,
+            |c| std::net::SocketAddr::new(c.bind, c.port),
             ferry_provider_docker::run,
         )
         .await

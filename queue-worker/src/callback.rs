@@ -13,6 +13,7 @@
 //! | `X-Retry` | retries before this result: attempts − 1 (0 when the first attempt settled it) |
 //! | `X-Retry-Max` | retries the call could get: its maximum attempts − 1 |
 //! | `X-Call-State` | the state the call ends in: `succeeded`, `failed`, `dead_lettered` or `expired` |
+//! | `X-Ferry-Timestamp`, `X-Ferry-Signature` | with a signing key, unless the result is streamed: the attempt's Unix time and `v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>` ([`crate::signing`]); a function's own are dropped |
 //!
 //! A delivery succeeds when the receiver answers 2xx. Everything needed to deliver, or to
 //! deliver again later, is one [`CallbackJob`]: the worker tries it once inline and, if that
@@ -27,13 +28,16 @@ use ferry_proto::calls::{Attempt, CallResult, CallState};
 use ferry_proto::headers::{
     CALL_ID, DURATION_SECONDS, FUNCTION_NAME, FUNCTION_STATUS, RETRY, RETRY_MAX,
 };
+use ferry_runtime::callback_guard::GuardError;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use crate::WorkerError;
+use crate::callback_client::{self, CallbackClient};
 use crate::invoke::strip_hop_by_hop;
+use crate::signing::{self, SigningKey};
 
 /// The state the call ends in, on a callback.
 pub const CALL_STATE: &str = "x-call-state";
@@ -95,13 +99,16 @@ pub fn duration_seconds(d: Duration) -> String {
     format!("{:.6}", d.as_secs_f64())
 }
 
-/// Parses a callback URL: an absolute `http://` or `https://` URL with a host.
+/// Parses a callback URL: an absolute `http://` or `https://` URL with a host. Errors quote
+/// it without user-info, query and fragment ([`ferry_runtime::redact::callback_url`]).
 pub fn callback_url(raw: &str) -> Result<Url, WorkerError> {
-    let url = Url::parse(raw).map_err(|e| WorkerError::CallbackUrl(format!("{raw:?}: {e}")))?;
+    let shown = || ferry_runtime::redact::callback_url(raw);
+    let url = Url::parse(raw).map_err(|e| WorkerError::CallbackUrl(format!("{}: {e}", shown())))?;
     match url.scheme() {
         "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
         _ => Err(WorkerError::CallbackUrl(format!(
-            "{raw:?}: not an absolute http(s) URL"
+            "{}: not an absolute http(s) URL",
+            shown()
         ))),
     }
 }
@@ -136,6 +143,8 @@ pub fn callback_headers(job: &CallbackJob) -> HeaderMap {
     }
     strip_hop_by_hop(&mut headers);
     headers.remove(CONTENT_LENGTH);
+    headers.remove(signing::TIMESTAMP_HEADER);
+    headers.remove(signing::SIGNATURE_HEADER);
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
@@ -151,17 +160,28 @@ pub fn callback_headers(job: &CallbackJob) -> HeaderMap {
     headers
 }
 
-/// POSTs `job`, its result body included, to its URL within `timeout`.
-pub async fn deliver(client: &reqwest::Client, job: &CallbackJob, timeout: Duration) -> Delivery {
+/// POSTs `job`, its result body included, to its URL within `timeout`; signed with `key`, if
+/// any, at the time of this attempt.
+pub async fn deliver(
+    client: &CallbackClient,
+    job: &CallbackJob,
+    key: Option<&SigningKey>,
+    timeout: Duration,
+) -> Delivery {
+    let mut headers = callback_headers(job);
+    if let Some(key) = key {
+        key.sign_headers(&mut headers, signing::now_unix(), &job.result.body);
+    }
     let body = reqwest::Body::from(job.result.body.clone());
-    deliver_with(client, job, body, timeout).await
+    deliver_with(client, job, headers, body, timeout).await
 }
 
-/// POSTs `job` with `body` (the result body, read as it is sent) to its URL within
-/// `timeout`.
+/// POSTs `job` with `headers` and `body` (the result body, read as it is sent: then it cannot
+/// be signed) to its URL within `timeout`.
 pub async fn deliver_with(
-    client: &reqwest::Client,
+    client: &CallbackClient,
     job: &CallbackJob,
+    headers: HeaderMap,
     body: reqwest::Body,
     timeout: Duration,
 ) -> Delivery {
@@ -175,10 +195,14 @@ pub async fn deliver_with(
             };
         }
     };
+    if let Err(refused) = client.check(&url) {
+        return refusal(&refused);
+    }
     let send = async {
         let response = client
+            .http()
             .post(url)
-            .headers(callback_headers(job))
+            .headers(headers)
             .body(body)
             .send()
             .await?;
@@ -197,12 +221,26 @@ pub async fn deliver_with(
             None,
             format!("the callback receiver did not answer within {timeout:?}"),
         ),
-        Ok(Err(e)) => failed(None, WorkerError::Callback(e).to_string()),
+        Ok(Err(e)) => match callback_client::refusal(&e) {
+            Some(refused) => refusal(refused),
+            // reqwest quotes the URL, query string included: not in logs and records.
+            None => failed(None, WorkerError::Callback(e.without_url()).to_string()),
+        },
         Ok(Ok(status)) if status.is_success() => Delivery::Delivered(status.as_u16()),
         Ok(Ok(status)) => failed(
             Some(status.as_u16()),
             format!("the callback receiver answered {status}"),
         ),
+    }
+}
+
+/// A delivery the destination policy stopped (`callback_allow`, `callback_deny`): final
+/// unless it was a DNS failure.
+fn refusal(refused: &GuardError) -> Delivery {
+    Delivery::Failed {
+        status: None,
+        error: refused.to_string(),
+        permanent: refused.is_final(),
     }
 }
 

@@ -187,7 +187,8 @@ async fn deliver_again(ctx: &Context, mut job: CallbackJob, retry: u32) -> Dispo
     let attempt = job.callback_attempts + retry;
     let waiting = matches!(job.state, CallState::Succeeded | CallState::Failed);
     let timeout = ctx.config.callback_timeout;
-    let (status, error, permanent) = match callback::deliver(&ctx.http, &job, timeout).await {
+    let key = ctx.signing_key.as_ref();
+    let (status, error, permanent) = match callback::deliver(&ctx.http, &job, key, timeout).await {
         Delivery::Delivered(code) => {
             tracing::info!(status = code, attempt, "callback delivered");
             ctx.metrics.callback("delivered");

@@ -1,14 +1,18 @@
 //! `queue-worker` settings, from environment variables.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ferry_invoke::Settings as InvokeSettings;
 use ferry_proto::jetstream::{DEFAULT_QUEUE, valid_queue_name};
 use ferry_runtime::auth::AuthConfig;
+use ferry_runtime::callback_guard::CallbackGuard;
 use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
+use ferry_runtime::listen::{self, Exposure};
 
 use crate::policy::{self, Backoff, DEFAULT_RETRY_CODES, RetryPolicy};
+use crate::signing::KeyFile;
 
 /// Default `port` (the gateway has 8080, the provider 8081, the CE gateway's metrics 8082).
 pub const DEFAULT_PORT: u16 = 8083;
@@ -89,8 +93,11 @@ pub struct Config {
     /// `pull_expires` (`2s`): how long one pull request waits at the server for messages. It
     /// also bounds how long a stopping worker waits for its last pull to end.
     pub pull_expires: Duration,
-    /// `port` (8083): listen port of `/healthz` and `/metrics` (all interfaces).
+    /// `port` (8083): listen port of `/healthz` and `/metrics`.
     pub port: u16,
+    /// `bind` (`127.0.0.1`; `0.0.0.0` with `basic_auth=true`): their listen address, any
+    /// address allowed ([`ferry_runtime::listen`]).
+    pub bind: IpAddr,
     /// The default retry policy: `max_retry_attempts` (10 invocations, the first included),
     /// `initial_retry_wait` (`1s`), `max_retry_wait` (`60s`), `retry_http_codes`
     /// (`408,429,500,502,503,504`) and `max_event_age` (`0`: no limit). Functions override
@@ -105,6 +112,15 @@ pub struct Config {
     /// `callback_initial_wait` (`1s`) and `callback_max_wait` (`60s`): delays between
     /// callback deliveries.
     pub callback_backoff: Backoff,
+    /// `callback_allow` and `callback_deny` (both empty): where callbacks may go, besides the
+    /// built-in denials of link-local, cloud metadata, unspecified and multicast addresses
+    /// ([`ferry_runtime::callback_guard`]); every address a callback host resolves to is
+    /// checked, and a refused callback fails for good (`callback_failed`).
+    pub callback_guard: CallbackGuard,
+    /// `callback_signing_key_file` (`<secret_mount_path>/callback-signing-key`): the key(s)
+    /// callbacks are signed with, read once at start ([`crate::signing`]). Missing at the
+    /// default path: callbacks go unsigned; missing at a path set explicitly: an error.
+    pub callback_signing_key_file: KeyFile,
 }
 
 impl Config {
@@ -197,10 +213,12 @@ impl Config {
                 None => Err("expected a size in bytes, e.g. 1048576 or 1MiB".into()),
             })
         };
+        let auth = AuthConfig::from_env(e)?;
         Ok(Config {
             nats,
             invoke: InvokeSettings::from_env(e)?,
-            auth: AuthConfig::from_env(e)?,
+            callback_signing_key_file: KeyFile::from_env(e, &auth.secret_mount_path),
+            auth,
             queue_name,
             max_inflight,
             ack_wait: at_least("ack_wait", Duration::from_secs(30), MIN_ACK_WAIT)?,
@@ -226,6 +244,7 @@ impl Config {
             shutdown_grace: env::duration_or(e, "shutdown_grace", Duration::from_secs(30))?,
             pull_expires,
             port: env::number_or(e, "port", DEFAULT_PORT)?,
+            bind: listen::bind_from_env(e, Exposure::Observe)?,
             retry,
             max_inflight_per_function,
             callback_max_attempts: env::parse_or(
@@ -235,6 +254,7 @@ impl Config {
                 policy::parse_attempts,
             )?,
             callback_backoff,
+            callback_guard: CallbackGuard::from_env(e)?,
         })
     }
 

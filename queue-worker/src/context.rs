@@ -9,9 +9,11 @@ use ferry_proto::calls::CallState;
 use ferry_proto::jetstream::STATUS_REVISION_HEADER;
 
 use crate::Config;
+use crate::callback_client::CallbackClient;
 use crate::fairness::Fairness;
 use crate::metrics::Metrics;
 use crate::result::Budget;
+use crate::signing::SigningKey;
 use crate::status::StatusStore;
 
 /// How long a message waits before it is offered again after an infrastructure failure (the
@@ -24,8 +26,10 @@ pub(crate) const SCHEDULER_HEADER: &str = "Nats-Scheduler";
 /// Shared by all calls and callback deliveries of a worker.
 pub(crate) struct Context {
     pub(crate) config: Arc<Config>,
-    /// Callbacks (http and https).
-    pub(crate) http: reqwest::Client,
+    /// Callbacks (http and https), held to `callback_allow` / `callback_deny`.
+    pub(crate) http: CallbackClient,
+    /// Signs callbacks (`callback_signing_key_file`); `None`: they go unsigned.
+    pub(crate) signing_key: Option<SigningKey>,
     /// Function replicas: choice, scaling from zero, settings.
     pub(crate) invoker: Invoker,
     /// Memory for results kept whole.

@@ -45,6 +45,10 @@ pub enum WorkerError {
     /// The function call ran out of its timeout (its answer or its body did not come in time).
     #[error("the function did not finish within its timeout ({0:?})")]
     Timeout(Duration),
+    /// The callback signing key cannot be used (`callback_signing_key_file` set but missing,
+    /// unreadable, or listing no key). Never contains the key.
+    #[error("callback signing key: {0}")]
+    SigningKey(String),
     /// The callback URL cannot be used.
     #[error("invalid callback URL: {0}")]
     CallbackUrl(String),

@@ -71,7 +71,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server (2.12 or later: retries are message schedules) |
+//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server (2.12 or later: retries are message schedules); `user:password@` or `token@` in it authenticate (never logged) |
 //! | `nats_stream_replicas` | `1` | replicas of the streams and bucket, if the worker creates them |
 //! | `nats_duplicate_window` | `2m` | the calls stream's duplicate window, if the worker creates it |
 //! | `nats_max_age` | `0` (forever) | the calls stream's message age limit, if the worker creates it |
@@ -101,16 +101,22 @@
 //! | `callback_max_attempts` | `8` | deliveries tried per callback, the first included (1 to 100); then `callback_failed` |
 //! | `callback_initial_wait` | `1s` | delay before the first callback retry, doubling per retry |
 //! | `callback_max_wait` | `60s` | longest callback retry delay (equal jitter) |
+//! | `callback_deny` | empty | more destinations callbacks may not go to: host names, `*.domain` patterns, IP addresses, CIDRs (comma-separated), on top of the built-in link-local, cloud metadata, unspecified and multicast ones |
+//! | `callback_allow` | empty | destinations allowed despite `callback_deny` or a built-in range (never a cloud metadata endpoint) |
+//! | `callback_signing_key_file` | `<secret_mount_path>/callback-signing-key` | key(s) callbacks are signed with, the first line signing ([`signing`]); missing at the default path: unsigned callbacks, missing when set: an error |
 //! | `shutdown_grace` | `30s` | on SIGTERM, how long running calls get to finish |
 //! | `pull_expires` | `2s` | how long a pull request waits at the server |
 //! | `port` | `8083` | `/healthz` and `/metrics` listen port |
+//! | `bind` | `127.0.0.1`; `0.0.0.0` with `basic_auth=true` | their listen address (compose: `0.0.0.0`, for Prometheus) |
 //! | `log_format`, `RUST_LOG` | `text`, `info` | logging |
 //!
 //! A `Retry-After` header (seconds or an HTTP date) on a 429 or 503 replaces the computed
 //! delay: at least the initial wait, honoured above the maximum wait up to one hour. Invalid
 //! `com.openfaas.retry.*` annotations fall back to the worker defaults with a warning naming
 //! the annotation. Callbacks may be `http://` or `https://` (rustls with the ring provider,
-//! system root certificates).
+//! system root certificates). Their destinations are held to `callback_allow` /
+//! `callback_deny` ([`callback_client`]): every address a callback host resolves to is checked
+//! before a connection is made, and a refused callback ends the call `callback_failed` at once.
 //!
 //! # Shutdown
 //!
@@ -127,7 +133,8 @@
 //!   record and marking the call running; `retry`: scheduled retries; `settle`: how a call
 //!   ends (dead letter, callback, final status);
 //! - `result`: reading a result in bounded memory; `callback_retry`: the queued callbacks and
-//!   their retry loop; [`callback`]: the POST;
+//!   their retry loop; [`callback`]: the POST; [`signing`]: its signature;
+//!   [`callback_client`]: its HTTP client, held to the callback destination policy;
 //! - `status`: changes to status records; `deadletter`: dead-letter publishing;
 //! - `fairness`: the per-function cap and its waiting room; [`metrics`]: Prometheus metrics;
 //! - [`invoke`]: the request to a replica; [`lease`]: in-progress acks while a call runs;
@@ -137,6 +144,7 @@
 
 mod call;
 pub mod callback;
+pub mod callback_client;
 mod callback_retry;
 mod claim;
 pub mod config;
@@ -153,6 +161,7 @@ pub mod policy;
 mod result;
 mod retry;
 mod settle;
+pub mod signing;
 mod status;
 
 use std::future::{Future, IntoFuture};
@@ -164,6 +173,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::call::CallHandler;
+use crate::callback_client::CallbackClient;
 use crate::callback_retry::CallbackHandler;
 use crate::consumer::{Consumer, Lane};
 use crate::context::Context;
@@ -192,15 +202,7 @@ pub async fn run(
     config.validate().map_err(WorkerError::Config)?;
     let config = Arc::new(config);
     ferry_runtime::tls::install();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ferry-queue-worker/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(config.max_inflight)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(WorkerError::HttpClient)?;
+    let http = CallbackClient::new(config.callback_guard.clone(), config.max_inflight)?;
 
     let cancel = CancellationToken::new();
     tokio::spawn({
@@ -235,6 +237,8 @@ pub async fn run(
     } else {
         None
     };
+    // After the credentials: in compose the gateway writes the key before them.
+    let signing_key = signing::load(&config.callback_signing_key_file)?;
     let invoker = ferry_invoke::Invoker::new(
         &config.invoke,
         credentials.as_ref(),
@@ -249,6 +253,7 @@ pub async fn run(
         let ctx = Arc::new(Context {
             config: config.clone(),
             http,
+            signing_key,
             invoker,
             results: result::Budget::new(config.result_memory, config.max_buffered_result),
             client: client.clone(),

@@ -56,9 +56,14 @@ Environment (defaults in brackets):
   callback_max_attempts      deliveries per callback, the first included, 1-100 [8]
   callback_initial_wait      first callback retry delay, doubling per retry [1s]
   callback_max_wait          longest callback retry delay [60s]
+  callback_signing_key_file  key(s) signing callbacks (X-Ferry-Signature), one per line, the
+                             first signs; a missing default file means unsigned callbacks
+                             [<secret_mount_path>/callback-signing-key]
   shutdown_grace             on SIGTERM, time running calls get to finish [30s]
   pull_expires               how long one pull request waits at the server [2s]
   port                       /healthz and /metrics listen port [8083]
+  bind                       their listen address; 0.0.0.0 with basic_auth on, else
+                             127.0.0.1 [127.0.0.1]
   log_format                 text | json [text]; RUST_LOG filters [info]
 
 Functions override the retry defaults with the annotations com.openfaas.retry.attempts,
@@ -80,7 +85,7 @@ async fn main() -> std::process::ExitCode {
     service
         .main(
             ferry_queue_worker::Config::from_env,
-            |c| c.port,
+            |c| std::net::SocketAddr::new(c.bind, c.port),
             ferry_queue_worker::run,
         )
         .await

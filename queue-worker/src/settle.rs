@@ -170,12 +170,19 @@ impl Call {
         let timeout = self.ctx.config.callback_timeout;
         let streamed = stream.is_some();
         let delivery = match stream {
-            None => callback::deliver(&self.ctx.http, &job, timeout).await,
+            None => {
+                let key = self.ctx.signing_key.as_ref();
+                callback::deliver(&self.ctx.http, &job, key, timeout).await
+            }
             Some((prefix, rest)) => {
                 // The function's time bounds the body; the receiver then has callback_timeout.
                 let deadline = self.invocation_deadline_left() + timeout;
                 let body = streamed_body(prefix, rest);
-                callback::deliver_with(&self.ctx.http, &job, body, deadline).await
+                if self.ctx.signing_key.is_some() {
+                    tracing::warn!("the result is streamed to its callback: sent unsigned");
+                }
+                let headers = callback::callback_headers(&job);
+                callback::deliver_with(&self.ctx.http, &job, headers, body, deadline).await
             }
         };
         let (status, error, permanent) = match delivery {
@@ -204,7 +211,8 @@ impl Call {
                 permanent,
             } => (status, error, permanent),
         };
-        tracing::warn!(callback = %job.url, status, %error, "callback not delivered");
+        let callback = ferry_runtime::redact::callback_url(&job.url);
+        tracing::warn!(%callback, status, %error, "callback not delivered");
         job.callback_attempts = tried;
         let queued = if streamed {
             Enqueue::Refused(format!(

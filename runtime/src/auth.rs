@@ -11,6 +11,9 @@
 //! [`wait_and_load`] reads once the files appear (for a service whose credentials another one
 //! generates).
 //!
+//! [`generate_signing_key_if_absent`] writes the key the queue-workers sign callbacks with,
+//! [`CALLBACK_SIGNING_KEY_FILE`], the same way (the gateway does it next to the credentials).
+//!
 //! [`Credentials::check`] compares an `Authorization: Basic ...` header with the credentials
 //! in constant time (for values of equal length; only the length may leak). Credentials
 //! never appear in `Debug` output or in errors.
@@ -38,6 +41,10 @@ pub const PASSWORD_FILE: &str = "basic-auth-password";
 pub const DEFAULT_USER: &str = "admin";
 /// Length of a generated password (letters and digits: about 238 bits).
 pub const PASSWORD_LEN: usize = 40;
+/// File holding the callback signing key(s), in `secret_mount_path`.
+pub const CALLBACK_SIGNING_KEY_FILE: &str = "callback-signing-key";
+/// Random bytes of a generated callback signing key (written as twice as many hex digits).
+pub const SIGNING_KEY_BYTES: usize = 32;
 /// `secret_mount_path` default.
 pub const DEFAULT_SECRET_MOUNT_PATH: &str = "/run/secrets";
 /// Realm of the `WWW-Authenticate: Basic realm="..."` challenge.
@@ -208,6 +215,14 @@ pub fn load_or_generate(dir: &Path) -> Result<(Credentials, Origin), AuthError> 
     Ok((load(dir)?, origin))
 }
 
+/// Writes [`CALLBACK_SIGNING_KEY_FILE`] in `dir` unless it exists: [`SIGNING_KEY_BYTES`]
+/// random bytes as lower-case hex, mode `0600`, complete or not at all. `true` if this call
+/// wrote it. The key is never returned or logged.
+pub fn generate_signing_key_if_absent(dir: &Path) -> Result<bool, AuthError> {
+    let key: [u8; SIGNING_KEY_BYTES] = rand::rng().random();
+    create_if_absent(dir, CALLBACK_SIGNING_KEY_FILE, &hex::encode(key))
+}
+
 /// Reads the credentials from `dir` once both files are there, checking every 200 ms for up
 /// to `timeout`.
 pub async fn wait_and_load(dir: &Path, timeout: Duration) -> Result<Credentials, AuthError> {
@@ -326,6 +341,24 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), first);
         // No temporary files are left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_signing_key_is_generated_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(generate_signing_key_if_absent(dir.path()).unwrap());
+        let path = dir.path().join(CALLBACK_SIGNING_KEY_FILE);
+        let key = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(key.len(), 2 * SIGNING_KEY_BYTES);
+        assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!generate_signing_key_if_absent(dir.path()).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), key, "kept");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -2,29 +2,30 @@
 //!
 //! ferry's images are `FROM scratch`: there is no `curl` or `wget` for a Docker `HEALTHCHECK`.
 //! Each service binary instead answers `--healthcheck` by asking its own running copy for
-//! `GET http://127.0.0.1:<port>/healthz` and exiting 0 on `200`, 1 otherwise. The request is a
+//! `GET http://127.0.0.1:<port>/healthz` (or the address in `bind` when that is one
+//! interface, not all of them) and exiting 0 on `200`, 1 otherwise. The request is a
 //! plain blocking HTTP/1.0 exchange over a [`TcpStream`] with short timeouts: no runtime, no
 //! dependencies, no DNS.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::env::{self, Env};
+use crate::listen;
 
 /// Connect, write and read timeout of one check.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The status code of `GET <path>` on `127.0.0.1:<port>`, over HTTP/1.0.
-pub fn probe(port: u16, path: &str, timeout: Duration) -> io::Result<u16> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+/// The status code of `GET <path>` on `address`, over HTTP/1.0.
+pub fn probe(address: SocketAddr, path: &str, timeout: Duration) -> io::Result<u16> {
     let mut stream = TcpStream::connect_timeout(&address, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: ferry-healthcheck\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: ferry-healthcheck\r\n\r\n"
     )?;
     // Only the status line matters: "HTTP/1.x NNN reason".
     let mut head = Vec::with_capacity(64);
@@ -60,8 +61,8 @@ fn parse_status(head: &[u8]) -> Option<u16> {
 }
 
 /// What a binary's `--healthcheck` does: reads its listen port from `port_var` (default
-/// `default_port`), probes `/healthz`, prints why on failure, and returns the exit code
-/// (0 for `200`, 1 otherwise).
+/// `default_port`), probes `/healthz` there on [`listen::probe_address`], prints why on
+/// failure, and returns the exit code (0 for `200`, 1 otherwise).
 pub fn run(env: &impl Env, program: &str, port_var: &str, default_port: u16) -> ExitCode {
     let port = match env::number_or(env, port_var, default_port) {
         Ok(port) => port,
@@ -70,14 +71,15 @@ pub fn run(env: &impl Env, program: &str, port_var: &str, default_port: u16) -> 
             return ExitCode::FAILURE;
         }
     };
-    match probe(port, "/healthz", TIMEOUT) {
+    let address = SocketAddr::new(listen::probe_address(env), port);
+    match probe(address, "/healthz", TIMEOUT) {
         Ok(200) => ExitCode::SUCCESS,
         Ok(status) => {
-            eprintln!("{program} --healthcheck: GET /healthz on port {port} answered {status}");
+            eprintln!("{program} --healthcheck: GET /healthz on {address} answered {status}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("{program} --healthcheck: GET /healthz on port {port}: {e}");
+            eprintln!("{program} --healthcheck: GET /healthz on {address}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -87,7 +89,7 @@ pub fn run(env: &impl Env, program: &str, port_var: &str, default_port: u16) -> 
 mod tests {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
+    use std::net::{Ipv4Addr, TcpListener};
     use std::thread;
 
     use super::*;
@@ -129,7 +131,8 @@ mod tests {
     #[test]
     fn unhealthy_or_absent_service_fails() {
         let (port, server) = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n");
-        assert_eq!(probe(port, "/healthz", TIMEOUT).expect("probe"), 503);
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        assert_eq!(probe(address, "/healthz", TIMEOUT).expect("probe"), 503);
         server.join().expect("server");
         let env_port = port.to_string();
         let env: HashMap<&str, &str> = [("port", &*env_port)].into();

@@ -3,6 +3,11 @@
 //! Both processes connect the same way (reconnecting forever, starting even when NATS is not
 //! up yet) and both create the calls stream if it is absent, with the same settings, so
 //! either may start first.
+//!
+//! Credentials in `nats_url` (`nats://user:password@host:4222`, or a token as in
+//! `nats://token@host:4222`, as the NATS Go client reads them) are taken out of the URL and
+//! given to the client as its user and password (or token): async-nats does not read them
+//! from the URL itself, and the URL it keeps (and logs at debug level) then holds none.
 
 use std::time::Duration;
 
@@ -17,7 +22,8 @@ use crate::env::{self, Env, EnvError};
 /// Connection and stream settings, from the environment.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// `nats_url` (`nats://127.0.0.1:4222`).
+    /// `nats_url` (`nats://127.0.0.1:4222`), credentials included: log or show it only
+    /// through [`crate::redact::url`].
     pub url: String,
     /// `nats_stream_replicas` (1): replicas of the calls stream (3 in a NATS cluster).
     pub stream_replicas: usize,
@@ -63,13 +69,21 @@ impl NatsConfig {
 
 /// Connects to NATS as `name`. Never fails because the server is down: the client keeps
 /// trying in the background (check [`async_nats::Client::connection_state`]); connection
-/// changes are logged.
+/// changes are logged. Credentials in `url` are sent as the user and password (or token).
 pub async fn connect(
     url: &str,
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     let name_for_log = name.to_string();
-    async_nats::ConnectOptions::new()
+    let (server, credentials) = split_credentials(url);
+    let options = match credentials {
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some(UrlCredentials::Token(token)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
         .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -88,8 +102,44 @@ pub async fn connect(
                 }
             }
         })
-        .connect(url)
+        .connect(server)
         .await
+}
+
+/// Credentials found in a NATS URL's user-info (no `Debug`: they must not reach a log).
+#[derive(PartialEq, Eq)]
+enum UrlCredentials {
+    /// `user:password@`.
+    UserPassword(String, String),
+    /// `token@`.
+    Token(String),
+}
+
+/// `url` without its user-info, and the credentials that were there, percent-decoded. A URL
+/// that does not parse is returned as it is (async-nats then rejects it without quoting it).
+fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
+    let full = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("nats://{url}")
+    };
+    let Ok(mut parsed) = url::Url::parse(&full) else {
+        return (url.to_string(), None);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let credentials = match (parsed.username(), parsed.password()) {
+        ("", None) => return (url.to_string(), None),
+        (user, Some(password)) => UrlCredentials::UserPassword(decode(user), decode(password)),
+        (token, None) => UrlCredentials::Token(decode(token)),
+    };
+    if parsed.set_password(None).is_err() || parsed.set_username("").is_err() {
+        return (url.to_string(), None);
+    }
+    (parsed.into(), Some(credentials))
 }
 
 /// The calls stream's configuration: queued calls on `ferry.calls.>`, and the message
@@ -201,4 +251,22 @@ pub async fn ensure_status_bucket(
         ..Default::default()
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (server, credentials) = split_credentials("nats://ferry:p%40ss@nats:4222");
+        assert_eq!(server, "nats://nats:4222");
+        assert!(credentials == Some(UrlCredentials::UserPassword("ferry".into(), "p@ss".into())));
+        let (server, credentials) = split_credentials("s3cret@127.0.0.1:4222");
+        assert_eq!(server, "nats://127.0.0.1:4222");
+        assert!(credentials == Some(UrlCredentials::Token("s3cret".into())));
+        let (server, credentials) = split_credentials("nats://[::1]:4222");
+        assert_eq!(server, "nats://[::1]:4222");
+        assert!(credentials.is_none());
+    }
 }

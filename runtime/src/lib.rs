@@ -8,6 +8,9 @@
 //!   typed parsers that name the variable in their errors;
 //! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
 //! - [`signal`]: a future that resolves on SIGTERM or SIGINT;
+//! - [`redact`]: URLs with their credentials (and a callback URL's query) hidden, for logs
+//!   and error bodies;
+//! - [`listen`]: the listening address (`bind`, `port`), loopback unless `basic_auth` is on;
 //! - [`service`]: the shared `main` of the network services (flags, logging, configuration,
 //!   listening socket, exit codes);
 //! - [`healthcheck`]: the `--healthcheck` flag of every service (a blocking `GET /healthz` on
@@ -18,13 +21,20 @@
 //! - `tls` (feature `tls`): installs the TLS crypto provider HTTPS clients need;
 //! - `auth` (feature `auth`): basic-auth credentials of `/system/*` (`basic_auth`,
 //!   `secret_mount_path`): read, generated on first start, checked in constant time.
+//! - `callback_guard` (feature `callback-guard`): where callbacks may go (`callback_allow`,
+//!   `callback_deny`, built-in denials of link-local and cloud metadata addresses), checked
+//!   by the gateway at submission and by the queue-worker on every resolved address.
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "callback-guard")]
+pub mod callback_guard;
 pub mod env;
 pub mod healthcheck;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
+pub mod listen;
+pub mod redact;
 pub mod service;
 pub mod signal;
 #[cfg(feature = "jetstream")]

@@ -1,13 +1,16 @@
 //! The `main` of every network service (gateway, queue-worker, provider-docker): the flags
 //! (`--help`, `--version`, `--healthcheck`), logging, configuration from the environment,
-//! the listening socket on all interfaces, and the library's `run` until SIGTERM or SIGINT.
+//! the listening socket (on the address [`crate::listen`] decides: loopback unless
+//! `basic_auth` is on or `bind` says otherwise), and the library's `run` until SIGTERM or
+//! SIGINT.
 //!
 //! Exit codes: 0 after a clean shutdown, 1 when `run` fails, [`EXIT_CONFIG`] (64, BSD
-//! `EX_USAGE`) on a configuration error, [`EXIT_LISTEN`] (69, `EX_UNAVAILABLE`) when the port
-//! cannot be bound; `--healthcheck` exits 0 or 1.
+//! `EX_USAGE`) on a configuration error (a refused `bind` included), [`EXIT_LISTEN`] (69,
+//! `EX_UNAVAILABLE`) when the address cannot be bound; `--healthcheck` exits 0 or 1.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
@@ -35,11 +38,11 @@ pub struct Service {
 
 impl Service {
     /// Runs the service: answers the flags, or sets up logging, reads the configuration with
-    /// `from_env`, binds `0.0.0.0:<port(&config)>` and runs `run` until a shutdown signal.
+    /// `from_env`, binds `address(&config)` and runs `run` until a shutdown signal.
     pub async fn main<C, CE, RE, Fut>(
         self,
         from_env: impl FnOnce(&ProcessEnv) -> Result<C, CE>,
-        port: impl FnOnce(&C) -> u16,
+        address: impl FnOnce(&C) -> SocketAddr,
         run: impl FnOnce(C, TcpListener, signal::Shutdown) -> Fut,
     ) -> ExitCode
     where
@@ -59,11 +62,11 @@ impl Service {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let port = port(&config);
-        let listener = match TcpListener::bind(("0.0.0.0", port)).await {
+        let address = address(&config);
+        let listener = match TcpListener::bind(address).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("{}: cannot listen on port {port}: {e}", self.name);
+                eprintln!("{}: cannot listen on {address}: {e}", self.name);
                 return ExitCode::from(EXIT_LISTEN);
             }
         };

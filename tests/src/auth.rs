@@ -1,4 +1,5 @@
-//! Basic-auth checks shared by the tests of `basic_auth` (in-process stack and compose).
+//! Basic-auth checks shared by the tests of `basic_auth` (in-process stack and compose), and
+//! of the faas-cli config file `make login` writes.
 
 use serde_json::Value;
 
@@ -42,4 +43,31 @@ pub async fn assert_protected(url: &str, user: &str, password: &str) {
     }
     let (status, _, body) = get(url, Some((user, password))).await;
     assert_eq!(status, 200, "{url} with the right credentials: {body}");
+}
+
+/// faas-cli's config file at `path` has one entry for `gateway` holding `user` and
+/// `password`, as `faas-cli login` writes it (`auth: basic`, `token: base64(user:password)`),
+/// and is owner-only.
+pub fn assert_faas_cli_login(path: &std::path::Path, gateway: &str, user: &str, password: &str) {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let text = std::fs::read_to_string(path).expect("make login wrote config.yml");
+    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "config.yml is owner-only: {mode:o}");
+    let entry = format!("- gateway: {gateway}");
+    let mut lines = text.lines().skip_while(|l| *l != entry);
+    assert_eq!(lines.next(), Some(entry.as_str()), "{text}");
+    assert_eq!(lines.next(), Some("  auth: basic"), "{text}");
+    let token = lines
+        .next()
+        .and_then(|l| l.strip_prefix("  token: "))
+        .unwrap_or_else(|| panic!("no token in {text}"));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .expect("base64 token");
+    assert_eq!(
+        String::from_utf8(decoded).unwrap(),
+        format!("{user}:{password}")
+    );
+    assert_eq!(text.matches("- gateway:").count(), 1, "{text}");
 }

@@ -22,9 +22,9 @@
 //! - [`callback`]: [`callback::CallbackReceiver`], an HTTP server standing in for an
 //!   `X-Callback-Url`, recording what it receives.
 //! - [`process`]: ferry binaries as real child processes ([`process::ServiceProcess`]), for
-//!   tests that kill one with SIGKILL. `FERRY_BIN_DIR` (unset by default) names a folder of
-//!   ready-built binaries to run instead of building them with `cargo build` (the benchmark
-//!   points it at release builds).
+//!   tests that kill one with SIGKILL, read what one logged, or check how one exits.
+//!   `FERRY_BIN_DIR` (unset by default) names a folder of ready-built binaries to run instead
+//!   of building them with `cargo build` (the benchmark points it at release builds).
 //! - [`prometheus`]: [`prometheus::Samples`] parses `/metrics` text for value assertions;
 //!   [`prometheus::check_metrics`] runs `promtool check metrics` on it (fetching promtool into
 //!   `target/tools/` with `deploy/promtool.sh` if `FERRY_PROMTOOL` does not name one).

@@ -26,6 +26,8 @@ pub struct NatsServer {
     bin: PathBuf,
     port: u16,
     monitor_port: u16,
+    /// More `nats-server` arguments, e.g. `--user` and `--pass` ([`start_with`](Self::start_with)).
+    args: Vec<String>,
     /// Holds `store/` (the JetStream store) and `nats-server.log`.
     dir: TempDir,
     child: Option<Child>,
@@ -37,6 +39,13 @@ impl NatsServer {
     /// The binary is `$NATS_SERVER_BIN` if set, else `nats-server` from `PATH`. Blocks the
     /// calling thread for up to 10 s; from async code prefer [`start_async`](Self::start_async).
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more `nats-server` arguments, kept across restarts: e.g.
+    /// `["--user", "u", "--pass", "p"]` or `["--auth", "<token>"]` to require credentials
+    /// (then [`url`](Self::url) and [`connect`](Self::connect) lack them: put them in the URL).
+    pub fn start_with(args: &[&str]) -> NatsServer {
         let bin = std::env::var_os("NATS_SERVER_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("nats-server"));
@@ -49,6 +58,7 @@ impl NatsServer {
             bin,
             port: free_port(),
             monitor_port: free_port(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             dir,
             child: None,
         };
@@ -166,6 +176,7 @@ impl NatsServer {
             .args(["-m", &self.monitor_port.to_string()])
             .arg("-sd")
             .arg(self.store_dir())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))

@@ -1,11 +1,13 @@
 //! ferry's own binaries run as real child processes, for tests that need to kill one
-//! (SIGKILL: no shutdown code runs, exactly like a crashed or OOM-killed process).
+//! (SIGKILL: no shutdown code runs, exactly like a crashed or OOM-killed process), read what
+//! one logged ([`ServiceProcess::start_logged`]) or see how it exits.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The path of binary `bin` of workspace package `package`: `$FERRY_BIN_DIR/<bin>` when
 /// `FERRY_BIN_DIR` is set (e.g. release builds, for the benchmark), else built once per process
@@ -69,11 +71,34 @@ pub fn host_binary(package: &str, bin: &str) -> PathBuf {
 pub struct ServiceProcess {
     child: Child,
     name: String,
+    /// Where its stdout and stderr go, when they are captured.
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl ServiceProcess {
-    /// Starts `bin` of `package` with exactly `env` (plus `PATH` and `RUST_LOG`).
+    /// Starts `bin` of `package` with exactly `env` (plus `PATH` and `RUST_LOG`); its output
+    /// goes to the test's.
     pub fn start(package: &str, bin: &str, env: &[(&str, String)]) -> ServiceProcess {
+        ServiceProcess::spawn(package, bin, env, None)
+    }
+
+    /// [`start`](Self::start), with stdout and stderr captured in a temporary file that
+    /// [`log`](Self::log) reads.
+    pub fn start_logged(package: &str, bin: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let log = tempfile::Builder::new()
+            .prefix(&format!("ferry-{bin}-"))
+            .suffix(".log")
+            .tempfile()
+            .expect("creating a log file");
+        ServiceProcess::spawn(package, bin, env, Some(log))
+    }
+
+    fn spawn(
+        package: &str,
+        bin: &str,
+        env: &[(&str, String)],
+        log: Option<tempfile::NamedTempFile>,
+    ) -> ServiceProcess {
         let path = host_binary(package, bin);
         let mut command = Command::new(&path);
         command.env_clear();
@@ -85,12 +110,46 @@ impl ServiceProcess {
         command
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        if let Some(file) = &log {
+            // Append mode: both streams write at the end, neither overwrites the other.
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(file.path())
+                    .expect("opening the log file")
+            };
+            command
+                .stdout(Stdio::from(open()))
+                .stderr(Stdio::from(open()));
+        }
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
         ServiceProcess {
             child,
             name: bin.to_string(),
+            log,
+        }
+    }
+
+    /// Everything it wrote to stdout and stderr so far ([`start_logged`](Self::start_logged)
+    /// only; panics otherwise).
+    pub fn log(&self) -> String {
+        let file = self.log.as_ref().expect("started without start_logged");
+        std::fs::read_to_string(file.path()).expect("reading the log file")
+    }
+
+    /// Its exit status once it has exited, waiting up to `timeout`; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

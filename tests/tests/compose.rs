@@ -198,33 +198,6 @@ async fn credentials(stack: &Stack) -> Auth {
     }
 }
 
-/// `make login`: faas-cli's config file gets an entry for the stack's gateway holding `auth`,
-/// as `faas-cli login` writes it (`auth: basic`, `token: base64(user:password)`), owner-only.
-fn assert_logged_in(stack: &Stack, auth: &Auth) {
-    use base64::Engine as _;
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = stack.openfaas_config.path().join("config.yml");
-    let text = std::fs::read_to_string(&path).expect("make login wrote config.yml");
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-    assert_eq!(mode & 0o077, 0, "config.yml is owner-only: {mode:o}");
-    let entry = format!("- gateway: {}", stack.gateway(""));
-    let mut lines = text.lines().skip_while(|l| *l != entry);
-    assert_eq!(lines.next(), Some(entry.as_str()), "{text}");
-    assert_eq!(lines.next(), Some("  auth: basic"), "{text}");
-    let token = lines
-        .next()
-        .and_then(|l| l.strip_prefix("  token: "))
-        .unwrap_or_else(|| panic!("no token in {text}"));
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .expect("base64 token");
-    assert_eq!(
-        String::from_utf8(decoded).unwrap(),
-        format!("{}:{}", auth.user, auth.password)
-    );
-    assert_eq!(text.matches("- gateway:").count(), 1, "{text}");
-}
-
 /// Every container of the stack that has a health check reports `healthy`, and there are two
 /// queue-workers.
 async fn wait_healthy(guard: &DockerGuard, stack: &Stack) {
@@ -382,7 +355,12 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
     // faas-cli's config file, written twice: one entry per gateway.
     stack.make("login").await;
     stack.make("login").await;
-    assert_logged_in(&stack, auth);
+    ferry_tests::auth::assert_faas_cli_login(
+        &stack.openfaas_config.path().join("config.yml"),
+        &stack.gateway(""),
+        &auth.user,
+        &auth.password,
+    );
 
     // Deploy the echo function through the published gateway, then call it sync.
     let deployment = json!({"service": "echo", "image": echo.tag}).to_string();

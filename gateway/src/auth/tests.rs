@@ -101,6 +101,15 @@ async fn system_routes_need_the_credentials_the_gateway_generated_and_sends_on()
         .await
         .unwrap();
     assert_eq!(stored.user(), "admin");
+    // The callback signing key is written first, for the workers (64 hex digits, 0600).
+    let key_file = secrets.path().join(auth::CALLBACK_SIGNING_KEY_FILE);
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key:?}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&key_file.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
     let right = stored.header_value();
     let wrong = Credentials::new("admin", format!("{}x", stored.password())).header_value();
 

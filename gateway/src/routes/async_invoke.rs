@@ -3,9 +3,10 @@
 //! acknowledged it. Any method is accepted and replayed by the worker.
 //!
 //! Checks, cheapest first: the name (`404`: no function can have it), the call id
-//! (`Idempotency-Key` or `X-Call-Id`, `400`), `X-Callback-Url` (`400`), `Content-Length`
-//! against `max_async_body` (`413`), the function exists (`404`), NATS is connected (`503`),
-//! the body while it is read (`413`), then the publish (`503` if not stored).
+//! (`Idempotency-Key` or `X-Call-Id`, `400`), `X-Callback-Url` and its destination
+//! (`callback_allow`, `callback_deny`; `400`), `Content-Length` against `max_async_body`
+//! (`413`), the function exists (`404`), NATS is connected (`503`), the body while it is read
+//! (`413`), then the publish (`503` if not stored).
 //!
 //! The call's status record is created first (`queued`, create-only), then the message is
 //! published with the record's revision in the `Ferry-Status-Revision` header (the worker's
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use ferry_proto::calls::CallStatus;
 use ferry_proto::routes::ASYNC_FUNCTION;
 use ferry_proto::{CallbackUrl, FunctionRef, Name, QueueRequest};
+use ferry_runtime::callback_guard::CallbackGuard;
 use http::header::{CONTENT_LENGTH, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
@@ -108,7 +110,7 @@ async fn queue(
     let f = FunctionRef::parse(path.function, &Name::default_namespace())
         .map_err(|e| GatewayError::invalid_name(path.function, e))?;
     let call_id = id.insert(call_id::resolve(&parts.headers, &f)?).clone();
-    let callback_url = callback_url(&parts.headers)?;
+    let callback_url = callback_url(&parts.headers, &gateway.config.callback_guard)?;
     let limit = gateway.config.max_async_body;
     if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
@@ -249,14 +251,19 @@ async fn recorded(gateway: &Gateway, id: &str) -> bool {
     }
 }
 
-/// `X-Callback-Url`, if present: an absolute `http`/`https` URL with a host.
-fn callback_url(headers: &HeaderMap) -> Result<Option<CallbackUrl>, GatewayError> {
+/// `X-Callback-Url`, if present: an absolute `http`/`https` URL with a host that `guard`
+/// allows (checked as written: no DNS on the submission path; the worker checks every address
+/// a name resolves to).
+fn callback_url(
+    headers: &HeaderMap,
+    guard: &CallbackGuard,
+) -> Result<Option<CallbackUrl>, GatewayError> {
     let Some(value) = headers.get(CALLBACK_URL) else {
         return Ok(None);
     };
     let url = String::from_utf8_lossy(value.as_bytes()).trim().to_string();
     let invalid = |reason| GatewayError::InvalidCallbackUrl {
-        url: url.clone(),
+        url: ferry_runtime::redact::callback_url(&url),
         reason,
     };
     if url.is_empty() {
@@ -274,8 +281,14 @@ fn callback_url(headers: &HeaderMap) -> Result<Option<CallbackUrl>, GatewayError
         Some(_) => return Err(invalid("only http:// and https:// callbacks are supported")),
         None => return Err(invalid("must be an absolute URL such as http://host/path")),
     }
-    if uri.host().is_none_or(str::is_empty) {
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
         return Err(invalid("the URL has no host"));
+    };
+    if let Err(source) = guard.check_host(host) {
+        return Err(GatewayError::CallbackRefused {
+            url: ferry_runtime::redact::callback_url(&url),
+            source,
+        });
     }
     Ok(Some(CallbackUrl::new(url)))
 }
@@ -320,12 +333,13 @@ mod tests {
     fn check(url: &str) -> Result<Option<CallbackUrl>, GatewayError> {
         let mut h = HeaderMap::new();
         h.insert(CALLBACK_URL, HeaderValue::from_str(url).unwrap());
-        callback_url(&h)
+        callback_url(&h, &CallbackGuard::default())
     }
 
     #[test]
     fn callback_urls() {
-        assert!(callback_url(&HeaderMap::new()).unwrap().is_none());
+        let none = callback_url(&HeaderMap::new(), &CallbackGuard::default());
+        assert!(none.unwrap().is_none());
         for ok in [
             "http://127.0.0.1:9000/cb",
             "https://example.com/a/b?x=1#frag",
@@ -347,6 +361,36 @@ mod tests {
             assert_eq!(err.status(), 400);
             assert!(err.to_string().contains(why), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn callback_destinations_are_checked_without_dns() {
+        let strict = CallbackGuard::new("", "127.0.0.0/8, *.internal").unwrap();
+        let check_with = |guard: &CallbackGuard, url: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CALLBACK_URL, HeaderValue::from_str(url).unwrap());
+            callback_url(&h, guard)
+        };
+        for (url, why) in [
+            ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+            ("http://[fe80::1]/", "link-local"),
+            ("http://[::ffff:169.254.169.254]/", "cloud metadata"),
+            ("http://metadata.google.internal/", "cloud metadata"),
+            ("http://0.0.0.0:8080/", "unspecified"),
+        ] {
+            let err = check(url).unwrap_err();
+            assert!(matches!(err, GatewayError::CallbackRefused { .. }), "{url}");
+            assert_eq!(err.status(), 400);
+            assert!(err.to_string().contains(why), "{url}: {err}");
+        }
+        for url in ["http://127.0.0.1:9/cb?token=secret", "http://db.internal/"] {
+            assert!(check(url).is_ok(), "{url}: allowed by default");
+            let err = check_with(&strict, url).unwrap_err();
+            assert!(err.to_string().contains("callback_deny"), "{url}: {err}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        // A name is not resolved: what it points to is the worker's to check.
+        assert!(check_with(&strict, "http://localhost:9/cb").is_ok());
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ pub(crate) async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
     if !nats {
         problems.push(format!(
             "not connected to NATS at {}",
-            gateway.config.nats.url
+            ferry_runtime::redact::url(&gateway.config.nats.url)
         ));
     }
     if let Err(e) = &provider {

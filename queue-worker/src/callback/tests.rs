@@ -94,7 +94,8 @@ async fn an_unusable_url_fails_for_good() {
     let mut j = job(CallState::Succeeded, 1);
     j.url = "not a url".into();
     ferry_runtime::tls::install();
-    let d = deliver(&reqwest::Client::new(), &j, Duration::from_secs(1)).await;
+    let client = CallbackClient::new(Default::default(), 1).unwrap();
+    let d = deliver(&client, &j, None, Duration::from_secs(1)).await;
     assert!(
         matches!(
             d,
@@ -105,4 +106,46 @@ async fn an_unusable_url_fails_for_good() {
         ),
         "{d:?}"
     );
+}
+
+#[test]
+fn a_functions_own_signature_headers_are_dropped() {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-ferry-signature", HeaderValue::from_static("v1=forged"));
+    headers.insert("x-ferry-timestamp", HeaderValue::from_static("1"));
+    let mut j = job(CallState::Succeeded, 1);
+    j.result = call_result(200, &headers, &Bytes::new());
+    let h = callback_headers(&j);
+    assert!(h.get("x-ferry-signature").is_none() && h.get("x-ferry-timestamp").is_none());
+}
+
+#[tokio::test]
+async fn a_refused_destination_fails_for_good_without_a_connection() {
+    ferry_runtime::tls::install();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let guard = ferry_runtime::callback_guard::CallbackGuard::new("", "127.0.0.0/8, ::1").unwrap();
+    let client = CallbackClient::new(guard, 1).unwrap();
+    for (url, why) in [
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        (&format!("http://127.0.0.1:{port}/cb"), "callback_deny"),
+        (&format!("http://localhost:{port}/cb"), "callback_deny"),
+    ] {
+        let mut j = job(CallState::Succeeded, 1);
+        j.url = url.to_string();
+        let d = deliver(&client, &j, None, Duration::from_secs(5)).await;
+        match d {
+            Delivery::Failed {
+                status: None,
+                error,
+                permanent: true,
+            } => assert!(
+                error.contains("refused") && error.contains(why),
+                "{url}: {error}"
+            ),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "a connection was made");
 }

@@ -172,3 +172,23 @@ fn validate_rejects_hand_built_nonsense() {
     c.callback_backoff.max_wait = Duration::from_millis(1);
     assert!(c.validate().is_err());
 }
+
+#[test]
+fn callback_destinations() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.callback_guard, CallbackGuard::default());
+    assert!(c.callback_guard.check_host("127.0.0.1").is_ok());
+    assert!(c.callback_guard.check_host("169.254.169.254").is_err());
+    let c = from(&[
+        ("callback_deny", "127.0.0.0/8,*.internal"),
+        ("callback_allow", "hooks.internal"),
+    ])
+    .unwrap();
+    assert!(c.callback_guard.check_host("127.0.0.1").is_err());
+    assert!(c.callback_guard.check_host("db.internal").is_err());
+    assert!(c.callback_guard.check_host("hooks.internal").is_ok());
+    for name in ["callback_deny", "callback_allow"] {
+        let err = from(&[(name, "10.0.0.0/99")]).unwrap_err();
+        assert_eq!(err.name, name, "{err}");
+    }
+}

@@ -21,6 +21,25 @@ pub const DEFAULT_MAX_ASYNC_BODY: usize = 512 * 1024;
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// `max_retry_body` default: 64 KiB.
 pub const DEFAULT_MAX_RETRY_BODY: usize = 64 * 1024;
+/// `max_sync_body` default: 64 MiB. Sync bodies are streamed, so the gateway holds none of
+/// it; the limit bounds what an anonymous caller can push into a replica (a `serializing`
+/// watchdog reads the whole body into memory) while leaving room for file uploads.
+pub const DEFAULT_MAX_SYNC_BODY: usize = 64 * 1024 * 1024;
+/// `max_request_body` default: 2 MiB, what ferry's provider itself accepts: deployments,
+/// scaling requests and secrets are a few KiB (Kubernetes caps a secret at 1 MiB).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 2 * 1024 * 1024;
+/// `read_timeout` default: a request body that stalls this long is given up (`408`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// `read_header_timeout` default: 10 s to send a request's headers (or, on an idle
+/// keep-alive connection, to start the next request).
+pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `max_connections` default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// `max_concurrent_requests` default: far above what a benchmark or a busy gateway has in
+/// flight, low enough that a flood is answered `503` before it exhausts memory.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4096;
+/// The largest count `max_connections` and `max_concurrent_requests` accept.
+const MAX_COUNT: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// Everything `gateway` reads from its environment.
 #[derive(Debug, Clone)]
@@ -56,6 +75,30 @@ pub struct Config {
     /// Calls without a body are always retryable; streamed or bigger bodies are forwarded
     /// as they arrive and not retried. `0`: only calls without a body are retried.
     pub max_retry_body: usize,
+    /// `max_sync_body` (`64MiB` as bytes: 67108864): largest sync request body, `0` = no
+    /// limit. A bigger `Content-Length` gets `413` before anything is sent; a streamed
+    /// (chunked) body is cut once it grows past the limit (`413` if the function has not
+    /// answered yet).
+    pub max_sync_body: usize,
+    /// `max_request_body` (`2MiB` as bytes: 2097152): largest `/system/*` request body, the
+    /// same way (`413`, nothing forwarded when `Content-Length` says so).
+    pub max_request_body: usize,
+    /// `read_timeout` (`30s`): the longest a request body (sync, async or `/system/*`) may
+    /// stall, i.e. the gateway waits for its next bytes; past it the call is given up and the
+    /// client gets `408` (unless the function already answered). Reset by every chunk, so a
+    /// slow but steady upload is not cut; the whole call stays bounded by `upstream_timeout`.
+    pub read_timeout: Duration,
+    /// `read_header_timeout` (`10s`): a connection that has not sent a request's complete
+    /// headers this long after it opened, or after its previous response (an idle
+    /// keep-alive connection), is closed.
+    pub read_header_timeout: Duration,
+    /// `max_connections` (10000): open client connections; past it new ones wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
+    /// `max_concurrent_requests` (4096): requests being handled at once (until their
+    /// response starts), `/healthz` and `/metrics` not counted; past it `503` with
+    /// `Retry-After: 1`.
+    pub max_concurrent_requests: usize,
     /// `basic_auth` (`false`; `true` in compose) and `secret_mount_path` (`/run/secrets`):
     /// whether `/system/*` requires the basic-auth credentials in `basic-auth-user` and
     /// `basic-auth-password` of that folder (generated on first start if absent), which the
@@ -79,22 +122,44 @@ impl Config {
             invoke: InvokeSettings::from_env(e)?,
             nats: NatsConfig::from_env(e)?,
             upstream_timeout: positive("upstream_timeout", DEFAULT_UPSTREAM_TIMEOUT)?,
-            max_async_body: env::parse_or(e, "max_async_body", DEFAULT_MAX_ASYNC_BODY, |v| {
-                match env::parse_size(v) {
-                    Some(0) => Err("must be greater than zero".to_string()),
-                    Some(n) => Ok(n),
-                    None => Err("expected a size in bytes, e.g. 524288, 512KiB or 1MB".into()),
-                }
-            })?,
+            max_async_body: size(e, "max_async_body", DEFAULT_MAX_ASYNC_BODY, false)?,
             max_retry_body: env::parse_or(e, "max_retry_body", DEFAULT_MAX_RETRY_BODY, |v| {
                 env::parse_size(v)
                     .ok_or_else(|| "expected a size in bytes, e.g. 65536 or 64KiB".into())
             })?,
+            max_sync_body: size(e, "max_sync_body", DEFAULT_MAX_SYNC_BODY, true)?,
+            max_request_body: size(e, "max_request_body", DEFAULT_MAX_REQUEST_BODY, false)?,
+            read_timeout: positive("read_timeout", DEFAULT_READ_TIMEOUT)?,
+            read_header_timeout: positive("read_header_timeout", DEFAULT_READ_HEADER_TIMEOUT)?,
+            max_connections: count(e, "max_connections", DEFAULT_MAX_CONNECTIONS)?,
+            max_concurrent_requests: count(
+                e,
+                "max_concurrent_requests",
+                DEFAULT_MAX_CONCURRENT_REQUESTS,
+            )?,
             publish_timeout: positive("publish_timeout", DEFAULT_PUBLISH_TIMEOUT)?,
             auth: AuthConfig::from_env(e)?,
             callback_guard: CallbackGuard::from_env(e)?,
         })
     }
+}
+
+/// A size in bytes (`524288`, `512KiB`, `64MiB`); `0` only when `zero_ok` (no limit).
+fn size(e: &impl Env, name: &str, default: usize, zero_ok: bool) -> Result<usize, EnvError> {
+    env::parse_or(e, name, default, |v| match env::parse_size(v) {
+        Some(0) if !zero_ok => Err("must be greater than zero".to_string()),
+        Some(n) => Ok(n),
+        None => Err("expected a size in bytes, e.g. 524288, 512KiB or 1MB".into()),
+    })
+}
+
+/// A count from 1 to [`MAX_COUNT`].
+fn count(e: &impl Env, name: &str, default: usize) -> Result<usize, EnvError> {
+    env::parse_or(e, name, default, |v| match v.parse::<usize>() {
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be between 1 and {MAX_COUNT}")),
+        Err(e) => Err(e.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -120,6 +185,12 @@ mod tests {
         assert_eq!(c.invoke.endpoint_cache_ttl, Duration::from_secs(1));
         assert_eq!(c.invoke.endpoint_max_stale, Duration::from_secs(5));
         assert_eq!(c.max_retry_body, 64 * 1024);
+        assert_eq!(c.max_sync_body, 64 * 1024 * 1024);
+        assert_eq!(c.max_request_body, 2 * 1024 * 1024);
+        assert_eq!(c.read_timeout, Duration::from_secs(30));
+        assert_eq!(c.read_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_concurrent_requests, 4096);
         assert_eq!(c.invoke.function_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.invoke.provider_timeout, Duration::from_secs(5));
         assert!(c.invoke.scale_from_zero);
@@ -142,6 +213,12 @@ mod tests {
             ("endpoint_cache_ttl", "0"),
             ("endpoint_max_stale", "2500ms"),
             ("max_retry_body", "0"),
+            ("max_sync_body", "0"),
+            ("max_request_body", "16MiB"),
+            ("read_timeout", "2m"),
+            ("read_header_timeout", "500ms"),
+            ("max_connections", "100"),
+            ("max_concurrent_requests", "1"),
             ("scale_from_zero", "false"),
             ("scale_from_zero_timeout", "3s"),
             ("basic_auth", "true"),
@@ -166,6 +243,12 @@ mod tests {
         assert_eq!(c.invoke.endpoint_cache_ttl, Duration::ZERO);
         assert_eq!(c.invoke.endpoint_max_stale, Duration::from_millis(2500));
         assert_eq!(c.max_retry_body, 0);
+        assert_eq!(c.max_sync_body, 0, "no limit");
+        assert_eq!(c.max_request_body, 16 * 1024 * 1024);
+        assert_eq!(c.read_timeout, Duration::from_secs(120));
+        assert_eq!(c.read_header_timeout, Duration::from_millis(500));
+        assert_eq!(c.max_connections, 100);
+        assert_eq!(c.max_concurrent_requests, 1);
         assert!(!c.invoke.scale_from_zero);
         assert_eq!(c.invoke.scale_from_zero_timeout, Duration::from_secs(3));
         assert!(c.auth.enabled);
@@ -189,6 +272,19 @@ mod tests {
             ("publish_timeout", "-1s"),
             ("endpoint_max_stale", "a while"),
             ("max_retry_body", "64 apples"),
+            ("max_sync_body", "1GiB"),
+            ("max_sync_body", "-1"),
+            ("max_request_body", "0"),
+            ("max_request_body", "big"),
+            ("read_timeout", "0"),
+            ("read_timeout", "forever"),
+            ("read_header_timeout", "0s"),
+            ("max_connections", "0"),
+            ("max_connections", "many"),
+            ("max_connections", "18446744073709551615"),
+            ("max_concurrent_requests", "0"),
+            ("max_concurrent_requests", "-5"),
+            ("max_concurrent_requests", "99999999999999999999"),
             ("scale_from_zero", "maybe"),
             ("scale_from_zero_timeout", "0"),
             ("basic_auth", "sometimes"),

@@ -47,12 +47,14 @@ pub enum GatewayError {
         /// The policy's refusal.
         source: ferry_runtime::callback_guard::GuardError,
     },
-    /// The async request body is over `max_async_body` (or the queued message over NATS's
-    /// `max_payload`).
-    #[error("request body too large: async requests may carry at most {limit} bytes")]
+    /// A request body is over its limit: `max_async_body`, `max_sync_body` or
+    /// `max_request_body`, as its `Content-Length` says or once as many bytes arrived.
+    #[error("request body too large: at most {limit} bytes are accepted here ({setting})")]
     BodyTooLarge {
         /// The limit in bytes.
         limit: usize,
+        /// The setting that sets it.
+        setting: &'static str,
     },
     /// The queued message would not fit in a NATS message.
     #[error("request too large: {0}")]
@@ -60,10 +62,21 @@ pub enum GatewayError {
     /// The request body could not be read.
     #[error("cannot read the request body: {0}")]
     BadBody(String),
-    /// A sync call's request body, read before the call so that it can be retried, did not
-    /// arrive within `upstream_timeout`.
-    #[error("the request body did not arrive within {0:?}")]
-    RequestBodyTimeout(Duration),
+    /// A request body stalled: no bytes for `read_timeout`; or a sync call's body, read
+    /// before the call so that it can be retried, was not complete within `upstream_timeout`.
+    #[error("the request body did not arrive in time ({setting} {timeout:?})")]
+    RequestBodyTimeout {
+        /// The time it had.
+        timeout: Duration,
+        /// The setting that gave it.
+        setting: &'static str,
+    },
+    /// `max_concurrent_requests` requests are being handled already.
+    #[error("too many requests in flight (max_concurrent_requests {limit}), retry shortly")]
+    Overloaded {
+        /// `max_concurrent_requests`.
+        limit: usize,
+    },
     /// A call id (caller's `X-Call-Id` or in a path) that cannot be a call id.
     #[error(
         "invalid call id {0:?}: use 1-128 characters of A-Z a-z 0-9 - _ . = \
@@ -151,14 +164,14 @@ impl GatewayError {
             | GatewayError::CallNotFound(_)
             | GatewayError::DeadLetterNotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
-            GatewayError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::RequestBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            GatewayError::QueueUnavailable(_) | GatewayError::Nats(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            GatewayError::QueueUnavailable(_)
+            | GatewayError::Nats(_)
+            | GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal(_)
@@ -219,7 +232,9 @@ impl IntoResponse for GatewayError {
         );
         if matches!(
             self,
-            GatewayError::QueueUnavailable(_) | GatewayError::Nats(_)
+            GatewayError::QueueUnavailable(_)
+                | GatewayError::Nats(_)
+                | GatewayError::Overloaded { .. }
         ) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -265,9 +280,13 @@ mod tests {
             ),
             (GatewayError::BadBody("reset".into()), 400),
             (
-                GatewayError::RequestBodyTimeout(Duration::from_secs(60)),
+                GatewayError::RequestBodyTimeout {
+                    timeout: Duration::from_secs(60),
+                    setting: "read_timeout",
+                },
                 408,
             ),
+            (GatewayError::Overloaded { limit: 1 }, 503),
             (GatewayError::InvalidCallId("a/b".into()), 400),
             (GatewayError::InvalidIdempotencyKey("empty"), 400),
             (GatewayError::InvalidQuery("limit".into()), 400),
@@ -281,7 +300,13 @@ mod tests {
             (GatewayError::Conflict("running".into()), 409),
             (GatewayError::Unauthorized, 401),
             (GatewayError::Nats("down".into()), 503),
-            (GatewayError::BodyTooLarge { limit: 1 }, 413),
+            (
+                GatewayError::BodyTooLarge {
+                    limit: 1,
+                    setting: "max_sync_body",
+                },
+                413,
+            ),
             (GatewayError::PayloadTooLarge("max_payload".into()), 413),
             (
                 GatewayError::Invoke(ferry_invoke::InvokeError::NoReadyReplica {
@@ -337,6 +362,9 @@ mod tests {
         assert_eq!(body.message, "function echo.dev not found");
 
         let response = GatewayError::QueueUnavailable("NATS is down".into()).into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let response = GatewayError::Overloaded { limit: 8 }.into_response();
+        assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "1");
 
         let response = GatewayError::Unauthorized.into_response();

@@ -16,8 +16,9 @@
 //!   failure after the request went out is never retried. One pooled keep-alive HTTP/1 client
 //!   (`TCP_NODELAY`) streams bodies both ways. Hop-by-hop headers are stripped both ways;
 //!   `X-Call-Id` (generated if absent), `X-Start-Time` (Unix ns), `X-Forwarded-For` and
-//!   `X-Forwarded-Host` (when absent) are added. Errors: invalid name `400`, a body of at most
-//!   `max_retry_body` not received within `upstream_timeout` `408`, unknown function `404`, no
+//!   `X-Forwarded-Host` (when absent) are added. Errors: invalid name `400`, a body over
+//!   `max_sync_body` `413`, a body stalled for `read_timeout` (or one of at most
+//!   `max_retry_body` not received within `upstream_timeout`) `408`, unknown function `404`, no
 //!   ready replica `503` (see below), no replica reachable `502`, no answer within
 //!   `upstream_timeout` `504`.
 //! - **Scaling from zero** (`scale_from_zero`, on by default): a sync call to a function with no
@@ -75,7 +76,8 @@
 //!   /system/functions` and `GET /system/function/{name}` are the provider's answers with
 //!   `invocationCount` set from these counters; `GET /system/info` is OpenFaaS'
 //!   `{"provider", "version", "arch"}` around the provider's own info.
-//! - **`/system/*`** other than the above is forwarded to the provider as it is;
+//! - **`/system/*`** other than the above is forwarded to the provider as it is (bodies of at
+//!   most `max_request_body`);
 //!   `GET /healthz` reports NATS and the provider; anything else is a `404`. Every error the
 //!   gateway makes itself is JSON `{"message"}` with `X-OpenFaaS-Internal: proxy`; the
 //!   call-status and dead-letter routes answer `503` while NATS is unavailable.
@@ -88,6 +90,15 @@
 //!   credentials to the provider on every call, replacing the caller's `Authorization` on
 //!   forwarded `/system/*` requests. The log says whether auth is on and where the
 //!   credentials came from, never their values.
+//!
+//! - **Request limits** (`limits`, `server`): request bodies are checked against their
+//!   route's size limit (`max_sync_body`, `max_request_body`, `max_async_body`) by
+//!   `Content-Length` before anything is forwarded and while they stream (`413`), and given
+//!   up when they stall for `read_timeout` (`408`); never buffered for it. A connection that
+//!   does not send complete request headers within `read_header_timeout` (slow-loris, or an
+//!   idle keep-alive connection) is closed. At most `max_connections` connections are open
+//!   (more wait in the listen backlog) and `max_concurrent_requests` requests handled (more
+//!   are answered `503` with `Retry-After: 1`; `/healthz` and `/metrics` exempt).
 //!
 //! The gateway starts even when NATS is down: the client reconnects in the background and a
 //! task creates the calls stream, the dead-letter stream and the status bucket as soon as it
@@ -109,6 +120,12 @@
 //! | `dead_letter_max_age` | `336h` (14 days) | how long a dead letter is kept, `0` = until deleted (if the gateway creates the stream) |
 //! | `upstream_timeout` | `60s` | longest sync call (`504` past it; a streaming response is cut); also how long `/system/*` waits for the provider's response headers |
 //! | `max_async_body` | `524288` (512 KiB) | largest async request body (`413` beyond); accepts `512KiB`, `1MiB` |
+//! | `max_sync_body` | `67108864` (64 MiB) | largest sync request body, `0` = no limit (`413` by `Content-Length` up front, or once a chunked body grows past it); accepts `64MiB` |
+//! | `max_request_body` | `2097152` (2 MiB) | largest `/system/*` request body (`413`, nothing forwarded) |
+//! | `read_timeout` | `30s` | longest a request body may stall (no bytes) before the call is given up: `408` unless the response started |
+//! | `read_header_timeout` | `10s` | a connection that has not sent complete request headers this long after it opened or after its last response is closed |
+//! | `max_connections` | `10000` | open client connections; more wait in the listen backlog until one closes |
+//! | `max_concurrent_requests` | `4096` | requests handled at once (until their response starts), `/healthz` and `/metrics` not counted; more get `503` with `Retry-After: 1` |
 //! | `publish_timeout` | `5s` | how long an async submission waits for the JetStream ack (`503` past it) |
 //! | `endpoint_cache_ttl` | `1s` | how long a function's replica list is used before it is refreshed (in the background) |
 //! | `endpoint_max_stale` | `5s` | oldest a replica list may be and still be used while it is refreshed; an older one is fetched before the call (at or below `endpoint_cache_ttl`: never use an outdated list) |
@@ -130,6 +147,8 @@
 //! - `auth`: basic auth of `/system/*` (loading the credentials, the middleware);
 //! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
 //!   `async_calls`, `dead_letters`, `system`, `health`, `metrics`);
+//! - `server`: the accept loop: `max_connections`, `read_header_timeout`, graceful shutdown;
+//! - `limits`: request body size limits and `read_timeout`, one guard for every route;
 //! - `proxy`: forwarding a request upstream and streaming the response back;
 //! - `replay`: which sync calls may be sent to another replica, and their bodies kept for it;
 //! - `headers`: hop-by-hop stripping, call id, start time, `X-Forwarded-*`, Go-style names;
@@ -150,6 +169,7 @@ pub mod config;
 mod dead_letters;
 pub mod error;
 mod headers;
+mod limits;
 mod metrics;
 mod path;
 mod proxy;
@@ -157,12 +177,12 @@ mod queue;
 mod redrive;
 mod replay;
 mod routes;
+mod server;
 mod status;
 #[cfg(test)]
 mod test_support;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -229,10 +249,19 @@ pub async fn run(
         "gateway listening"
     );
     let scale_from_zero = gateway.invoker.scale_from_zero.clone();
-    let app = routes::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let (max_connections, read_header_timeout) = (
+        gateway.config.max_connections,
+        gateway.config.read_header_timeout,
+    );
+    let app = routes::router(gateway);
+    server::serve(
+        listener,
+        app,
+        max_connections,
+        read_header_timeout,
+        shutdown,
+    )
+    .await;
     cancel.cancel();
     tasks.close();
     tasks.wait().await;
@@ -245,7 +274,7 @@ pub async fn run(
         held_requests = cold.held_requests,
         "gateway stopped"
     );
-    served.map_err(GatewayError::Io)
+    Ok(())
 }
 
 /// Forgets cached functions that nobody called for a while (they are refreshed on use, so

@@ -26,6 +26,14 @@ Environment (defaults in brackets):
   dead_letter_max_age     how long a dead letter is kept, 0 = until deleted [336h]
   upstream_timeout        longest sync call, 504 past it [60s]
   max_async_body          largest async request body in bytes (or 512KiB, 1MiB) [524288]
+  max_sync_body           largest sync request body, 0 = no limit, 413 beyond [64MiB]
+  max_request_body        largest /system/* request body, 413 beyond [2MiB]
+  read_timeout            longest a request body may stall, 408 past it [30s]
+  read_header_timeout     close connections without complete request headers (or idle)
+                          after this [10s]
+  max_connections         open client connections; more wait to be accepted [10000]
+  max_concurrent_requests requests handled at once, 503 beyond; /healthz, /metrics
+                          exempt [4096]
   publish_timeout         wait for the JetStream ack of an async call, 503 past it [5s]
   endpoint_cache_ttl      how long a function's replica list is reused [1s]
   endpoint_max_stale      oldest replica list still used while it is refreshed; older

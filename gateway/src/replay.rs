@@ -9,7 +9,8 @@
 //!   function may have acted on it.
 //! - **its body can be sent again**: the request has no body, or its size is known up front
 //!   (`Content-Length`) and at most `max_retry_body` bytes. Such a body is read into memory
-//!   before the call (`408` if it does not arrive within `upstream_timeout`). Bigger bodies
+//!   before the call (`408` if it is not complete within `upstream_timeout`, or stalls for
+//!   `read_timeout`: see [`crate::limits`]). Bigger bodies
 //!   and bodies of unknown size (chunked) are streamed to the replica as they arrive, and a
 //!   connect failure answers `502` at once.
 //!
@@ -67,7 +68,10 @@ impl Outgoing {
         }
         let body = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect())
             .await
-            .map_err(|_| GatewayError::RequestBodyTimeout(timeout))?
+            .map_err(|_| GatewayError::RequestBodyTimeout {
+                timeout,
+                setting: "upstream_timeout",
+            })?
             .map_err(|e| GatewayError::BadBody(e.to_string()))?
             .to_bytes();
         Ok(Outgoing::Replayable { head, body })
@@ -211,7 +215,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(1);
         let result = Outgoing::new(head(), body, LIMIT, deadline, Duration::from_secs(1)).await;
         assert!(
-            matches!(result, Err(GatewayError::RequestBodyTimeout(_))),
+            matches!(result, Err(GatewayError::RequestBodyTimeout { .. })),
             "{:?}",
             result.err()
         );

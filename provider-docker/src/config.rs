@@ -8,6 +8,8 @@ use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::listen::{self, Exposure};
 
+use crate::confine;
+
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8081;
 
@@ -75,6 +77,13 @@ pub struct Config {
     /// `function_cap_add` (empty): capabilities given back to function containers, which
     /// otherwise run with none (comma-separated, e.g. `CHOWN,SETUID`).
     pub function_cap_add: Vec<String>,
+    /// `function_user` (`65534:65534`, nobody): the user function containers run as when
+    /// their image names none and no `com.ferry.user` annotation does; `image` leaves the
+    /// image's default (root). See [`crate::confine`].
+    pub function_user: Option<String>,
+    /// `function_pids_limit` (`1024`): most processes and threads per function container
+    /// (annotation `com.ferry.pids-limit` per function); `0` is no limit.
+    pub function_pids_limit: u32,
     /// `function_log_max_size` (`10m`): json-file log size per replica before rotation;
     /// `0` keeps the engine's own logging configuration.
     pub function_log_max_size: Option<String>,
@@ -164,19 +173,23 @@ impl Config {
             secrets_host_dir,
             unready_timeout: env::duration_or(e, "unready_timeout", Duration::from_secs(60))?,
             function_cap_add,
+            function_user: env::parse_or(
+                e,
+                "function_user",
+                Some(confine::DEFAULT_USER.into()),
+                confine::parse_user,
+            )?,
+            function_pids_limit: env::parse_or(
+                e,
+                "function_pids_limit",
+                confine::DEFAULT_PIDS_LIMIT,
+                confine::parse_pids_limit,
+            )?,
             function_log_max_size: env::parse_or(
                 e,
                 "function_log_max_size",
                 Some("10m".into()),
-                |v| {
-                    let v = v.to_ascii_lowercase();
-                    let digits = v.trim_end_matches(['k', 'm', 'g']);
-                    match digits.parse::<u64>() {
-                    Ok(0) => Ok(None),
-                    Ok(_) => Ok(Some(v)),
-                    Err(_) => Err("expected a size such as 10m, 512k or 1g; 0 to keep the engine's logging".into()),
-                }
-                },
+                parse_log_size,
             )?,
             function_log_max_files: env::number_or(e, "function_log_max_files", 3)?,
             autoscale_interval: env::parse_or(
@@ -193,6 +206,19 @@ impl Config {
             nats_url: e.get("nats_url"),
             auth: AuthConfig::from_env(e)?,
         })
+    }
+}
+
+/// `10M` → `Some("10m")`; `0` → `None` (the engine's logging configuration).
+fn parse_log_size(v: &str) -> Result<Option<String>, String> {
+    let v = v.to_ascii_lowercase();
+    let digits = v.trim_end_matches(['k', 'm', 'g']);
+    match digits.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(Some(v)),
+        Err(_) => {
+            Err("expected a size such as 10m, 512k or 1g; 0 to keep the engine's logging".into())
+        }
     }
 }
 
@@ -236,6 +262,8 @@ mod tests {
         );
         assert_eq!(c.unready_timeout, Duration::from_secs(60));
         assert!(c.function_cap_add.is_empty());
+        assert_eq!(c.function_user.as_deref(), Some("65534:65534"));
+        assert_eq!(c.function_pids_limit, 1024);
         assert_eq!(c.autoscale_interval, Duration::from_secs(2));
         assert_eq!(c.scale_down_window, Duration::from_secs(60));
         assert_eq!(c.nats_url, None);
@@ -270,9 +298,12 @@ mod tests {
             ("data_dir", "/srv/ferry"),
             ("function_cap_add", "chown, CAP_NET_RAW"),
             ("unready_timeout", "0"),
+            ("function_user", "image"),
+            ("function_pids_limit", "0"),
         ]
         .into();
         let c = Config::from_env(&e).unwrap();
+        assert_eq!((c.function_user, c.function_pids_limit), (None, 0));
         assert_eq!(c.secrets_host_dir, PathBuf::from("/srv/ferry/secrets"));
         assert_eq!(c.function_cap_add, vec!["CHOWN", "NET_RAW"]);
         assert_eq!(c.unready_timeout, Duration::ZERO);
@@ -284,6 +315,8 @@ mod tests {
         for (k, v) in [
             ("secrets_host_dir", "relative"),
             ("function_cap_add", "a-b"),
+            ("function_user", "a b"),
+            ("function_pids_limit", "-1"),
         ] {
             let bad: HashMap<&str, &str> = [(k, v)].into();
             assert!(Config::from_env(&bad).unwrap_err().to_string().contains(k));

@@ -4,7 +4,8 @@
 //! `com.openfaas.namespace=<namespace>` and `com.ferry.instance=<instance>`, created from the
 //! function's image on the functions network, with `docker-init` as PID 1 (so zombies of
 //! fork-mode functions are reaped) and the watchdog listening on port 8080. The deployment's
-//! limits, read-only root, privileges and secret mounts come from [`crate::spec`]. The
+//! limits, read-only root, privileges and secret mounts come from [`crate::spec`], its user
+//! from [`crate::confine`] (the image's `USER` is read to keep it when it sets one). The
 //! watchdog's metrics port (8081) is reachable the same way as port 8080: published on
 //! `127.0.0.1:<random>` too, or at the container's address.
 
@@ -290,8 +291,15 @@ impl Engine {
             ..Default::default()
         };
         self.spec.apply(&mut host_config, f, d);
+        let user = self.spec.user(f, d);
+        let image_user = if user.needs_image_user() {
+            self.image_user(&d.image).await?
+        } else {
+            None
+        };
         let body = ContainerCreateBody {
             image: Some(d.image.clone()),
+            user: user.resolve(image_user.as_deref()),
             env: Some(
                 d.process_env()
                     .into_iter()
@@ -317,6 +325,12 @@ impl Engine {
         }
         tracing::info!(function = %f, container = %name, generation = want.generation, "started replica");
         Ok(created.id)
+    }
+
+    /// The `USER` of the image `image` on the engine (`None` or empty: it names none).
+    async fn image_user(&self, image: &str) -> Result<Option<String>, DockerError> {
+        let inspect = self.docker.inspect_image(image).await?;
+        Ok(inspect.config.and_then(|c| c.user))
     }
 
     /// Starts an existing (stopped) container again: a parked replica. Already running is

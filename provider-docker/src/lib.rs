@@ -27,7 +27,8 @@
 //! - [`store`]: desired state, persisted under `data_dir`;
 //! - [`docker`]: containers on the engine (create, list, stop, remove, images, network);
 //! - [`spec`]: a deployment as Docker host configuration (limits, read-only root,
-//!   capabilities, secret mounts), with [`quantity`] parsing `128M`, `40Mi`, `100m`;
+//!   capabilities, secret mounts), with [`quantity`] parsing `128M`, `40Mi`, `100m` and
+//!   [`confine`] choosing the containers' user and pids limit;
 //! - [`readiness`]: `/_/ready` probes of replicas;
 //! - [`error`]: the error enum and its HTTP statuses.
 
@@ -36,6 +37,7 @@ pub mod attach;
 pub mod auth;
 pub mod autoscale;
 pub mod config;
+pub mod confine;
 pub mod docker;
 pub mod error;
 pub mod health;

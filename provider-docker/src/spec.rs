@@ -9,6 +9,8 @@
 //! - Every container: `no-new-privileges`, every capability dropped and only the configured
 //!   `function_cap_add` ones given back (none by default: the watchdog and ordinary
 //!   functions need none).
+//! - Every container: a pids limit and, unless the image names its own user, an
+//!   unprivileged user ([`crate::confine`]).
 //! - Each named secret: `<secrets_host_dir>/<namespace>/<name>` bind-mounted read-only at
 //!   `/var/openfaas/secrets/<name>`.
 //! - `constraints` and GPU resources cannot be honoured by one Docker engine: they are
@@ -21,6 +23,7 @@ use bollard::models::{HostConfig, Mount, MountType};
 use ferry_proto::{FunctionDeployment, FunctionRef, FunctionResources};
 
 use crate::config::Config;
+use crate::confine::{self, UserChoice};
 use crate::error::ProviderError;
 use crate::quantity::{parse_cpu, parse_memory};
 
@@ -107,6 +110,8 @@ fn quantity(
 /// and warns (once per deploy or update) about the parts it cannot honour.
 pub fn check(f: &FunctionRef, d: &FunctionDeployment) -> Result<(), ProviderError> {
     Resources::of(d)?;
+    UserChoice::of(d, None)?;
+    confine::pids_limit(d, 0)?;
     if !d.constraints.is_empty() {
         tracing::warn!(function = %f, constraints = ?d.constraints,
             "ignoring scheduling constraints: one Docker engine cannot honour them");
@@ -135,6 +140,11 @@ pub struct SpecOptions {
     pub log_max_size: Option<String>,
     /// Rotated log files kept per replica (`function_log_max_files`).
     pub log_max_files: u32,
+    /// The user of containers whose image names none (`function_user`); `None` leaves the
+    /// image's default (root).
+    pub user: Option<String>,
+    /// Pids limit per container (`function_pids_limit`); 0 is none.
+    pub pids_limit: u32,
 }
 
 impl SpecOptions {
@@ -145,7 +155,19 @@ impl SpecOptions {
             cap_add: config.function_cap_add.clone(),
             log_max_size: config.function_log_max_size.clone(),
             log_max_files: config.function_log_max_files,
+            user: config.function_user.clone(),
+            pids_limit: config.function_pids_limit,
         }
+    }
+
+    /// How the user of `f`'s containers is chosen ([`crate::confine`]). The deployment was
+    /// [`check`]ed; an annotation that no longer parses is ignored with a warning.
+    pub fn user(&self, f: &FunctionRef, d: &FunctionDeployment) -> UserChoice {
+        UserChoice::of(d, self.user.as_deref()).unwrap_or_else(|e| {
+            tracing::warn!(function = %f, error = %e, "ignoring the user annotation");
+            let default = self.user.clone();
+            default.map_or(UserChoice::Image, UserChoice::UnlessImageSetsOne)
+        })
     }
 
     /// Adds the deployment's resources, filesystem, privileges and secret mounts to `host`.
@@ -161,6 +183,10 @@ impl SpecOptions {
         host.memory_reservation = resources.memory_reservation;
         host.nano_cpus = resources.nano_cpus;
         host.cpu_shares = resources.cpu_shares;
+        host.pids_limit = confine::pids_limit(d, self.pids_limit).unwrap_or_else(|e| {
+            tracing::warn!(function = %f, error = %e, "ignoring the pids limit annotation");
+            Some(i64::from(self.pids_limit)).filter(|l| *l > 0)
+        });
 
         if d.read_only_root_filesystem {
             host.readonly_rootfs = Some(true);
@@ -280,6 +306,8 @@ mod tests {
             cap_add: vec![],
             log_max_size: Some("10m".into()),
             log_max_files: 3,
+            user: Some(confine::DEFAULT_USER.into()),
+            pids_limit: 100,
         };
         let mut host = HostConfig {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
@@ -289,6 +317,7 @@ mod tests {
         assert_eq!(host.memory, Some(40 << 20));
         assert_eq!(host.memory_swap, Some(40 << 20));
         assert_eq!(host.nano_cpus, Some(1_000_000_000));
+        assert_eq!(host.pids_limit, Some(100));
         assert_eq!(host.readonly_rootfs, Some(true));
         assert_eq!(host.tmpfs.unwrap()["/tmp"], TMP_OPTIONS);
         assert_eq!(host.security_opt.unwrap(), vec!["no-new-privileges:true"]);
@@ -308,5 +337,28 @@ mod tests {
             Some("/host/secrets/openfaas-fn/db")
         );
         assert_eq!(mounts[1].read_only, Some(true));
+
+        // Annotations: no pids limit, and the function's own user.
+        d.annotations = [
+            (confine::PIDS_LIMIT_ANNOTATION.into(), "0".into()),
+            (confine::USER_ANNOTATION.into(), "root".into()),
+        ]
+        .into();
+        let mut host = HostConfig::default();
+        options.apply(&mut host, &f, &d);
+        assert_eq!(host.pids_limit, None);
+        assert_eq!(options.user(&f, &d), UserChoice::Fixed("0:0".into()));
+    }
+
+    #[test]
+    fn bad_annotations_are_refused_on_deploy() {
+        for key in [confine::USER_ANNOTATION, confine::PIDS_LIMIT_ANNOTATION] {
+            let mut d = deployment(("", ""), ("", ""));
+            d.annotations = [(key.to_string(), "-1 x".into())].into();
+            let f = d.validate().unwrap();
+            let e = check(&f, &d).unwrap_err();
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 }

@@ -52,6 +52,8 @@ pub struct ImageSpec {
     pub files: Vec<ImageFile>,
     /// Whether to add the static `echo-server` at `/usr/bin/echo-server`.
     pub with_echo_server: bool,
+    /// The image's `USER` (none: the engine's default, root).
+    pub user: Option<String>,
 }
 
 impl ImageSpec {
@@ -102,6 +104,12 @@ impl ImageSpec {
         self
     }
 
+    /// Sets the image's `USER`, e.g. `1234:1234`.
+    pub fn user(mut self, user: &str) -> ImageSpec {
+        self.user = Some(user.to_owned());
+        self
+    }
+
     /// Adds a file.
     pub fn file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> ImageSpec {
         self.files.push(ImageFile {
@@ -112,8 +120,8 @@ impl ImageSpec {
         self
     }
 
-    /// The image settings, as `Dockerfile` instructions: `ENV`, `EXPOSE`, `CMD` and a `LABEL`
-    /// for each of `labels`.
+    /// The image settings, as `Dockerfile` instructions: `ENV`, `EXPOSE`, `CMD`, `USER` when
+    /// set and a `LABEL` for each of `labels`.
     fn changes(&self, labels: &HashMap<String, String>) -> Vec<String> {
         let mut env = String::from("ENV PATH=\"/usr/bin:/bin\"");
         for (key, value) in &self.env {
@@ -128,6 +136,9 @@ impl ImageSpec {
             "EXPOSE 8080".to_owned(),
             "CMD [\"/usr/bin/fwatchdog\"]".to_owned(),
         ];
+        if let Some(user) = &self.user {
+            changes.push(format!("USER {user}"));
+        }
         let mut labels: Vec<_> = labels.iter().collect();
         labels.sort();
         for (key, value) in labels {

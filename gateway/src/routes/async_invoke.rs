@@ -6,7 +6,8 @@
 //! (`Idempotency-Key` or `X-Call-Id`, `400`), `X-Callback-Url` and its destination
 //! (`callback_allow`, `callback_deny`; `400`), `Content-Length` against `max_async_body`
 //! (`413`), the function exists (`404`), NATS is connected (`503`), the body while it is read
-//! (`413`), then the publish (`503` if not stored).
+//! (`413` past `max_async_body`, `408` when it stalls for `read_timeout`: see
+//! [`crate::limits`]), then the publish (`503` if not stored).
 //!
 //! The call's status record is created first (`queued`, create-only), then the message is
 //! published with the record's revision in the `Ferry-Status-Revision` header (the worker's
@@ -31,14 +32,15 @@ use ferry_proto::calls::CallStatus;
 use ferry_proto::routes::ASYNC_FUNCTION;
 use ferry_proto::{CallbackUrl, FunctionRef, Name, QueueRequest};
 use ferry_runtime::callback_guard::CallbackGuard;
-use http::header::{CONTENT_LENGTH, HOST, LOCATION};
+use http::header::{HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
 
 use crate::Gateway;
 use crate::call_id::{self, CallId};
 use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, CALLBACK_URL, START_TIME};
+use crate::limits::BodyLimit;
 use crate::path::FunctionPath;
 use crate::status::Written;
 
@@ -111,10 +113,9 @@ async fn queue(
         .map_err(|e| GatewayError::invalid_name(path.function, e))?;
     let call_id = id.insert(call_id::resolve(&parts.headers, &f)?).clone();
     let callback_url = callback_url(&parts.headers, &gateway.config.callback_guard)?;
-    let limit = gateway.config.max_async_body;
-    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
-        return Err(GatewayError::BodyTooLarge { limit });
-    }
+    let config = &gateway.config;
+    let limit = BodyLimit::new(config.max_async_body, "max_async_body", config.read_timeout);
+    limit.check(&body)?;
     let function = gateway.invoker.functions.get(path.function).await?;
     *found = Some(f.to_string());
     gateway.queue.check_connected()?;
@@ -125,7 +126,7 @@ async fn queue(
         );
         return Ok(DUPLICATE);
     }
-    let body = read_body(body, limit).await?;
+    let body = read_body(body, &limit).await?;
 
     // The replayed call travels on another connection: this one's hop-by-hop headers
     // (including any named in `Connection`) are not part of it.
@@ -293,23 +294,12 @@ fn callback_url(
     Ok(Some(CallbackUrl::new(url)))
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    match Limited::new(body, limit).collect().await {
+/// The whole body, within `limit` (`413` once it grows past it, `408` when it stalls).
+async fn read_body(body: Body, limit: &BodyLimit) -> Result<Bytes, GatewayError> {
+    let (body, watch) = limit.guard(body);
+    match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::BodyTooLarge { limit })
-        }
-        Err(e) => Err(GatewayError::BadBody(e.to_string())),
+        Err(e) => Err(watch.or(GatewayError::BadBody(e.to_string()))),
     }
 }
 
@@ -395,8 +385,16 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused_while_read() {
-        assert_eq!(read_body(Body::from("12345"), 5).await.unwrap(), "12345");
-        let err = read_body(Body::from("123456"), 5).await.unwrap_err();
+        let limit = BodyLimit::new(5, "max_async_body", Duration::from_secs(5));
+        assert_eq!(
+            read_body(Body::from("12345"), &limit).await.unwrap(),
+            "12345"
+        );
+        let chunked = Body::from_stream(futures_util::stream::iter(
+            ["123", "456"].map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+        ));
+        let err = read_body(chunked, &limit).await.unwrap_err();
         assert_eq!(err.status(), 413);
+        assert!(err.to_string().contains("max_async_body"), "{err}");
     }
 }

@@ -14,7 +14,10 @@
 //! | anything else | `404` JSON |
 //!
 //! With `basic_auth` on, the `auth::require` layer answers `401` on `/system/*` without the
-//! credentials before any route runs.
+//! credentials before any route runs. Every route but `/healthz` and `/metrics` counts
+//! toward `max_concurrent_requests` (tower's global concurrency limit, from the request until
+//! its response starts); one past it is shed at once with `503` and `Retry-After: 1`, so a
+//! flood cannot pile up waiting requests.
 
 pub(crate) mod async_calls;
 pub(crate) mod async_invoke;
@@ -26,16 +29,27 @@ pub(crate) mod system;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::{BoxError, Router};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::error::Overloaded;
 
 use crate::Gateway;
 use crate::error::GatewayError;
 
 /// All routes on `gateway`.
 pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
+    let limit = gateway.config.max_concurrent_requests;
+    let cap = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |error: BoxError| async move {
+            shed(&error, limit)
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limit));
     Router::new()
         .route("/function", any(invoke::invoke))
         .route("/function/", any(invoke::invoke))
@@ -75,6 +89,8 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
             get(system::info).fallback(system::forward),
         )
         .route("/system/{*rest}", any(system::forward))
+        // Only the routes above are capped.
+        .layer(cap)
         .route(ferry_proto::routes::HEALTHZ, get(health::healthz))
         .route(ferry_proto::routes::METRICS, get(metrics::render))
         .fallback(not_found)
@@ -84,6 +100,15 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
             crate::auth::require,
         ))
         .with_state(gateway)
+}
+
+/// The answer to a request the concurrency cap refused.
+fn shed(error: &BoxError, limit: usize) -> GatewayError {
+    if error.is::<Overloaded>() {
+        GatewayError::Overloaded { limit }
+    } else {
+        GatewayError::Internal(format!("concurrency limit: {error}"))
+    }
 }
 
 async fn not_found(uri: Uri) -> GatewayError {

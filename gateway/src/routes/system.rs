@@ -1,5 +1,6 @@
 //! `/system/*`: the faas-provider API, forwarded to `functions_provider_url` (method, path,
-//! query, headers minus hop-by-hop ones, body streamed both ways). With `basic_auth` on, the
+//! query, headers minus hop-by-hop ones, body streamed both ways, at most `max_request_body`
+//! bytes: `413`). With `basic_auth` on, the
 //! caller's `Authorization` (checked by `auth::require` before this runs) is replaced by the
 //! gateway's own credentials. Three `GET`s are the gateway's own on top of the provider's
 //! answer:
@@ -31,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::Gateway;
 use crate::error::GatewayError;
+use crate::limits::BodyLimit;
 use ferry_invoke::client::{self, SendError};
 
 use crate::proxy;
@@ -155,11 +157,21 @@ fn set_count(function: &mut Value, counts: &HashMap<String, u64>) {
     fields.insert("invocationCount".into(), Value::from(count));
 }
 
-/// Sends `req` to the provider, unchanged but for hop-by-hop headers.
+/// Sends `req` to the provider, unchanged but for hop-by-hop headers; its body within
+/// `max_request_body` and `read_timeout` ([`BodyLimit`]: `413` up front, nothing sent, when
+/// `Content-Length` is over it).
 async fn send(gateway: &Gateway, req: Request) -> Result<http::Response<Incoming>, GatewayError> {
     let client = proxy::client_addr(&req);
     let (mut parts, body) = req.into_parts();
-    let provider = &gateway.config.invoke.provider_url;
+    let config = &gateway.config;
+    let limit = BodyLimit::new(
+        config.max_request_body,
+        "max_request_body",
+        config.read_timeout,
+    );
+    limit.check(&body)?;
+    let (body, watch) = limit.guard(body);
+    let provider = &config.invoke.provider_url;
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = provider
         .uri(path_and_query)
@@ -172,15 +184,17 @@ async fn send(gateway: &Gateway, req: Request) -> Result<http::Response<Incoming
     }
     let timeout = gateway.config.upstream_timeout;
     let upstream = http::Request::from_parts(parts, body);
-    match client::send(&gateway.invoker.client, upstream, Instant::now() + timeout).await {
-        Ok(response) => Ok(response),
-        Err(SendError::Timeout) => Err(GatewayError::Provider(format!(
-            "{provider} did not answer within {timeout:?}"
-        ))),
-        Err(SendError::NotSent(reason) | SendError::Failed(reason)) => Err(GatewayError::Provider(
-            format!("cannot reach {provider}: {reason}"),
-        )),
-    }
+    let sent = client::send(&gateway.invoker.client, upstream, Instant::now() + timeout).await;
+    sent.map_err(|error| {
+        watch.or(match error {
+            SendError::Timeout => {
+                GatewayError::Provider(format!("{provider} did not answer within {timeout:?}"))
+            }
+            SendError::NotSent(reason) | SendError::Failed(reason) => {
+                GatewayError::Provider(format!("cannot reach {provider}: {reason}"))
+            }
+        })
+    })
 }
 
 /// The whole body of a provider answer (at most [`MAX_REWRITTEN_BODY`]).

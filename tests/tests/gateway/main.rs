@@ -4,13 +4,16 @@
 //! One file per topic: `sync` (proxying to replicas, errors, timeouts, graceful stop),
 //! `async_submit` (calls stored before the 202, refusals, NATS down and back),
 //! `callback_guard` (callback destinations refused at submission), `startup`
-//! (starting without NATS, provider gone), `status` (call status, cancel, idempotency) and
-//! `dead_letters` (list, inspect, redrive, delete); shared helpers in `common`.
+//! (starting without NATS, provider gone), `status` (call status, cancel, idempotency),
+//! `dead_letters` (list, inspect, redrive, delete) and `limits` (body sizes, read timeouts,
+//! slow clients, the concurrency cap; against a stand-in provider); shared helpers in
+//! `common`.
 
 mod async_submit;
 mod callback_guard;
 mod common;
 mod dead_letters;
+mod limits;
 mod startup;
 mod status;
 mod sync;

@@ -1,6 +1,7 @@
 # ferry — build, test and run.
 #
-#   make up       build everything and start the platform with docker compose (compose.yaml)
+#   make up       build everything and start the platform with docker compose (compose.yaml);
+#                 make up TLS=1: the gateway serves HTTPS with a self-signed certificate
 #   make down     stop it (data is kept); make credentials prints the gateway's basic auth
 #   make test     every test (unit, watchdog, end-to-end against real NATS and Docker)
 #   make deps     install what the tests, `make up` and `make bench` need (deploy/deps.sh);
@@ -51,9 +52,11 @@ static:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) $(SERVICE_BINS)
 
 # The platform in docker compose: stage, build the images, start, wait for the gateway.
-# deploy/compose.sh runs `docker compose` or `docker-compose` on compose.yaml.
+# deploy/compose.sh runs `docker compose` or `docker-compose` on compose.yaml (and, with
+# TLS=1 or FERRY_TLS=1, deploy/compose.tls.yaml: HTTPS on the gateway).
+TLS ?= $(FERRY_TLS)
 up: deps static
-	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/up.sh
+	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_TLS=$(TLS) deploy/up.sh
 
 down:
 	deploy/compose.sh down

@@ -3,6 +3,7 @@
 # run on ferry's compose.yaml from the repository root: `deploy/compose.sh ps`,
 # `deploy/compose.sh logs -f gateway`, ... Variables are those of compose.yaml; a relative
 # FERRY_DATA_DIR is made absolute (it is mounted at the same path inside the provider).
+# FERRY_TLS=1 (true, yes, on) adds deploy/compose.tls.yaml: HTTPS on the gateway.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,5 +23,12 @@ if [ -n "${FERRY_DATA_DIR:-}" ] && [ "${FERRY_DATA_DIR#/}" = "$FERRY_DATA_DIR" ]
   export FERRY_DATA_DIR
 fi
 
+files=(-f "$repo/compose.yaml")
+case "$(printf '%s' "${FERRY_TLS:-}" | tr '[:upper:]' '[:lower:]')" in
+  1|true|yes|on) files+=(-f "$repo/deploy/compose.tls.yaml") ;;
+  ""|0|false|no|off) ;;
+  *) echo "compose.sh: FERRY_TLS=$FERRY_TLS is not valid: use 1 (HTTPS) or 0" >&2; exit 64 ;;
+esac
+
 cd "$repo"
-exec "${compose[@]}" --project-directory "$repo" -f "$repo/compose.yaml" "$@"
+exec "${compose[@]}" --project-directory "$repo" "${files[@]}" "$@"

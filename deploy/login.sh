@@ -6,12 +6,13 @@
 # The file is faas-cli's: `$OPENFAAS_CONFIG/config.yml`, else `~/.openfaas/config.yml` (folder
 # 0700, file 0600), one entry per gateway URL under `auths:` with `auth: basic` and
 # `token: base64(user:password)`. An entry for the same gateway URL is replaced, the others are
-# kept. The gateway URL is `http://127.0.0.1:$FERRY_GATEWAY_PORT` (8080), or the first argument:
+# kept. The gateway URL is `http://127.0.0.1:$FERRY_GATEWAY_PORT` (8080), `https://...` when the
+# gateway serves HTTPS (`make up TLS=1`), or the first argument:
 #   deploy/login.sh http://gateway.example:8080
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-gateway=${1:-http://127.0.0.1:${FERRY_GATEWAY_PORT:-8080}}
+gateway=${1:-$("$repo/deploy/credentials.sh" --url)}
 gateway=${gateway%/}
 case "$gateway" in
   http://*|https://*) ;;
@@ -47,3 +48,7 @@ chmod 600 "$tmp"
 mv "$tmp" "$file"
 trap - EXIT
 echo "login: credentials for $gateway saved in $file (as faas-cli login does)"
+case "$gateway" in
+  https://*) echo "login: HTTPS with a self-signed certificate (make up TLS=1): give faas-cli" \
+    "--tls-no-verify; deploy/credentials.sh --cert prints it for curl --cacert" ;;
+esac

@@ -114,6 +114,7 @@ tar -C "$root/usr/share/prometheus/web" --dereference \
 rm -rf "$out/prometheus/web"
 mv "$out/prometheus/web.new" "$out/prometheus/web"
 put "$repo/deploy/prometheus/prometheus.yml" "$out/prometheus/prometheus.yml"
+put "$repo/deploy/prometheus/prometheus-tls.yml" "$out/prometheus/prometheus-tls.yml"
 log "prometheus: $("$root/usr/bin/prometheus" --version 2>&1 | head -1)"
 
 log "build contexts ready in $out"

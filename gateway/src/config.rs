@@ -10,6 +10,8 @@ use ferry_runtime::env::{self, Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
 use ferry_runtime::listen::{self, Exposure};
 
+use crate::tls::TlsSettings;
+
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8080;
 /// `upstream_timeout` default.
@@ -110,6 +112,10 @@ pub struct Config {
     /// IP literal or a name listed as denied gets `400`; the queue-worker checks every
     /// address a name resolves to (set the same lists there).
     pub callback_guard: CallbackGuard,
+    /// `tls_cert_file` and `tls_key_file` (both or neither), `tls_reload_interval` (`5s`),
+    /// `tls_self_signed` (`false`), `tls_self_signed_hosts`: HTTPS (HTTP/2 and HTTP/1.1)
+    /// instead of plain HTTP/1.1 on `port` ([`crate::tls`]); `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Config {
@@ -140,6 +146,7 @@ impl Config {
             publish_timeout: positive("publish_timeout", DEFAULT_PUBLISH_TIMEOUT)?,
             auth: AuthConfig::from_env(e)?,
             callback_guard: CallbackGuard::from_env(e)?,
+            tls: TlsSettings::from_env(e)?,
         })
     }
 }
@@ -200,6 +207,7 @@ mod tests {
             c.auth.secret_mount_path,
             std::path::PathBuf::from("/run/secrets")
         );
+        assert_eq!(c.tls, None, "plain HTTP");
     }
 
     #[test]
@@ -290,11 +298,35 @@ mod tests {
             ("basic_auth", "sometimes"),
             ("callback_deny", "10.0.0.0/99"),
             ("callback_allow", "http://x"),
+            ("tls_self_signed", "perhaps"),
+            ("tls_reload_interval", "now and then"),
         ] {
             let e: HashMap<&str, &str> = [(name, value)].into();
             let err = Config::from_env(&e).expect_err(value);
             assert_eq!(err.name, name, "{err}");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        let both: HashMap<&str, &str> = [
+            ("tls_cert_file", "/etc/ferry/tls.crt"),
+            ("tls_key_file", "/etc/ferry/tls.key"),
+        ]
+        .into();
+        let tls = Config::from_env(&both).unwrap().tls.expect("TLS on");
+        assert_eq!(
+            tls.cert_file,
+            std::path::PathBuf::from("/etc/ferry/tls.crt")
+        );
+        assert_eq!(tls.key_file, std::path::PathBuf::from("/etc/ferry/tls.key"));
+        assert_eq!(tls.reload_interval, Duration::from_secs(5));
+        let cert_only: HashMap<&str, &str> = [("tls_cert_file", "/etc/ferry/tls.crt")].into();
+        let err = Config::from_env(&cert_only).unwrap_err();
+        assert_eq!(err.name, "tls_key_file", "{err}");
+        let key_only: HashMap<&str, &str> = [("tls_key_file", "/etc/ferry/tls.key")].into();
+        let err = Config::from_env(&key_only).unwrap_err();
+        assert_eq!(err.name, "tls_cert_file", "{err}");
     }
 
     #[test]

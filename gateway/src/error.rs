@@ -13,6 +13,9 @@ use ferry_proto::{ErrorBody, NameError};
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, StatusCode};
 
+/// The second `WWW-Authenticate` of a `401`: API tokens are bearer tokens.
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"Restricted\"";
+
 /// Everything a request (or start-up) can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -127,9 +130,42 @@ pub enum GatewayError {
     /// NATS JetStream could not serve a call-status or dead-letter request.
     #[error("NATS JetStream unavailable: {0}")]
     Nats(String),
-    /// `/system/*` without the basic-auth credentials (`basic_auth=true`).
-    #[error("unauthorized: /system/* requires basic auth (user and password in secret_mount_path)")]
+    /// `/system/*` without the basic-auth credentials or an API token (`basic_auth=true`).
+    #[error(
+        "unauthorized: /system/* requires basic auth (user and password in secret_mount_path) \
+         or an API token (Authorization: Bearer <token>)"
+    )]
     Unauthorized,
+    /// An `Authorization` header that authenticates no one: wrong basic-auth credentials, an
+    /// unknown or revoked token, another scheme, or more than one header.
+    #[error("unauthorized: {0}")]
+    BadCredentials(&'static str),
+    /// A call to a function labelled `com.ferry.auth=required` without credentials.
+    #[error(
+        "unauthorized: function {0} requires an API token with the invoke scope \
+         (Authorization: Bearer <token>; label com.ferry.auth=required)"
+    )]
+    FunctionAuthRequired(String),
+    /// Valid credentials that do not allow this: a token without the scope, or not for the
+    /// namespace.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A request the gateway cannot read the target of (a token's request naming an invalid
+    /// namespace, a body that is not the expected JSON, a malformed token request).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// `POST /system/tokens` with a name in use.
+    #[error("a token named {0:?} exists already; delete it first or choose another name")]
+    TokenExists(String),
+    /// No token has this name.
+    #[error("no token named {0:?}")]
+    TokenNotFound(String),
+    /// `POST /system/tokens` with `basic_auth=false`.
+    #[error(
+        "API tokens need basic_auth=true: with auth off every route is open, and a token \
+         created now would become valid once auth is turned on"
+    )]
+    TokensNeedAuth,
     /// The basic-auth credentials could not be read or generated (start-up).
     #[error("basic auth credentials: {0}")]
     Credentials(#[from] ferry_runtime::auth::AuthError),
@@ -139,6 +175,10 @@ pub enum GatewayError {
     /// A bug or an unexpected condition.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The TLS certificate or key (`tls_cert_file`, `tls_key_file`) cannot be used: at
+    /// start-up, or a changed pair that is not reloaded. Names the file, never quotes it.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Serving failed (start-up or the listener).
     #[error("serving HTTP failed: {0}")]
     Io(#[from] std::io::Error),
@@ -156,16 +196,21 @@ impl GatewayError {
             | GatewayError::BadBody(_)
             | GatewayError::InvalidCallId(_)
             | GatewayError::InvalidIdempotencyKey(_)
-            | GatewayError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            | GatewayError::InvalidQuery(_)
+            | GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::Invoke(e) => invoke_status(e),
             GatewayError::MissingName
             | GatewayError::InvalidName { .. }
             | GatewayError::RouteNotFound(_)
             | GatewayError::CallNotFound(_)
-            | GatewayError::DeadLetterNotFound(_) => StatusCode::NOT_FOUND,
-            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            | GatewayError::DeadLetterNotFound(_)
+            | GatewayError::TokenNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::Unauthorized
+            | GatewayError::BadCredentials(_)
+            | GatewayError::FunctionAuthRequired(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden(_) | GatewayError::TokensNeedAuth => StatusCode::FORBIDDEN,
             GatewayError::RequestBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::Conflict(_) => StatusCode::CONFLICT,
+            GatewayError::Conflict(_) | GatewayError::TokenExists(_) => StatusCode::CONFLICT,
             GatewayError::BodyTooLarge { .. } | GatewayError::PayloadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -176,6 +221,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal(_)
             | GatewayError::Io(_)
+            | GatewayError::Tls(_)
             | GatewayError::NatsConnect(_)
             | GatewayError::Credentials(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -238,11 +284,13 @@ impl IntoResponse for GatewayError {
         ) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if matches!(self, GatewayError::Unauthorized) {
+        if status == StatusCode::UNAUTHORIZED {
+            // Basic first: clients that read one challenge see OpenFaaS' own.
             headers.insert(
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static(ferry_runtime::auth::CHALLENGE),
             );
+            headers.append(WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
         }
         response
     }
@@ -299,6 +347,16 @@ mod tests {
             (GatewayError::DeadLetterNotFound("c".into()), 404),
             (GatewayError::Conflict("running".into()), 409),
             (GatewayError::Unauthorized, 401),
+            (
+                GatewayError::BadCredentials("unknown or revoked API token"),
+                401,
+            ),
+            (GatewayError::FunctionAuthRequired(f()), 401),
+            (GatewayError::Forbidden("no deploy scope".into()), 403),
+            (GatewayError::TokensNeedAuth, 403),
+            (GatewayError::InvalidRequest("namespace".into()), 400),
+            (GatewayError::TokenExists("ci".into()), 409),
+            (GatewayError::TokenNotFound("ci".into()), 404),
             (GatewayError::Nats("down".into()), 503),
             (
                 GatewayError::BodyTooLarge {
@@ -367,11 +425,24 @@ mod tests {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "1");
 
-        let response = GatewayError::Unauthorized.into_response();
-        assert_eq!(response.status(), 401);
-        assert_eq!(
-            response.headers()[WWW_AUTHENTICATE],
-            "Basic realm=\"Restricted\""
-        );
+        for error in [
+            GatewayError::Unauthorized,
+            GatewayError::BadCredentials("wrong"),
+            GatewayError::FunctionAuthRequired("echo.openfaas-fn".into()),
+        ] {
+            let response = error.into_response();
+            assert_eq!(response.status(), 401);
+            let challenges: Vec<_> = response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .collect();
+            assert_eq!(
+                challenges,
+                ["Basic realm=\"Restricted\"", "Bearer realm=\"Restricted\""]
+            );
+        }
+        let response = GatewayError::Forbidden("no".into()).into_response();
+        assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
     }
 }

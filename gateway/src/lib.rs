@@ -86,10 +86,22 @@
 //!   credentials in `basic-auth-user` and `basic-auth-password` of `secret_mount_path`
 //!   (generated on first start if absent: user `admin`, a random password, mode `0600`), else
 //!   `401` with `WWW-Authenticate: Basic realm="Restricted"`; `/function/*`,
-//!   `/async-function/*`, `/healthz` and `/metrics` stay open. The gateway sends the same
+//!   `/async-function/*` (but for functions labelled `com.ferry.auth=required`), `/healthz`
+//!   and `/metrics` stay open. The gateway sends the same
 //!   credentials to the provider on every call, replacing the caller's `Authorization` on
 //!   forwarded `/system/*` requests. The log says whether auth is on and where the
 //!   credentials came from, never their values.
+//!
+//! - **API tokens** (with `basic_auth=true`): `Authorization: Bearer <token>` with scopes
+//!   `admin`, `deploy`, `invoke`, `read` limited to namespaces, managed by the admin at
+//!   `/system/tokens` (`201` shows the token once; `GET` lists without secrets; `DELETE`
+//!   revokes). Tokens are stored as SHA-256 hashes in the JetStream bucket `ferry-tokens` and
+//!   followed by a watch on every gateway (revocation reaches all of them at once). Every
+//!   `/system` route needs a scope in the namespaces the request names, wherever it names
+//!   them (`access::rules` has the table); functions labelled `com.ferry.auth=required` need
+//!   `invoke` in their namespace (`401` without credentials, `403` with the wrong ones), the
+//!   rest stay open. Basic auth counts as `admin`. With `basic_auth=false` nothing is checked
+//!   and tokens cannot be created.
 //!
 //! - **Request limits** (`limits`, `server`): request bodies are checked against their
 //!   route's size limit (`max_sync_body`, `max_request_body`, `max_async_body`) by
@@ -99,6 +111,12 @@
 //!   idle keep-alive connection) is closed. At most `max_connections` connections are open
 //!   (more wait in the listen backlog) and `max_concurrent_requests` requests handled (more
 //!   are answered `503` with `Retry-After: 1`; `/healthz` and `/metrics` exempt).
+//!
+//! - **TLS** (`tls`, `server`): with `tls_cert_file` and `tls_key_file` the port serves HTTPS
+//!   only, HTTP/2 or HTTP/1.1 as the client's ALPN picks, with the same limits (a handshake,
+//!   and an HTTP/2 connection without a request in flight, get `read_header_timeout`). The
+//!   files are read again every `tls_reload_interval`: a changed valid pair is served to new
+//!   connections, an invalid one is logged and the current pair kept.
 //!
 //! The gateway starts even when NATS is down: the client reconnects in the background and a
 //! task creates the calls stream, the dead-letter stream and the status bucket as soon as it
@@ -130,24 +148,35 @@
 //! | `endpoint_cache_ttl` | `1s` | how long a function's replica list is used before it is refreshed (in the background) |
 //! | `endpoint_max_stale` | `5s` | oldest a replica list may be and still be used while it is refreshed; an older one is fetched before the call (at or below `endpoint_cache_ttl`: never use an outdated list) |
 //! | `max_retry_body` | `65536` (64 KiB) | largest sync request body (`Content-Length` known up front) read before the call so that it can be retried on another replica when it never reached the first; accepts `64KiB`; `0` = retry only calls without a body |
-//! | `function_cache_ttl` | `5s` | how long the async path remembers that a function exists (and its queue) |
+//! | `function_cache_ttl` | `5s` | how long the gateway remembers that a function exists, its queue, and whether its calls need a token (`com.ferry.auth`) |
 //! | `provider_timeout` | `5s` | timeout of the gateway's own provider look-ups (endpoints, status, health, scaling) |
 //! | `scale_from_zero` | `true` | hold calls to a function without a ready replica until one is ready, scaling it up from zero replicas first (once, to `max(com.openfaas.scale.min, 1)`); `false`: `503` at once |
 //! | `scale_from_zero_timeout` | `30s` | longest a call is held waiting for a ready replica (`503` past it); not counted in `upstream_timeout` |
-//! | `basic_auth` | `false` (`true` in compose) | require basic auth on `/system/*`; the same credentials are sent to the provider |
+//! | `basic_auth` | `false` (`true` in compose) | require basic auth (or an API token) on `/system/*` and enforce `com.ferry.auth=required`; the basic-auth credentials are sent to the provider |
 //! | `secret_mount_path` | `/run/secrets` | folder of `basic-auth-user` and `basic-auth-password`, generated on first start if absent (with `callback-signing-key` for the workers) |
 //! | `callback_deny` | empty | more destinations `X-Callback-Url` may not point to (`400`): host names, `*.domain` patterns, IP addresses, CIDRs, comma-separated; on top of the built-in link-local, cloud metadata, unspecified and multicast ones |
 //! | `callback_allow` | empty | destinations allowed despite `callback_deny` or a built-in range (never a cloud metadata endpoint) |
+//! | `tls_cert_file`, `tls_key_file` | unset | PEM certificate chain and key (both or neither): the port serves HTTPS only, HTTP/2 and HTTP/1.1 by ALPN ([`tls`]) |
+//! | `tls_reload_interval` | `5s` | how often the two files are read again; a changed valid pair is served to new connections, an invalid one logged and ignored; `0` = never |
+//! | `tls_self_signed` | `false` | write a self-signed pair on first start if neither file exists (unset paths: `tls.crt`, `tls.key` in `secret_mount_path`) |
+//! | `tls_self_signed_hosts` | `localhost,127.0.0.1,::1` | DNS names and IP addresses of that certificate |
 //! | `log_format` | `text` | `text` or `json`; `RUST_LOG` filters (default `info`) |
 //!
 //! # Layout
 //!
 //! - [`config`]: environment variables and defaults;
 //! - [`error`]: [`GatewayError`], its HTTP statuses and JSON body, in one place;
-//! - `auth`: basic auth of `/system/*` (loading the credentials, the middleware);
+//! - `auth`: the credentials and the middleware that authenticates and authorizes every
+//!   request before routing;
+//! - `access`: who a request comes from (`Access`), what each route needs (`rules`), the
+//!   namespaces a request names (`target`);
+//! - `tokens`: API tokens: the bucket, the watch and the in-memory map by hash;
 //! - `routes`: the router and one file per route family (`invoke`, `async_invoke`,
-//!   `async_calls`, `dead_letters`, `system`, `health`, `metrics`);
+//!   `async_calls`, `dead_letters`, `system`, `tokens`, `health`, `metrics`);
 //! - `server`: the accept loop: `max_connections`, `read_header_timeout`, graceful shutdown;
+//!   HTTP/1.1, or with TLS HTTP/2 and HTTP/1.1 by ALPN;
+//! - [`tls`]: HTTPS settings, the certificate and key (checked, reloaded when the files change,
+//!   or self-signed), `--healthcheck` over TLS;
 //! - `limits`: request body size limits and `read_timeout`, one guard for every route;
 //! - `proxy`: forwarding a request upstream and streaming the response back;
 //! - `replay`: which sync calls may be sent to another replica, and their bodies kept for it;
@@ -163,6 +192,7 @@
 //! - `dead_letters`: paging through and looking up dead letters;
 //! - `redrive`: putting dead letters back on their queue.
 
+mod access;
 mod auth;
 mod call_id;
 pub mod config;
@@ -181,6 +211,8 @@ mod server;
 mod status;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
+mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -210,6 +242,8 @@ struct Gateway {
     metrics: Arc<Metrics>,
     /// The basic-auth credentials `/system/*` requires (`basic_auth`), else `None`.
     credentials: Option<ferry_runtime::auth::Credentials>,
+    /// The API tokens, kept in step with their bucket.
+    tokens: tokens::TokenStore,
 }
 
 /// Connects to NATS (in the background if it is down), serves the gateway on `listener`
@@ -220,7 +254,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
     let credentials = auth::load(&config.auth)?;
+    let tls = config.tls.as_ref().map(tls::Tls::start).transpose()?;
     let nats = ferry_runtime::jetstream::connect(&config.nats.url, "ferry-gateway").await?;
+    let tokens = tokens::TokenStore::new(nats.clone(), &config.nats);
     let queue = Queue::new(nats, &config.nats, config.publish_timeout);
     let metrics = Arc::new(Metrics::default());
     let invoker = Invoker::new(
@@ -234,6 +270,7 @@ pub async fn run(
         queue: queue.clone(),
         metrics,
         credentials,
+        tokens: tokens.clone(),
         config,
     });
 
@@ -241,9 +278,15 @@ pub async fn run(
     let tasks = TaskTracker::new();
     tasks.spawn(queue.keep_stream(cancel.clone()));
     tasks.spawn(sweep(gateway.clone(), cancel.clone()));
+    tasks.spawn(tokens.keep_watching(cancel.clone()));
+    let acceptor = tls.as_ref().map(tls::Tls::acceptor);
+    if let Some(tls) = tls {
+        tasks.spawn(tls.keep_reloading(cancel.clone()));
+    }
 
     tracing::info!(
         address = %listener.local_addr()?,
+        https = acceptor.is_some(),
         provider = %gateway.config.invoke.provider_url,
         nats = %ferry_runtime::redact::url(&gateway.config.nats.url),
         "gateway listening"
@@ -259,6 +302,7 @@ pub async fn run(
         app,
         max_connections,
         read_header_timeout,
+        acceptor,
         shutdown,
     )
     .await;

@@ -50,13 +50,31 @@ Environment (defaults in brackets):
   secret_mount_path       folder of basic-auth-user and basic-auth-password, generated on
                           first start if absent (user admin, random password), with
                           callback-signing-key for the workers [/run/secrets]
+  tls_cert_file           PEM certificate chain: serve HTTPS only (HTTP/2 and HTTP/1.1
+                          by ALPN) on port; needs tls_key_file [unset: plain HTTP]
+  tls_key_file            PEM private key of tls_cert_file [unset]
+  tls_reload_interval     how often both files are read again; a changed valid pair is
+                          served to new connections, a broken one logged and ignored;
+                          0 = never [5s]
+  tls_self_signed         write a self-signed pair on first start if none exists, at
+                          tls_cert_file/tls_key_file or secret_mount_path/tls.crt, tls.key
+                          [false]
+  tls_self_signed_hosts   DNS names and IP addresses of that certificate
+                          [localhost,127.0.0.1,::1]
   log_format              text | json [text]; RUST_LOG filters [info]
 
-Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200).
+Flags: --help, --version, --healthcheck (exit 0 if GET /healthz on port answers 200, over
+HTTPS when TLS is on).
 ";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Serving HTTPS, the health check speaks TLS; plain HTTP is the shared check's.
+    if std::env::args().skip(1).any(|a| a == "--healthcheck") {
+        if let Some(code) = ferry_gateway::tls::healthcheck(&ferry_runtime::env::ProcessEnv) {
+            return code;
+        }
+    }
     let service = Service {
         name: "gateway",
         version: env!("CARGO_PKG_VERSION"),

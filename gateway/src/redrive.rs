@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use ferry_proto::calls::{CallStatus, DeadLetter};
 use ferry_proto::jetstream::{call_subject, valid_queue_name};
+use ferry_proto::token::Scope;
 use ferry_proto::{FunctionRef, Name};
 use futures_util::StreamExt as _;
 
 use crate::Gateway;
+use crate::access::Access;
 use crate::dead_letters::{DeadLetters, function_filter};
 use crate::error::GatewayError;
 use crate::queue::Queue;
@@ -30,9 +32,14 @@ use crate::status::{self, MAX_CAS_ATTEMPTS, Record, StatusStore, Written};
 /// Dead letters redriven at once by a redrive-all.
 const CONCURRENCY: usize = 16;
 
-/// Redrives the dead letter of `call_id`; the call's new status. Runs as a task of its own,
-/// so that a client going away cannot stop it half-way.
-pub(crate) async fn one(gateway: &Gateway, call_id: &str) -> Result<CallStatus, GatewayError> {
+/// Redrives the dead letter of `call_id` if `access` may invoke in its function's namespace
+/// (`403`); the call's new status. Runs as a task of its own, so that a client going away
+/// cannot stop it half-way.
+pub(crate) async fn one(
+    gateway: &Gateway,
+    access: Access,
+    call_id: &str,
+) -> Result<CallStatus, GatewayError> {
     let target = Redrive::new(gateway).await?;
     let call_id = call_id.to_string();
     let task = tokio::spawn(async move {
@@ -42,6 +49,7 @@ pub(crate) async fn one(gateway: &Gateway, call_id: &str) -> Result<CallStatus, 
             .find(&call_id, record.as_ref().map(|r| &r.status))
             .await?
             .ok_or_else(|| GatewayError::DeadLetterNotFound(call_id.clone()))?;
+        access.demand_function(Scope::Invoke, &letter.function)?;
         target.run(record, sequence, letter).await
     });
     task.await

@@ -1,54 +1,74 @@
-//! Accepting and serving the gateway's client connections (HTTP/1.1, one request at a time
-//! per connection), with the limits that protect the process itself:
+//! Accepting and serving the gateway's client connections, with the limits that protect the
+//! process itself. Plain HTTP/1.1 (one request at a time per connection), or, with TLS on
+//! (`tls`), HTTPS: HTTP/2 when the client picks `h2` by ALPN, HTTP/1.1 otherwise.
 //!
-//! - **`max_connections`**: each open connection holds a slot; with none free the gateway
-//!   stops accepting, so new connections wait in the kernel's listen backlog (as Go's
-//!   `netutil.LimitListener` does) until one closes, rather than being accepted and dropped.
-//!   A warning is logged, at most once a minute, while that happens.
-//! - **`read_header_timeout`** (hyper's `header_read_timeout`): a connection that has not
-//!   sent a request's complete headers this long after it opened, or after its previous
-//!   response, is closed without an answer. This ends slow-loris clients (headers sent byte
-//!   by byte) and idle keep-alive connections alike, so slots come back.
-//! - the client's address is recorded for `X-Forwarded-For` (as axum's `ConnectInfo`).
+//! - **`max_connections`**: each open connection holds a slot (from the moment it is
+//!   accepted, TLS handshake included); with none free the gateway stops accepting, so new
+//!   connections wait in the kernel's listen backlog (as Go's `netutil.LimitListener` does)
+//!   until one closes, rather than being accepted and dropped. A warning is logged, at most
+//!   once a minute, while that happens.
+//! - **`read_header_timeout`**: an HTTP/1.1 connection that has not sent a request's
+//!   complete headers this long after it opened, or after its previous response (hyper's
+//!   `header_read_timeout`), is closed without an answer. This ends slow-loris clients
+//!   (headers sent byte by byte) and idle keep-alive connections alike, so slots come back.
+//!   The same time bounds a TLS handshake, and an HTTP/2 connection without a request in
+//!   flight (one whose client sends nothing, or headers that never complete, or that just
+//!   stays idle): it gets a `GOAWAY`, and is dropped if it is still open, still without a
+//!   request, that long after.
+//! - the client's address is recorded for `X-Forwarded-For` (as axum's `ConnectInfo`). An
+//!   HTTP/2 request reaches the routes as an HTTP/1.1 one would: its `:authority` as the
+//!   `Host` header, its URI as path and query.
 //!
-//! On shutdown the listener is closed at once, idle connections are closed and busy ones
-//! finish their request (hyper's graceful shutdown) before [`serve`] returns.
+//! On shutdown the listener is closed at once, and every connection is shut down
+//! gracefully: idle ones close, busy ones finish their requests (an HTTP/2 connection gets a
+//! `GOAWAY`), and handshakes in progress are dropped, before [`serve`] returns.
 
+use std::convert::Infallible;
+use std::fmt::Display;
 use std::future::Future;
-use std::pin::pin;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use http::Request;
+use http::header::HOST;
+use http::{HeaderValue, Request, Uri};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::rt::{Read, Write};
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
+
+mod busy;
+
+use busy::{Busy, Tracked};
 
 /// How often the "connection limit reached" warning may be logged.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then waits for the open
-/// connections to finish (see the module documentation for the limits).
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
+/// then waits for the open connections to finish (see the module documentation for the
+/// limits).
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     max_connections: usize,
     read_header_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
-    let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(read_header_timeout);
+    let connections = TaskTracker::new();
+    let served = Arc::new(Served::new(router, read_header_timeout, tls));
     let mut shutdown = pin!(shutdown);
     let mut warned: Option<Instant> = None;
     loop {
@@ -81,21 +101,16 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let router = router.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(client));
-            router.clone().oneshot(req)
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%client, %error, "connection ended with an error");
-            }
+        let served = served.clone();
+        connections.spawn(async move {
+            served.connection(stream, client).await;
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    served.stop.cancel();
+    connections.close();
+    connections.wait().await;
 }
 
 /// After a failed `accept`: a connection that went away before it was accepted is nothing;
@@ -113,118 +128,166 @@ async fn accept_failed(error: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
+/// What every connection is served with.
+struct Served {
+    router: Router,
+    read_header_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+    /// Cancelled on shutdown: every connection then shuts down gracefully.
+    stop: CancellationToken,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
 
-    use axum::routing::get;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpStream;
-    use tokio::sync::oneshot;
-
-    use super::*;
-
-    const REQUEST: &[u8] = b"GET /who HTTP/1.1\r\nHost: gw\r\n\r\n";
-
-    /// `serve` on a loopback port with a route answering the client's address.
-    async fn start(
-        max_connections: usize,
-        header_timeout: Duration,
-    ) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let router = Router::new().route(
-            "/who",
-            get(|ConnectInfo(client): ConnectInfo<SocketAddr>| async move { client.to_string() }),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(serve(
-            listener,
+impl Served {
+    fn new(router: Router, read_header_timeout: Duration, tls: Option<TlsAcceptor>) -> Served {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_header_timeout);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
+        Served {
             router,
-            max_connections,
-            header_timeout,
+            read_header_timeout,
+            tls,
+            stop: CancellationToken::new(),
+            http1,
+            http2,
+        }
+    }
+
+    /// Serves one accepted connection until it closes.
+    async fn connection(&self, stream: TcpStream, client: SocketAddr) {
+        let Some(tls) = &self.tls else {
+            return self.http1(TokioIo::new(stream), client).await;
+        };
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(self.read_header_timeout, tls.accept(stream)) => done,
+            () = self.stop.cancelled() => return,
+        };
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%client, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%client, timeout = ?self.read_header_timeout, "TLS handshake timed out");
+                return;
+            }
+        };
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            self.http2(TokioIo::new(stream), client).await
+        } else {
+            self.http1(TokioIo::new(stream), client).await
+        }
+    }
+
+    async fn http1<I>(&self, io: I, client: SocketAddr)
+    where
+        I: Read + Write + Unpin + Send + 'static,
+    {
+        let router = self.router.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(client));
+            router.clone().oneshot(req)
+        });
+        let connection = self.http1.serve_connection(io, service);
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            &self.stop,
+            None,
+            client,
+        )
+        .await
+    }
+
+    async fn http2<I>(&self, io: I, client: SocketAddr)
+    where
+        I: Read + Write + Unpin + Send + 'static,
+    {
+        let (busy, requests) = watch::channel(0usize);
+        let router = self.router.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            let busy = Busy::start(&busy);
+            origin_form(&mut req);
+            req.extensions_mut().insert(ConnectInfo(client));
+            let call = router.clone().oneshot(req);
             async move {
-                let _ = stopped.await;
-            },
-        ));
-        (addr, stop, served)
-    }
-
-    /// Reads until the end of one small response (or EOF); the text read.
-    async fn response(stream: &mut TcpStream) -> String {
-        let mut buf = vec![0; 4096];
-        let n = stream.read(&mut buf).await.unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
-    #[tokio::test]
-    async fn requests_are_served_with_the_clients_address() {
-        let (addr, _stop, _) = start(10, Duration::from_secs(10)).await;
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(REQUEST).await.unwrap();
-        let answer = response(&mut stream).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.ends_with(&stream.local_addr().unwrap().to_string()),
-            "{answer}"
-        );
-    }
-
-    #[tokio::test]
-    async fn incomplete_headers_and_idle_connections_are_closed_after_the_timeout() {
-        let timeout = Duration::from_millis(300);
-        let (addr, _stop, _) = start(10, timeout).await;
-        let mut slow = TcpStream::connect(addr).await.unwrap();
-        let started = Instant::now();
-        slow.write_all(b"GET /who HTTP/1.1\r\nHost: g")
-            .await
-            .unwrap();
-        let mut buf = [0; 64];
-        assert_eq!(
-            slow.read(&mut buf).await.unwrap(),
-            0,
-            "closed without an answer"
-        );
-        let took = started.elapsed();
-        assert!(took >= timeout && took < timeout * 5, "{took:?}");
-
-        let mut idle = TcpStream::connect(addr).await.unwrap();
-        idle.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut idle).await.starts_with("HTTP/1.1 200"));
-        assert_eq!(
-            idle.read(&mut buf).await.unwrap(),
-            0,
-            "idle keep-alive closed"
-        );
-    }
-
-    #[tokio::test]
-    async fn past_max_connections_new_connections_wait_for_a_free_slot() {
-        let (addr, _stop, _) = start(1, Duration::from_secs(10)).await;
-        let mut first = TcpStream::connect(addr).await.unwrap();
-        first.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut first).await.starts_with("HTTP/1.1 200"));
-        // The second connection is not accepted while the first one stays open...
-        let mut second = TcpStream::connect(addr).await.unwrap();
-        second.write_all(REQUEST).await.unwrap();
-        let mut buf = [0; 64];
-        let waited = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
-        assert!(waited.is_err(), "served past max_connections");
-        // ...and is served once it closes.
-        drop(first);
-        assert!(response(&mut second).await.starts_with("HTTP/1.1 200"));
-    }
-
-    #[tokio::test]
-    async fn shutdown_closes_the_listener_and_idle_connections() {
-        let (addr, stop, served) = start(10, Duration::from_secs(10)).await;
-        let mut idle = TcpStream::connect(addr).await.unwrap();
-        idle.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut idle).await.starts_with("HTTP/1.1 200"));
-        stop.send(()).unwrap();
-        let mut buf = [0; 64];
-        assert_eq!(idle.read(&mut buf).await.unwrap(), 0);
-        served.await.unwrap();
-        assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+                let response = call.await?;
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, busy)))
+            }
+        });
+        let connection = self.http2.serve_connection(io, service);
+        let idle = Some((requests, self.read_header_timeout));
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            &self.stop,
+            idle,
+            client,
+        )
+        .await
     }
 }
+
+/// Runs `connection` to its end: shut down gracefully once `stop` is cancelled, or once it
+/// has had no request in flight for the `idle` time (HTTP/2), and dropped if it is idle
+/// that long again after that.
+async fn drive<C, E>(
+    connection: C,
+    graceful: impl Fn(Pin<&mut C>),
+    stop: &CancellationToken,
+    idle: Option<(watch::Receiver<usize>, Duration)>,
+    client: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let mut connection = pin!(connection);
+    let mut idle_for = pin!(busy::idle(idle.clone()));
+    let mut closing = false;
+    let ended = loop {
+        tokio::select! {
+            ended = connection.as_mut() => break ended,
+            () = stop.cancelled(), if !closing => {
+                graceful(connection.as_mut());
+                closing = true;
+            }
+            () = &mut idle_for => {
+                if closing {
+                    tracing::debug!(%client, "idle connection dropped after its GOAWAY");
+                    return;
+                }
+                graceful(connection.as_mut());
+                closing = true;
+                idle_for.set(busy::idle(idle.clone()));
+            }
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%client, %error, "connection ended with an error");
+    }
+}
+
+/// An HTTP/2 request in the shape the routes know from HTTP/1.1: `:authority` as `Host`
+/// (unless the client also sent one), the URI reduced to path and query.
+fn origin_form(req: &mut Request<Incoming>) {
+    if !req.headers().contains_key(HOST) {
+        let host = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = host {
+            req.headers_mut().insert(HOST, host);
+        }
+    }
+    if let Some(path_and_query) = req.uri().path_and_query().cloned() {
+        *req.uri_mut() = Uri::from(path_and_query);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,8 @@
 //! What the async path needs to know about a function, cached briefly: that it exists, the
-//! queue its calls go to, the annotations the queue-worker acts on, and how long one call of
-//! it may run ([`FunctionInfo::timeout`]). The gateway asks before it queues a call, the
+//! queue its calls go to, the annotations the queue-worker acts on, how long one call of
+//! it may run ([`FunctionInfo::timeout`]), and whether its calls need an API token
+//! ([`FunctionInfo::auth_required`]). The gateway asks before it queues a call (and, with
+//! `basic_auth` on, before it lets a caller without an `invoke` token call it), the
 //! queue-worker before it invokes one.
 //!
 //! Kept for `function_cache_ttl`, then refreshed in the background while still used, up to
@@ -45,6 +47,9 @@ pub struct FunctionInfo {
     /// How long one call may run, as the function says (see [`call_timeout`]); `None` when it
     /// says nothing, and `Some(Duration::ZERO)` when it sets no limit.
     pub timeout: Option<Duration>,
+    /// Whether its calls need an API token: the label (or annotation)
+    /// `com.ferry.auth=required` ([`ferry_proto::labels::AUTH`]).
+    pub auth_required: bool,
 }
 
 impl FunctionInfo {
@@ -62,6 +67,10 @@ impl FunctionInfo {
             None => DEFAULT_QUEUE.to_string(),
         };
         let timeout = call_timeout(f, &status);
+        let auth_required = [&status.labels, &status.annotations].iter().any(|m| {
+            m.get(ferry_proto::labels::AUTH).map(String::as_str)
+                == Some(ferry_proto::labels::AUTH_REQUIRED)
+        });
         let annotations = status
             .annotations
             .into_iter()
@@ -72,6 +81,7 @@ impl FunctionInfo {
             queue,
             annotations,
             timeout,
+            auth_required,
         }
     }
 }
@@ -221,6 +231,19 @@ mod tests {
         let mut labelled = status(&[], &[("exec_timeout", "10s")]);
         labelled.labels.insert(TIMEOUT.into(), "1h".into());
         assert_eq!(call_timeout(&f, &labelled), Some(s(3600)));
+    }
+
+    #[test]
+    fn auth_is_required_by_the_label_or_annotation() {
+        assert!(!info(&[]).auth_required);
+        assert!(info(&[("com.ferry.auth", "required")]).auth_required);
+        assert!(!info(&[("com.ferry.auth", "Required")]).auth_required);
+        let f = FunctionRef::parse("echo", &Name::default_namespace()).unwrap();
+        let mut status = FunctionStatus::default();
+        status
+            .labels
+            .insert("com.ferry.auth".into(), "required".into());
+        assert!(FunctionInfo::new(&f, status).auth_required);
     }
 
     #[test]

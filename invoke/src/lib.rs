@@ -77,7 +77,8 @@ pub struct Settings {
     /// is never used. Replicas the provider stopped listing are forgotten within this time.
     pub endpoint_max_stale: Duration,
     /// `function_cache_ttl` (`5s`): how long a function's settings (that it exists, its
-    /// queue, annotations and call timeout) are used before they are fetched again.
+    /// queue, annotations, call timeout, and whether its calls need an API token) are used
+    /// before they are fetched again.
     pub function_cache_ttl: Duration,
     /// `scale_from_zero` (`true`, OpenFaaS's name): a call to a function with no ready
     /// replica is held until one is ready, the function being scaled up first when it has

@@ -38,6 +38,9 @@ pub const CALLBACK_STREAM: &str = "ferry-callbacks";
 pub const CALLBACK_SUBJECT_PREFIX: &str = "ferry.callbacks";
 /// The key-value bucket of call status records, keyed by call id.
 pub const STATUS_BUCKET: &str = "ferry-call-status";
+/// The key-value bucket of the gateway's API tokens, keyed by token name (SHA-256 of each
+/// token, never the token itself).
+pub const TOKEN_BUCKET: &str = "ferry-tokens";
 
 /// `ferry.calls.<queue>.<name>.<namespace>`.
 pub fn call_subject(queue: &str, function: &FunctionRef) -> String {

@@ -50,3 +50,11 @@ pub const FERRY_INSTANCE: &str = "com.ferry.instance";
 pub const FERRY_GENERATION: &str = "com.ferry.generation";
 /// On function containers: a hash of the deployment spec the container was made from.
 pub const FERRY_SPEC_HASH: &str = "com.ferry.spec-hash";
+
+/// Label (or annotation) of a function whose calls need an API token: with the value
+/// [`AUTH_REQUIRED`], the gateway (with `basic_auth=true`) answers `/function/<name>` and
+/// `/async-function/<name>` only for a token with the `invoke` scope in the function's
+/// namespace, or the admin credentials.
+pub const AUTH: &str = "com.ferry.auth";
+/// The value of [`AUTH`] that requires a token.
+pub const AUTH_REQUIRED: &str = "required";

@@ -10,6 +10,7 @@
 //! - [`function`]: deployments, status, scaling, deletion, replica endpoints;
 //! - [`namespace`]: [`namespace::FunctionNamespace`], the body of `/system/namespace/{name}`;
 //! - [`secret`], [`info`], [`logs`]: the other provider API bodies;
+//! - [`token`]: the gateway's API tokens: scopes and the `/system/tokens` bodies;
 //! - [`queue`]: the async [`queue::QueueRequest`] message (PascalCase, Go-compatible);
 //! - [`jetstream`]: stream, subject and consumer names of the async queue;
 //! - [`calls`]: call status records and dead letters of the async path;
@@ -35,6 +36,7 @@ pub mod queue;
 pub mod routes;
 pub mod secret;
 pub mod time;
+pub mod token;
 
 pub use error::ErrorBody;
 pub use function::{

@@ -161,6 +161,32 @@ impl fmt::Display for FunctionRef {
     }
 }
 
+/// The namespace a faas-provider request acts on: `?namespace=` when it is not empty, else
+/// the body's `namespace` when it is not empty, else the default; validated as it is (not
+/// trimmed). The provider and the gateway's token checks both read requests with this, so
+/// they agree on the namespace.
+pub fn request_namespace(query: Option<&str>, body: Option<&str>) -> Result<Name, NameError> {
+    let ns = query
+        .filter(|n| !n.is_empty())
+        .or(body.filter(|n| !n.is_empty()))
+        .unwrap_or(DEFAULT_NAMESPACE);
+    Name::new(ns)
+}
+
+/// The function a faas-provider request names: `name` (or `name.namespace`) with the
+/// namespace of `?namespace=` when it is not empty, else of the body (see
+/// [`FunctionRef::resolve`]). Shared by the provider and the gateway's token checks.
+pub fn request_function(
+    name: &str,
+    query: Option<&str>,
+    body: Option<&str>,
+) -> Result<FunctionRef, NameError> {
+    let explicit = query
+        .filter(|n| !n.is_empty())
+        .or(body.filter(|n| !n.is_empty()));
+    FunctionRef::resolve(name, explicit)
+}
+
 /// Validates a secret name: letters, digits, `.`, `_` and `-`; not `.`/`..`, no `/`.
 pub fn validate_secret_name(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
@@ -231,6 +257,21 @@ mod tests {
             FunctionRef::resolve("f", Some("")).unwrap().to_string(),
             "f.openfaas-fn"
         );
+    }
+
+    #[test]
+    fn requests_take_the_query_then_the_body_then_the_default() {
+        let ns = |q, b| request_namespace(q, b).map(|n| n.to_string());
+        assert_eq!(ns(None, None).unwrap(), "openfaas-fn");
+        assert_eq!(ns(Some(""), Some("dev")).unwrap(), "dev");
+        assert_eq!(ns(Some("prod"), Some("dev")).unwrap(), "prod");
+        assert!(ns(Some(" dev"), None).is_err(), "not trimmed");
+        let f = |n, q, b| request_function(n, q, b).map(|f| f.to_string());
+        assert_eq!(f("echo", None, None).unwrap(), "echo.openfaas-fn");
+        assert_eq!(f("echo.dev", None, None).unwrap(), "echo.dev");
+        assert_eq!(f("echo", Some(""), Some("dev")).unwrap(), "echo.dev");
+        assert_eq!(f("echo", Some(" dev "), None).unwrap(), "echo.dev");
+        assert!(f("echo.dev", Some("prod"), None).is_err());
     }
 
     #[test]

@@ -198,29 +198,23 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], expected: &str) -> Ap
         .map_err(|e| ProviderError::BadRequest(format!("malformed JSON, expected {expected}: {e}")))
 }
 
-/// The namespace from `?namespace=`, else from the body, else the default; validated.
+/// The namespace from `?namespace=`, else from the body, else the default; validated
+/// ([`ferry_proto::name::request_namespace`], which the gateway's token checks use too).
 pub(crate) fn namespace_param(
     q: &HashMap<String, String>,
     body: Option<&str>,
 ) -> ApiResult<String> {
-    let ns = q
-        .get("namespace")
-        .map(String::as_str)
-        .filter(|n| !n.is_empty())
-        .or(body.filter(|n| !n.is_empty()))
-        .unwrap_or(ferry_proto::DEFAULT_NAMESPACE);
-    Ok(ferry_proto::Name::new(ns)?.to_string())
+    let query = q.get("namespace").map(String::as_str);
+    Ok(ferry_proto::name::request_namespace(query, body)?.to_string())
 }
 
+/// The function of `name` with the namespace of `?namespace=`, else of the body
+/// ([`ferry_proto::name::request_function`], which the gateway's token checks use too).
 pub(crate) fn function_ref(
     name: &str,
     q: &HashMap<String, String>,
     body_ns: Option<&str>,
 ) -> ApiResult<FunctionRef> {
-    let explicit = q
-        .get("namespace")
-        .map(String::as_str)
-        .filter(|n| !n.is_empty())
-        .or(body_ns.filter(|n| !n.is_empty()));
-    Ok(FunctionRef::resolve(name, explicit)?)
+    let query = q.get("namespace").map(String::as_str);
+    Ok(ferry_proto::name::request_function(name, query, body_ns)?)
 }

@@ -5,7 +5,7 @@
 //! `GET http://127.0.0.1:<port>/healthz` (or the address in `bind` when that is one
 //! interface, not all of them) and exiting 0 on `200`, 1 otherwise. The request is a
 //! plain blocking HTTP/1.0 exchange over a [`TcpStream`] with short timeouts: no runtime, no
-//! dependencies, no DNS.
+//! dependencies, no DNS. A gateway serving HTTPS runs the same [`exchange`] over TLS.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,10 +23,17 @@ pub fn probe(address: SocketAddr, path: &str, timeout: Duration) -> io::Result<u
     let mut stream = TcpStream::connect_timeout(&address, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    exchange(&mut stream, &address.to_string(), path)
+}
+
+/// Sends `GET <path>` (HTTP/1.0, `Host: <host>`) on a connected `stream` (plain TCP, or TLS
+/// for a gateway serving HTTPS) and reads the status code of the answer.
+pub fn exchange(stream: &mut (impl Read + Write), host: &str, path: &str) -> io::Result<u16> {
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: ferry-healthcheck\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: ferry-healthcheck\r\n\r\n"
     )?;
+    stream.flush()?;
     // Only the status line matters: "HTTP/1.x NNN reason".
     let mut head = Vec::with_capacity(64);
     let mut buf = [0u8; 256];
@@ -72,7 +79,13 @@ pub fn run(env: &impl Env, program: &str, port_var: &str, default_port: u16) -> 
         }
     };
     let address = SocketAddr::new(listen::probe_address(env), port);
-    match probe(address, "/healthz", TIMEOUT) {
+    report(program, address, probe(address, "/healthz", TIMEOUT))
+}
+
+/// The exit code of a `--healthcheck` whose `GET /healthz` on `address` had `result`
+/// (0 for `200`, 1 otherwise), printing why on failure.
+pub fn report(program: &str, address: SocketAddr, result: io::Result<u16>) -> ExitCode {
+    match result {
         Ok(200) => ExitCode::SUCCESS,
         Ok(status) => {
             eprintln!("{program} --healthcheck: GET /healthz on {address} answered {status}");

@@ -15,6 +15,7 @@ use async_nats::jetstream::{self, kv, stream};
 use ferry_proto::jetstream::{
     CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, CALLS_SUBJECT_PREFIX,
     DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, RETRY_SUBJECT_PREFIX, STATUS_BUCKET,
+    TOKEN_BUCKET,
 };
 
 use crate::env::{self, Env, EnvError};
@@ -246,6 +247,27 @@ pub async fn ensure_status_bucket(
         description: "ferry: status of async calls, by call id".to_string(),
         history: 1,
         max_age: config.call_status_ttl,
+        storage: stream::StorageType::File,
+        num_replicas: config.stream_replicas,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Returns the gateway's API-token bucket, creating it if it does not exist (history 1, file
+/// storage, no expiry: a deleted token leaves a delete marker, which every gateway's watch
+/// sees, so a revocation also reaches a gateway that was disconnected when it happened).
+pub async fn ensure_token_bucket(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<kv::Store, jetstream::context::CreateKeyValueError> {
+    if let Ok(store) = js.get_key_value(TOKEN_BUCKET).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: TOKEN_BUCKET.to_string(),
+        description: "ferry: the gateway's API tokens (SHA-256 of each), by name".to_string(),
+        history: 1,
         storage: stream::StorageType::File,
         num_replicas: config.stream_replicas,
         ..Default::default()

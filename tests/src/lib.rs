@@ -28,8 +28,12 @@
 //! - [`prometheus`]: [`prometheus::Samples`] parses `/metrics` text for value assertions;
 //!   [`prometheus::check_metrics`] runs `promtool check metrics` on it (fetching promtool into
 //!   `target/tools/` with `deploy/promtool.sh` if `FERRY_PROMTOOL` does not name one).
+//! - [`compose`]: [`compose::Stack`], ferry's compose stack started with `make up` under
+//!   the test's own names, ports and labels, and taken down (volumes and images too) on drop.
 //! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
 //!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
+//! - [`raw_http`]: requests written byte for byte (paths with `..` or `//`, header names in
+//!   any case, duplicated headers) and their answers.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
 //!
 //! # Labels
@@ -43,6 +47,7 @@
 
 pub mod auth;
 pub mod callback;
+pub mod compose;
 pub mod docker;
 pub mod gateway;
 pub mod images;
@@ -51,6 +56,7 @@ pub mod platform;
 pub mod process;
 pub mod prometheus;
 pub mod provider;
+pub mod raw_http;
 pub mod worker;
 
 use std::collections::HashSet;

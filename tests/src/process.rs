@@ -82,6 +82,23 @@ impl ServiceProcess {
         ServiceProcess::spawn(package, bin, env, None)
     }
 
+    /// [`start_logged`](Self::start_logged) off the async runtime's threads (building the
+    /// binary may take a while), with `DOCKER_HOST` passed on and `RUST_LOG=log_level`.
+    pub async fn start_logged_async(
+        package: &'static str,
+        bin: &'static str,
+        mut env: Vec<(&'static str, String)>,
+        log_level: &str,
+    ) -> ServiceProcess {
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            env.push(("DOCKER_HOST", host));
+        }
+        env.push(("RUST_LOG", log_level.to_string()));
+        tokio::task::spawn_blocking(move || ServiceProcess::start_logged(package, bin, &env))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
     /// [`start`](Self::start), with stdout and stderr captured in a temporary file that
     /// [`log`](Self::log) reads.
     pub fn start_logged(package: &str, bin: &str, env: &[(&str, String)]) -> ServiceProcess {

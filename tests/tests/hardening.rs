@@ -33,23 +33,13 @@ const SECRETS: [&str; 4] = [
 /// Everything logged, third-party crates included.
 const LOG_LEVEL: &str = "debug";
 
-/// Starts `bin` of `package` with `env`, its output captured (building it first, off the
-/// runtime's threads).
+/// Starts `bin` of `package` with `env`, its output captured.
 async fn start_logged(
     package: &'static str,
     bin: &'static str,
     env: Vec<(&'static str, String)>,
 ) -> ServiceProcess {
-    tokio::task::spawn_blocking(move || {
-        let mut env = env;
-        if let Ok(host) = std::env::var("DOCKER_HOST") {
-            env.push(("DOCKER_HOST", host));
-        }
-        env.push(("RUST_LOG", LOG_LEVEL.to_string()));
-        ServiceProcess::start_logged(package, bin, &env)
-    })
-    .await
-    .expect("starting a service")
+    ServiceProcess::start_logged_async(package, bin, env, LOG_LEVEL).await
 }
 
 /// `GET`/`POST` `url`: status and body (status 0 when nothing answers).

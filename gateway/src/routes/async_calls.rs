@@ -1,17 +1,21 @@
 //! `/system/async-calls/{call_id}`: the status of an async call (`GET`), and cancelling a
 //! call that is still queued (`DELETE`). Served by the gateway from the call-status bucket,
-//! not forwarded to the provider.
+//! not forwarded to the provider. An API token needs `read` (`GET`) or `invoke` (`DELETE`)
+//! in the namespace of the call's function (`403` otherwise), checked once the record is
+//! read.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use ferry_proto::calls::{CallStatus, valid_call_id};
+use ferry_proto::token::Scope;
 use http::StatusCode;
 
 use crate::Gateway;
+use crate::access::Access;
 use crate::error::GatewayError;
 use crate::status::{self, Write};
 
@@ -19,12 +23,16 @@ use crate::status::{self, Write};
 /// NATS unavailable.
 pub(crate) async fn show(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CallStatus>, GatewayError> {
     let id = call_id(id)?;
     let statuses = gateway.queue.statuses().await?;
     match statuses.get(&id).await? {
-        Some(record) => Ok(Json(record.status)),
+        Some(record) => {
+            access.demand_function(Scope::Read, &record.status.function)?;
+            Ok(Json(record.status))
+        }
         None => Err(GatewayError::CallNotFound(id)),
     }
 }
@@ -35,6 +43,7 @@ pub(crate) async fn show(
 /// its message.
 pub(crate) async fn cancel(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, GatewayError> {
     let id = call_id(id)?;
@@ -42,6 +51,7 @@ pub(crate) async fn cancel(
     let Some(mut record) = statuses.get(&id).await? else {
         return Err(GatewayError::CallNotFound(id));
     };
+    access.demand_function(Scope::Invoke, &record.status.function)?;
     let now = ferry_proto::time::now();
     let mut refused = None;
     let mut retry_waiting = false;

@@ -1,5 +1,8 @@
 //! `/system/dead-letters`: list, inspect, redrive and delete dead letters. Served by the
-//! gateway from the dead-letter stream, not forwarded to the provider.
+//! gateway from the dead-letter stream, not forwarded to the provider. An API token needs
+//! `read` (listing, inspecting) or `invoke` (redriving, deleting) in the namespace of the
+//! call's function: for one dead letter checked here once it is read, for a list or a
+//! redrive-all by the namespace the query names (see `access::rules`).
 //!
 //! | route | answers |
 //! |---|---|
@@ -14,13 +17,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use ferry_proto::calls::{CallStatus, DeadLetter, DeadLetterPage};
+use ferry_proto::token::Scope;
 use http::{StatusCode, Uri};
 use serde::Serialize;
 
 use crate::Gateway;
+use crate::access::Access;
 use crate::dead_letters::{ListQuery, function_param};
 use crate::error::GatewayError;
 use crate::redrive;
@@ -40,17 +45,19 @@ pub(crate) async fn list(
 /// `GET /system/dead-letters/{call_id}`: the whole dead letter.
 pub(crate) async fn show(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DeadLetter>, GatewayError> {
-    show_id(&gateway, call_id(id)?).await
+    show_id(&gateway, &access, call_id(id)?).await
 }
 
 /// `POST /system/dead-letters/{call_id}/redrive`.
 pub(crate) async fn redrive(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, GatewayError> {
-    let status: CallStatus = redrive::one(&gateway, &call_id(id)?).await?;
+    let status: CallStatus = redrive::one(&gateway, access, &call_id(id)?).await?;
     Ok((StatusCode::ACCEPTED, Json(status)).into_response())
 }
 
@@ -78,26 +85,33 @@ pub(crate) async fn redrive_all(
 /// `DELETE /system/dead-letters/{call_id}`: `204`; the call's status keeps its final state.
 pub(crate) async fn remove(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, GatewayError> {
-    remove_id(&gateway, call_id(id)?).await
+    remove_id(&gateway, &access, call_id(id)?).await
 }
 
 /// `GET /system/dead-letters/redrive`: the dead letter of a call whose id is `redrive`.
 pub(crate) async fn show_redrive(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
 ) -> Result<Json<DeadLetter>, GatewayError> {
-    show_id(&gateway, "redrive".into()).await
+    show_id(&gateway, &access, "redrive".into()).await
 }
 
 /// `DELETE /system/dead-letters/redrive`: the same, deleted.
 pub(crate) async fn remove_redrive(
     State(gateway): State<Arc<Gateway>>,
+    Extension(access): Extension<Access>,
 ) -> Result<StatusCode, GatewayError> {
-    remove_id(&gateway, "redrive".into()).await
+    remove_id(&gateway, &access, "redrive".into()).await
 }
 
-async fn show_id(gateway: &Gateway, id: String) -> Result<Json<DeadLetter>, GatewayError> {
+async fn show_id(
+    gateway: &Gateway,
+    access: &Access,
+    id: String,
+) -> Result<Json<DeadLetter>, GatewayError> {
     let statuses = gateway.queue.statuses().await?;
     let letters = gateway.queue.dead_letters().await?;
     let record = statuses.get(&id).await?;
@@ -105,21 +119,29 @@ async fn show_id(gateway: &Gateway, id: String) -> Result<Json<DeadLetter>, Gate
         .find(&id, record.as_ref().map(|r| &r.status))
         .await?
     {
-        Some((_, letter)) => Ok(Json(letter)),
+        Some((_, letter)) => {
+            access.demand_function(Scope::Read, &letter.function)?;
+            Ok(Json(letter))
+        }
         None => Err(GatewayError::DeadLetterNotFound(id)),
     }
 }
 
-async fn remove_id(gateway: &Gateway, id: String) -> Result<StatusCode, GatewayError> {
+async fn remove_id(
+    gateway: &Gateway,
+    access: &Access,
+    id: String,
+) -> Result<StatusCode, GatewayError> {
     let statuses = gateway.queue.statuses().await?;
     let letters = gateway.queue.dead_letters().await?;
     let record = statuses.get(&id).await?;
-    let Some((sequence, _)) = letters
+    let Some((sequence, letter)) = letters
         .find(&id, record.as_ref().map(|r| &r.status))
         .await?
     else {
         return Err(GatewayError::DeadLetterNotFound(id));
     };
+    access.demand_function(Scope::Invoke, &letter.function)?;
     if !letters.delete(sequence).await? {
         return Err(GatewayError::DeadLetterNotFound(id));
     }

@@ -8,13 +8,15 @@
 //! | `/system/dead-letters[/...]` | [`dead_letters`]: list, inspect, redrive, delete |
 //! | `GET /system/functions`, `GET /system/function/{name}` | [`system`]: forwarded, `invocationCount` filled in |
 //! | `GET /system/info` | [`system`]: the provider's info, the gateway's version and architecture |
+//! | `GET`, `POST /system/tokens`, `DELETE /system/tokens/{name}` | [`tokens`]: API tokens (admin only) |
 //! | any other `/system/*` | [`system`]: forwarded to the provider |
 //! | `GET /healthz` | [`health`]: NATS and provider status |
 //! | `GET /metrics` | [`metrics`]: Prometheus text, no authentication |
 //! | anything else | `404` JSON |
 //!
-//! With `basic_auth` on, the `auth::require` layer answers `401` on `/system/*` without the
-//! credentials before any route runs. Every route but `/healthz` and `/metrics` counts
+//! With `basic_auth` on, the `auth::require` layer authenticates every request and refuses
+//! (`401`, `403`) what the caller may not do before any route runs (`access::rules` has the
+//! table of what each route needs). Every route but `/healthz` and `/metrics` counts
 //! toward `max_concurrent_requests` (tower's global concurrency limit, from the request until
 //! its response starts); one past it is shed at once with `503` and `Retry-After: 1`, so a
 //! flood cannot pile up waiting requests.
@@ -26,13 +28,14 @@ pub(crate) mod health;
 pub(crate) mod invoke;
 pub(crate) mod metrics;
 pub(crate) mod system;
+pub(crate) mod tokens;
 
 use std::sync::Arc;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -88,6 +91,8 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
             ferry_proto::routes::SYSTEM_INFO,
             get(system::info).fallback(system::forward),
         )
+        .route("/system/tokens", get(tokens::list).post(tokens::create))
+        .route("/system/tokens/{name}", delete(tokens::remove))
         .route("/system/{*rest}", any(system::forward))
         // Only the routes above are capped.
         .layer(cap)

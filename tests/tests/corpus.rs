@@ -141,7 +141,8 @@ struct State {
     statuses: Vec<String>,
 }
 
-/// A GET of the gateway's `/system` API as admin, JSON sorted by name where it is a list.
+/// A GET of the gateway's `/system` API as admin, sorted by name where it is a list (the
+/// provider's order is not stable).
 async fn admin_get(base: &str, path: &str, credentials: &Credentials) -> Value {
     let resp = http_client()
         .get(format!("{base}{path}"))
@@ -152,7 +153,11 @@ async fn admin_get(base: &str, path: &str, credentials: &Credentials) -> Value {
     assert_eq!(resp.status(), 200, "GET {path}");
     let mut value: Value = resp.json().await.expect("a JSON answer");
     if let Value::Array(items) = &mut value {
-        items.sort_by_key(|v| v["name"].as_str().unwrap_or_default().to_string());
+        // By name: objects by their `name`, strings (namespaces) by themselves.
+        items.sort_by_key(|v| {
+            let name = v["name"].as_str().or(v.as_str());
+            name.unwrap_or_default().to_string()
+        });
         for item in items.iter_mut() {
             // Counters move with calls (the corpus's own sync calls of `echo`).
             if let Some(object) = item.as_object_mut() {

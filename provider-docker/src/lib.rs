@@ -16,6 +16,8 @@
 //!   read-only at `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
 //! - [`provider`]: the operations, all built on one `reconcile` step;
+//! - [`orphans`]: removing containers of this instance that belong to no desired function
+//!   (at start and on every reconcile round);
 //! - [`attach`]: connecting containers labelled `com.ferry.attach=<instance>` (the gateway
 //!   in compose) to the functions network;
 //! - [`health`]: replacing replicas that stay unready past `unready_timeout`;
@@ -44,6 +46,7 @@ pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod namespaces;
+pub mod orphans;
 pub mod park;
 pub mod provider;
 pub mod quantity;

@@ -1,5 +1,5 @@
 //! `GET /system/logs?name=&namespace=&instance=&tail=&since=&follow=`: a function's output as
-//! NDJSON, one [`LogMessage`] per line, flushed line by line.
+//! NDJSON, one [`ferry_proto::logs::LogMessage`] per line, flushed line by line.
 //!
 //! Lines come from the Docker logs API (stdout and stderr, with the engine's timestamps) of
 //! every container of the function, or of the one whose id starts with `instance`.
@@ -16,25 +16,20 @@
 //! for the latter; ferry answers 400 like every other invalid request).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::response::Response;
 use axum::routing::get;
 use bollard::Docker;
 use ferry_proto::FunctionRef;
-use ferry_proto::logs::LogMessage;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
-use crate::api::function_ref;
 use crate::error::ProviderError;
 use crate::provider::Provider;
 use lines::{Line, Lines, container_lines};
@@ -42,75 +37,9 @@ use lines::{Line, Lines, container_lines};
 /// How often a following stream looks for new containers of the function.
 const RESCAN: Duration = Duration::from_secs(1);
 
-/// A parsed `/system/logs` query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogQuery {
-    /// The function.
-    pub function: FunctionRef,
-    /// Only the container whose id starts with this.
-    pub instance: Option<String>,
-    /// The last N lines already written (None: all).
-    pub tail: Option<u64>,
-    /// Only lines at or after this time.
-    pub since: Option<OffsetDateTime>,
-    /// Keep the stream open for new lines.
-    pub follow: bool,
-}
-
-impl LogQuery {
-    /// Parses the query string; errors name the parameter.
-    pub fn parse(q: &HashMap<String, String>) -> Result<LogQuery, ProviderError> {
-        let bad = |m: String| ProviderError::BadRequest(m);
-        let param = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let name = param("name")
-            .ok_or_else(|| bad("the \"name\" query parameter (the function) is required".into()))?;
-        let tail = match param("tail") {
-            None => None,
-            Some(t) => {
-                let n: i64 = t
-                    .parse()
-                    .map_err(|_| bad(format!("tail={t:?} is not a whole number")))?;
-                u64::try_from(n).ok().filter(|n| *n > 0)
-            }
-        };
-        let since = match param("since") {
-            None => None,
-            Some(s) => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-                bad(format!(
-                    "since={s:?} is not an RFC 3339 time ({e}), e.g. 2024-05-01T12:00:00Z"
-                ))
-            })?),
-        };
-        let follow = match param("follow") {
-            None => false,
-            Some(v) => {
-                parse_bool(v).ok_or_else(|| bad(format!("follow={v:?} is not true or false")))?
-            }
-        };
-        Ok(LogQuery {
-            function: function_ref(name, q, None)?,
-            instance: param("instance").map(str::to_string),
-            tail,
-            since,
-            follow,
-        })
-    }
-
-    fn wants(&self, container_id: &str) -> bool {
-        self.instance
-            .as_deref()
-            .is_none_or(|i| container_id.starts_with(i))
-    }
-}
-
-/// Go's `strconv.ParseBool`, which OpenFaaS uses for `follow`.
-fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
+#[cfg(test)]
+use ferry_proto::logs::LogMessage;
+pub use ferry_provider_core::logs::LogQuery;
 
 /// The logs route.
 pub(crate) fn routes() -> Router<Arc<Provider>> {
@@ -121,7 +50,7 @@ async fn logs(
     State(p): State<Arc<Provider>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ProviderError> {
-    let query = LogQuery::parse(&q)?;
+    let query = LogQuery::parse::<ProviderError>(&q)?;
     let f = &query.function;
     if p.store.get(f).is_none() {
         return Err(ProviderError::NotFound(f.to_string()));
@@ -142,14 +71,7 @@ async fn logs(
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(produce(p, query, ids, tx));
-    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
-    });
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(lines))
-        .expect("static response parts"))
+    Ok(ferry_provider_core::logs::ndjson_response(rx))
 }
 
 /// Writes the history, then (with `follow`) new lines, to `tx` until the receiver goes.
@@ -254,17 +176,7 @@ async fn follow(
 }
 
 fn encode(f: &FunctionRef, id: &str, line: Line) -> Bytes {
-    let message = LogMessage {
-        name: f.name.to_string(),
-        namespace: f.namespace.to_string(),
-        instance: id.chars().take(12).collect(),
-        timestamp: line.timestamp,
-        text: line.text,
-    };
-    let mut json = serde_json::to_vec(&message)
-        .unwrap_or_else(|_| br#"{"text":"failed to serialize log message"}"#.to_vec());
-    json.push(b'\n');
-    Bytes::from(json)
+    ferry_provider_core::logs::encode(f, id, line.timestamp, line.text)
 }
 
 mod lines;

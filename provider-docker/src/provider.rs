@@ -278,7 +278,9 @@ impl Provider {
 
     /// Brings every function's containers to its desired state (the periodic loop).
     /// Functions busy with an API call are skipped until the next round.
+    /// Containers of no desired function are removed first (see [`crate::orphans`]).
     pub async fn reconcile_all(self: &Arc<Self>) {
+        self.remove_orphans().await;
         for (f, want) in self.store.list(None) {
             let lock = self.store.lock_for(&f);
             let Ok(_guard) = lock.try_lock() else {
@@ -432,6 +434,14 @@ impl Provider {
                 .expect("terminating set poisoned")
                 .remove(&id);
         });
+    }
+
+    /// Whether the container `id` is being stopped and removed.
+    pub(crate) fn is_terminating(&self, id: &str) -> bool {
+        self.terminating
+            .lock()
+            .expect("terminating set poisoned")
+            .contains(id)
     }
 
     async fn retire_all(self: &Arc<Self>, f: &FunctionRef) {

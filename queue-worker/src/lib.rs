@@ -71,8 +71,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server (2.12 or later: retries are message schedules); `user:password@` or `token@` in it authenticate (never logged) |
-//! | `nats_stream_replicas` | `1` | replicas of the streams and bucket, if the worker creates them |
+//! | `nats_url` | `nats://127.0.0.1:4222` | NATS server (2.12 or later: retries are message schedules), or a comma-separated list of the servers of a cluster; `user:password@` or `token@` in it authenticate (never logged) |
+//! | `nats_replicas` | `1` | replicas of every stream and bucket (3 in a three-node cluster; an existing object is updated to it); `nats_stream_replicas` is its older name |
 //! | `nats_duplicate_window` | `2m` | the calls stream's duplicate window, if the worker creates it |
 //! | `nats_max_age` | `0` (forever) | the calls stream's message age limit, if the worker creates it |
 //! | `call_status_ttl` | `24h` | how long a status record is kept after its last change, if the worker creates the bucket |

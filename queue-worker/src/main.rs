@@ -16,8 +16,10 @@ ferry-call-status (compare-and-set only), then acks. Needs NATS 2.12 or later.
 Serves /healthz and /metrics (Prometheus) on port.
 
 Environment (defaults in brackets):
-  nats_url                   NATS server [nats://127.0.0.1:4222]
-  nats_stream_replicas       replicas of streams and bucket, if created here [1]
+  nats_url                   NATS server, or several comma-separated (a cluster)
+                             [nats://127.0.0.1:4222]
+  nats_replicas              replicas of every stream and bucket (3 in a NATS cluster;
+                             also nats_stream_replicas) [1]
   nats_duplicate_window      duplicate window of the calls stream, if created here [2m]
   nats_max_age               age limit of queued calls, if the stream is created here [0 = none]
   call_status_ttl            status records kept after their last change, if created here [24h]

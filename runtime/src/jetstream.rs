@@ -8,6 +8,14 @@
 //! `nats://token@host:4222`, as the NATS Go client reads them) are taken out of the URL and
 //! given to the client as its user and password (or token): async-nats does not read them
 //! from the URL itself, and the URL it keeps (and logs at debug level) then holds none.
+//!
+//! **Clusters.** `nats_url` may list several servers, comma-separated
+//! (`nats://n1:4222,nats://n2:4222,nats://n3:4222`): the client connects to one of them and,
+//! when it is lost, reconnects to another (and to servers the cluster announces). Every
+//! object ferry creates here takes `nats_replicas` replicas (R3 in a three-node cluster);
+//! an object that exists with another replica count is updated to it (JetStream moves its
+//! data), and if the cluster refuses (too few servers), a warning says so and the object is
+//! used as it is.
 
 use std::time::Duration;
 
@@ -26,7 +34,8 @@ pub struct NatsConfig {
     /// `nats_url` (`nats://127.0.0.1:4222`), credentials included: log or show it only
     /// through [`crate::redact::url`].
     pub url: String,
-    /// `nats_stream_replicas` (1): replicas of the calls stream (3 in a NATS cluster).
+    /// `nats_replicas` (1; `nats_stream_replicas` is an older name of it): replicas of every
+    /// stream and bucket ferry creates (3 in a three-node NATS cluster).
     pub stream_replicas: usize,
     /// `nats_duplicate_window` (`2m`): how long JetStream remembers message ids, the window in
     /// which a re-submitted call with the same id is stored only once.
@@ -42,12 +51,12 @@ pub struct NatsConfig {
 }
 
 impl NatsConfig {
-    /// Reads `nats_url`, `nats_stream_replicas`, `nats_duplicate_window`, `nats_max_age`,
-    /// `call_status_ttl`, `dead_letter_max_age`.
+    /// Reads `nats_url`, `nats_replicas` (or `nats_stream_replicas`), `nats_duplicate_window`,
+    /// `nats_max_age`, `call_status_ttl`, `dead_letter_max_age`.
     pub fn from_env(e: &impl Env) -> Result<NatsConfig, EnvError> {
         Ok(NatsConfig {
             url: env::string_or(e, "nats_url", "nats://127.0.0.1:4222"),
-            stream_replicas: env::number_or(e, "nats_stream_replicas", 1)?,
+            stream_replicas: replicas(e)?,
             duplicate_window: env::duration_or(
                 e,
                 "nats_duplicate_window",
@@ -68,15 +77,36 @@ impl NatsConfig {
     }
 }
 
-/// Connects to NATS as `name`. Never fails because the server is down: the client keeps
-/// trying in the background (check [`async_nats::Client::connection_state`]); connection
-/// changes are logged. Credentials in `url` are sent as the user and password (or token).
+/// `nats_replicas` (or its older name `nats_stream_replicas`): 1 to 5, JetStream's range.
+fn replicas(e: &impl Env) -> Result<usize, EnvError> {
+    let Some((name, _)) = env::first(e, &["nats_replicas", "nats_stream_replicas"]) else {
+        return Ok(1);
+    };
+    env::parse_or(e, &name, 1, |v| match v.parse::<usize>() {
+        Ok(n @ 1..=5) => Ok(n),
+        Ok(_) => Err("JetStream keeps 1 to 5 replicas".to_string()),
+        Err(err) => Err(err.to_string()),
+    })
+}
+
+/// Connects to NATS as `name`, at one server or any of a comma-separated list of servers
+/// (a cluster). Never fails because the servers are down: the client keeps trying in the
+/// background (check [`async_nats::Client::connection_state`]), and reconnects to another
+/// server of the list (or one the cluster announced) when it loses its own; connection changes
+/// are logged. Credentials in `url` are sent as the user and password (or token): one set for
+/// all the servers, the first found.
 pub async fn connect(
     url: &str,
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     let name_for_log = name.to_string();
-    let (server, credentials) = split_credentials(url);
+    let mut servers = Vec::new();
+    let mut credentials = None;
+    for item in url.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (server, found) = split_credentials(item);
+        servers.push(server);
+        credentials = credentials.or(found);
+    }
     let options = match credentials {
         Some(UrlCredentials::UserPassword(user, password)) => {
             async_nats::ConnectOptions::with_user_and_password(user, password)
@@ -89,6 +119,9 @@ pub async fn connect(
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
+        // A server that vanished without closing the connection (a partition) is noticed
+        // after two unanswered pings, and the client moves on to another one.
+        .ping_interval(Duration::from_secs(10))
         .event_callback(move |event| {
             let name = name_for_log.clone();
             async move {
@@ -103,7 +136,7 @@ pub async fn connect(
                 }
             }
         })
-        .connect(server)
+        .connect(servers)
         .await
 }
 
@@ -193,7 +226,47 @@ pub async fn ensure_calls_stream(
         js.update_stream(updated).await?;
         stream = js.get_or_create_stream(wanted).await?;
     }
+    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
     Ok(stream)
+}
+
+/// Brings an existing stream (or the stream behind a bucket) to `wanted` replicas: JetStream
+/// adds or removes copies itself. A cluster that cannot (fewer servers than `wanted`, a
+/// stream made elsewhere with other limits) leaves the stream as it is, with a warning: the
+/// platform keeps working with fewer copies rather than not at all.
+async fn reconcile_replicas(js: &jetstream::Context, stream: &mut stream::Stream, wanted: usize) {
+    let current = stream.cached_info().config.clone();
+    if current.num_replicas == wanted || current.num_replicas == 0 && wanted == 1 {
+        return;
+    }
+    let name = current.name.clone();
+    let from = current.num_replicas;
+    let updated = stream::Config {
+        num_replicas: wanted,
+        ..current
+    };
+    match js.update_stream(updated).await {
+        Ok(_) => {
+            tracing::info!(stream = %name, from, to = wanted, "changed the stream's replica count (nats_replicas)");
+            if let Ok(fresh) = js.get_stream(&name).await {
+                *stream = fresh;
+            }
+        }
+        Err(error) => tracing::warn!(
+            stream = %name, replicas = from, nats_replicas = wanted, %error,
+            "the stream keeps its replica count: JetStream refused to change it"
+        ),
+    }
+}
+
+/// [`reconcile_replicas`] for the stream behind key-value bucket `bucket` (`KV_<bucket>`).
+async fn reconcile_bucket_replicas(js: &jetstream::Context, bucket: &str, wanted: usize) {
+    match js.get_stream(format!("KV_{bucket}")).await {
+        Ok(mut stream) => reconcile_replicas(js, &mut stream, wanted).await,
+        Err(error) => {
+            tracing::warn!(bucket, %error, "cannot read the bucket's stream to check its replicas")
+        }
+    }
 }
 
 /// Returns the dead-letter stream, creating it if it does not exist. File storage, limits
@@ -202,18 +275,21 @@ pub async fn ensure_dead_letter_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(stream::Config {
-        name: DEAD_LETTER_STREAM.to_string(),
-        description: Some("ferry: async calls that could not complete".to_string()),
-        subjects: vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        num_replicas: config.stream_replicas,
-        max_age: config.dead_letter_max_age,
-        allow_direct: true,
-        ..Default::default()
-    })
-    .await
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: DEAD_LETTER_STREAM.to_string(),
+            description: Some("ferry: async calls that could not complete".to_string()),
+            subjects: vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: config.stream_replicas,
+            max_age: config.dead_letter_max_age,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await?;
+    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
+    Ok(stream)
 }
 
 /// Returns the stream of callbacks waiting for a retry, creating it if it does not exist.
@@ -221,16 +297,21 @@ pub async fn ensure_callback_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(stream::Config {
-        name: CALLBACK_STREAM.to_string(),
-        description: Some("ferry: callbacks of finished calls, waiting for delivery".to_string()),
-        subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        num_replicas: config.stream_replicas,
-        ..Default::default()
-    })
-    .await
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: CALLBACK_STREAM.to_string(),
+            description: Some(
+                "ferry: callbacks of finished calls, waiting for delivery".to_string(),
+            ),
+            subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: config.stream_replicas,
+            ..Default::default()
+        })
+        .await?;
+    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
+    Ok(stream)
 }
 
 /// Returns the call-status bucket, creating it if it does not exist (history 1, file storage,
@@ -240,6 +321,7 @@ pub async fn ensure_status_bucket(
     config: &NatsConfig,
 ) -> Result<kv::Store, jetstream::context::CreateKeyValueError> {
     if let Ok(store) = js.get_key_value(STATUS_BUCKET).await {
+        reconcile_bucket_replicas(js, STATUS_BUCKET, config.stream_replicas).await;
         return Ok(store);
     }
     js.create_key_value(kv::Config {
@@ -262,6 +344,7 @@ pub async fn ensure_token_bucket(
     config: &NatsConfig,
 ) -> Result<kv::Store, jetstream::context::CreateKeyValueError> {
     if let Ok(store) = js.get_key_value(TOKEN_BUCKET).await {
+        reconcile_bucket_replicas(js, TOKEN_BUCKET, config.stream_replicas).await;
         return Ok(store);
     }
     js.create_key_value(kv::Config {
@@ -278,6 +361,40 @@ pub async fn ensure_token_bucket(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_come_from_nats_replicas_or_its_older_name() {
+        use std::collections::HashMap;
+        let read = |pairs: &[(&'static str, &'static str)]| {
+            let e: HashMap<&str, &str> = pairs.iter().copied().collect();
+            NatsConfig::from_env(&e).map(|c| c.stream_replicas)
+        };
+        assert_eq!(read(&[]), Ok(1));
+        assert_eq!(read(&[("nats_replicas", "3")]), Ok(3));
+        assert_eq!(read(&[("nats_stream_replicas", "3")]), Ok(3));
+        assert_eq!(
+            read(&[("nats_replicas", "5"), ("nats_stream_replicas", "3")]),
+            Ok(5)
+        );
+        for bad in ["0", "6", "three"] {
+            let err = read(&[("nats_replicas", bad)]).unwrap_err();
+            assert_eq!(err.name, "nats_replicas", "{err}");
+        }
+        let err = read(&[("nats_stream_replicas", "7")]).unwrap_err();
+        assert_eq!(err.name, "nats_stream_replicas");
+    }
+
+    #[tokio::test]
+    async fn a_list_of_servers_is_accepted() {
+        // Nothing listens there: the client is made and keeps trying in the background.
+        let client = connect("nats://u:p@127.0.0.1:1, nats://127.0.0.1:2,", "test")
+            .await
+            .expect("a client for a list of servers");
+        assert_ne!(
+            client.connection_state(),
+            async_nats::connection::State::Connected
+        );
+    }
 
     #[test]
     fn credentials_leave_the_url() {

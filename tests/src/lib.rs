@@ -32,6 +32,10 @@
 //!   the test's own names, ports and labels, and taken down (volumes and images too) on drop.
 //! - [`provider`]: [`provider::TestProvider`], `provider-docker` run in-process on a free
 //!   port, scoped to a test's id, plus helpers to list its containers and ready addresses.
+//! - [`provider_suite`]: the provider API checks both backends run (deploy, scale, scale to
+//!   zero and back, update, delete), reaching replicas directly or through a helper container.
+//! - [`swarm`]: [`swarm::SwarmSession`] (a swarm for the test, left again if the test made
+//!   it) and provider-swarm run in-process.
 //! - [`raw_http`]: requests written byte for byte (paths with `..` or `//`, header names in
 //!   any case, duplicated headers) and their answers.
 //! - this file: [`free_port`], [`wait_until`] for "eventually" assertions, and [`http_client`].
@@ -52,11 +56,14 @@ pub mod docker;
 pub mod gateway;
 pub mod images;
 pub mod nats;
+pub mod nats_cluster;
 pub mod platform;
 pub mod process;
 pub mod prometheus;
 pub mod provider;
+pub mod provider_suite;
 pub mod raw_http;
+pub mod swarm;
 pub mod worker;
 
 use std::collections::HashSet;

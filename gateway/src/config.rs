@@ -21,6 +21,11 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_ASYNC_BODY: usize = 512 * 1024;
 /// `publish_timeout` default.
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// `publish_timeout` default with replicated JetStream objects (`nats_replicas` above 1): a
+/// stream whose leader's server died without handing over (killed, cut off) has a new leader
+/// only after nats-server's raft election timeout, 4 to 9 s; submissions wait that out instead
+/// of answering `503`.
+pub const DEFAULT_CLUSTER_PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
 /// `max_retry_body` default: 64 KiB.
 pub const DEFAULT_MAX_RETRY_BODY: usize = 64 * 1024;
 /// `max_sync_body` default: 64 MiB. Sync bodies are streamed, so the gateway holds none of
@@ -68,8 +73,9 @@ pub struct Config {
     /// `max_async_body` (`512KiB` as bytes: 524288): largest async request body; larger
     /// ones get `413`.
     pub max_async_body: usize,
-    /// `publish_timeout` (`5s`): how long an async submission waits for JetStream to
-    /// acknowledge it before answering `503`.
+    /// `publish_timeout` (`5s`; `15s` when `nats_replicas` is above 1): how long an async
+    /// submission may take to be stored (status record and JetStream ack, attempts repeated
+    /// within it) before answering `503`.
     pub publish_timeout: Duration,
     /// `max_retry_body` (`64KiB` as bytes: 65536): a sync call whose request body is at most
     /// this big, with its size known up front (`Content-Length`), is read into memory first,
@@ -122,11 +128,16 @@ impl Config {
     /// Reads the configuration; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
         let positive = |name: &str, default: Duration| env::positive_duration_or(e, name, default);
+        let nats = NatsConfig::from_env(e)?;
+        let publish_timeout = match nats.stream_replicas {
+            1 => DEFAULT_PUBLISH_TIMEOUT,
+            _ => DEFAULT_CLUSTER_PUBLISH_TIMEOUT,
+        };
         Ok(Config {
             port: env::number_or(e, "port", DEFAULT_PORT)?,
             bind: listen::bind_from_env(e, Exposure::Control)?,
             invoke: InvokeSettings::from_env(e)?,
-            nats: NatsConfig::from_env(e)?,
+            nats,
             upstream_timeout: positive("upstream_timeout", DEFAULT_UPSTREAM_TIMEOUT)?,
             max_async_body: size(e, "max_async_body", DEFAULT_MAX_ASYNC_BODY, false)?,
             max_retry_body: env::parse_or(e, "max_retry_body", DEFAULT_MAX_RETRY_BODY, |v| {
@@ -143,7 +154,7 @@ impl Config {
                 "max_concurrent_requests",
                 DEFAULT_MAX_CONCURRENT_REQUESTS,
             )?,
-            publish_timeout: positive("publish_timeout", DEFAULT_PUBLISH_TIMEOUT)?,
+            publish_timeout: positive("publish_timeout", publish_timeout)?,
             auth: AuthConfig::from_env(e)?,
             callback_guard: CallbackGuard::from_env(e)?,
             tls: TlsSettings::from_env(e)?,
@@ -174,6 +185,16 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn replicated_streams_wait_longer_for_publishing() {
+        let cluster: HashMap<&str, &str> = [("nats_replicas", "3")].into();
+        let c = Config::from_env(&cluster).unwrap();
+        assert_eq!(c.publish_timeout, DEFAULT_CLUSTER_PUBLISH_TIMEOUT);
+        let set: HashMap<&str, &str> = [("nats_replicas", "3"), ("publish_timeout", "7s")].into();
+        let c = Config::from_env(&set).unwrap();
+        assert_eq!(c.publish_timeout, Duration::from_secs(7));
+    }
 
     #[test]
     fn defaults() {

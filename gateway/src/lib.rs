@@ -144,7 +144,7 @@
 //! | `read_header_timeout` | `10s` | a connection that has not sent complete request headers this long after it opened or after its last response is closed |
 //! | `max_connections` | `10000` | open client connections; more wait in the listen backlog until one closes |
 //! | `max_concurrent_requests` | `4096` | requests handled at once (until their response starts), `/healthz` and `/metrics` not counted; more get `503` with `Retry-After: 1` |
-//! | `publish_timeout` | `5s` | how long an async submission waits for the JetStream ack (`503` past it) |
+//! | `publish_timeout` | `5s` (`15s` with `nats_replicas` > 1) | how long an async submission may take to be stored, attempts repeated within it (`503` past it) |
 //! | `endpoint_cache_ttl` | `1s` | how long a function's replica list is used before it is refreshed (in the background) |
 //! | `endpoint_max_stale` | `5s` | oldest a replica list may be and still be used while it is refreshed; an older one is fetched before the call (at or below `endpoint_cache_ttl`: never use an outdated list) |
 //! | `max_retry_body` | `65536` (64 KiB) | largest sync request body (`Content-Length` known up front) read before the call so that it can be retried on another replica when it never reached the first; accepts `64KiB`; `0` = retry only calls without a body |

@@ -36,7 +36,8 @@ Environment (defaults in brackets):
   max_connections         open client connections; more wait to be accepted [10000]
   max_concurrent_requests requests handled at once, 503 beyond; /healthz, /metrics
                           exempt [4096]
-  publish_timeout         wait for the JetStream ack of an async call, 503 past it [5s]
+  publish_timeout         time to store an async call, 503 past it; 15s with
+                          nats_replicas > 1 (outlasts a leader election) [5s]
   endpoint_cache_ttl      how long a function's replica list is reused [1s]
   endpoint_max_stale      oldest replica list still used while it is refreshed; older
                           ones are fetched before the call [5s]

@@ -297,11 +297,16 @@ impl Queue {
 }
 
 /// Whether a publish that failed this way may be sent again (with the same message id): the
-/// server did not answer or the connection broke, as when a NATS node goes away.
+/// server did not answer or the connection broke, as when a NATS node goes away; or nothing
+/// answered for the stream (no responders: async-nats's `StreamNotFound`), as while a
+/// replicated stream elects a new leader after its leader's server died (nats-server's raft
+/// election timeout is 4 to 9 s), or while the stream keeper recreates a deleted stream.
 fn retryable(kind: PublishErrorKind) -> bool {
     matches!(
         kind,
-        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+        PublishErrorKind::TimedOut
+            | PublishErrorKind::BrokenPipe
+            | PublishErrorKind::StreamNotFound
     )
 }
 

@@ -149,6 +149,16 @@ impl ServiceProcess {
         }
     }
 
+    /// A process started by the caller (another program than ferry's, e.g. haproxy in the
+    /// bench), named `name` in messages; killed on drop like the others.
+    pub fn adopt(name: &str, child: Child) -> ServiceProcess {
+        ServiceProcess {
+            child,
+            name: name.to_string(),
+            log: None,
+        }
+    }
+
     /// Everything it wrote to stdout and stderr so far ([`start_logged`](Self::start_logged)
     /// only; panics otherwise).
     pub fn log(&self) -> String {

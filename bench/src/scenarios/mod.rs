@@ -97,12 +97,17 @@ impl Ctx {
         }
     }
 
-    /// Starts measuring the CPU time of the gateway, the worker, the `echo` container, NATS
-    /// and this process (load generator plus the in-process provider).
+    /// Starts measuring the CPU time of the gateways, haproxy, the workers, the `echo`
+    /// container, the NATS servers and this process (load generator plus the in-process
+    /// provider).
     pub async fn cpu_meter(&self) -> CpuMeter {
-        let mut groups = vec![("gateway".to_string(), vec![self.stack.gateway.pid()])];
-        if let Some(pid) = self.stack.worker_pid() {
-            groups.push(("queue-worker".to_string(), vec![pid]));
+        let mut groups = vec![("gateway".to_string(), self.stack.gateway_pids())];
+        if let Some(pid) = self.stack.front_pid() {
+            groups.push(("haproxy".to_string(), vec![pid]));
+        }
+        let workers = self.stack.worker_pids();
+        if !workers.is_empty() {
+            groups.push(("queue-worker".to_string(), workers));
         }
         if let Some(pid) = self.stack.container_pid("echo").await {
             groups.push((
@@ -114,8 +119,9 @@ impl Ctx {
         if !proxies.is_empty() {
             groups.push(("docker-proxy".to_string(), proxies));
         }
-        if let Some(pid) = self.stack.nats.pid() {
-            groups.push(("nats-server".to_string(), vec![pid]));
+        let nats = self.stack.nats_pids();
+        if !nats.is_empty() {
+            groups.push(("nats-server".to_string(), nats));
         }
         groups.push((
             "bench (load + provider)".to_string(),
@@ -126,7 +132,8 @@ impl Ctx {
 
     /// Records the gateway's and worker's peak RSS now, labelled `when`.
     pub fn read_rss(&mut self, when: &'static str) {
-        if let Some(mib) = crate::sysinfo::peak_rss_mib(self.stack.gateway.pid()) {
+        let first_gateway = self.stack.gateway_pids()[0];
+        if let Some(mib) = crate::sysinfo::peak_rss_mib(first_gateway) {
             self.rss.push(("gateway", when, mib));
         }
         if let Some(mib) = self

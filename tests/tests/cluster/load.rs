@@ -24,6 +24,9 @@ pub(crate) struct Seen {
     /// (a `503` while JetStream fails over) happened; attempts at a killed gateway (refused
     /// connections) are not among them.
     pub(crate) submit_failures_at: Mutex<Vec<Instant>>,
+    /// The longest a submission attempt answered `202` took (the gateway holding it while
+    /// JetStream elects new leaders).
+    pub(crate) slowest_accept: Mutex<Duration>,
     /// Sync calls answered 200 (after at most one retry on the other gateway).
     pub(crate) sync_ok: AtomicUsize,
     /// Sync calls that failed on both gateways, with what was seen.
@@ -60,17 +63,23 @@ pub(crate) async fn submit(
             let mut g = i;
             while started.elapsed() < SUBMIT_PATIENCE {
                 let url = format!("{}/async-function/echo", gateways[g % gateways.len()]);
+                let attempt = Instant::now();
                 let answer = client
                     .post(&url)
                     .header("x-call-id", &id)
                     .header("x-callback-url", &callback)
                     .header("x-echo-sleep-ms", sleep_ms.to_string())
-                    .timeout(Duration::from_secs(10))
+                    // Above the gateway's publish_timeout (15 s with nats_replicas=3).
+                    .timeout(Duration::from_secs(20))
                     .body(format!("call {i}"))
                     .send()
                     .await;
                 match answer {
                     Ok(a) if a.status() == 202 => {
+                        let took = attempt.elapsed();
+                        let mut slowest = seen.slowest_accept.lock().unwrap();
+                        *slowest = (*slowest).max(took);
+                        drop(slowest);
                         seen.accepted.lock().unwrap().push(id);
                         return;
                     }

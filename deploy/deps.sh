@@ -8,6 +8,7 @@
 #   /bin/busybox        Debian's busybox-static (shell functions in test images)
 #   docker compose      Debian's docker-compose unless `docker compose` works
 #   CA bundle           Debian's ca-certificates (the queue-worker image, https callbacks)
+#   chromium            Debian's chromium and chromium-driver (the dashboard's browser test)
 #   apt package lists   so that Debian's prometheus package can be downloaded (promtool and
 #                       the Prometheus image are extracted from it, never installed)
 #
@@ -62,6 +63,11 @@ fi
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
   log "installing docker-compose"
   apt_install docker-compose
+fi
+
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
 fi
 
 if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then

@@ -92,11 +92,24 @@ pub(crate) async fn require(
         }
         return next.run(request).await;
     };
-    match authorize(&gateway, credentials, request).await {
+    let scripted = request.headers().contains_key(X_REQUESTED_WITH);
+    let mut response = match authorize(&gateway, credentials, request).await {
         Ok(request) => next.run(request).await,
         Err(error) => error.into_response(),
+    };
+    if scripted && response.status() == http::StatusCode::UNAUTHORIZED {
+        // A browser answers a challenge to a script's request with its own login prompt
+        // (which blocks the request until someone types into it); scripts that say who they
+        // are (the dashboard) get the 401 without it and ask for credentials themselves.
+        response
+            .headers_mut()
+            .remove(http::header::WWW_AUTHENTICATE);
     }
+    response
 }
+
+/// Sent by scripts in a browser (the dashboard): 401 answers then carry no challenge.
+const X_REQUESTED_WITH: &str = "x-requested-with";
 
 /// The request, allowed (and perhaps its body read into memory), or why not.
 async fn authorize(

@@ -152,6 +152,24 @@ async fn system_routes_need_the_credentials_the_gateway_generated_and_sends_on()
     assert_eq!(status, 404, "{body}");
     let (status, _, _) = send(gw, Method::GET, "/healthz", None).await;
     assert_ne!(status, 401);
+    // A script in a browser (the dashboard) gets its 401 without a challenge, so the browser
+    // opens no login prompt of its own; the dashboard's files need no credentials.
+    let req = http::Request::get(format!("http://{gw}/system/functions"))
+        .header("x-requested-with", "ferry-dashboard")
+        .body(Body::empty())
+        .unwrap();
+    let resp = ferry_invoke::client::http_client()
+        .request(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get(WWW_AUTHENTICATE).is_none());
+    let (status, headers, _) = send(gw, Method::GET, "/ui/js/app.js", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers[http::header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
 
     let seen = seen.lock().unwrap().clone();
     assert!(

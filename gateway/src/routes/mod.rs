@@ -12,6 +12,7 @@
 //! | any other `/system/*` | [`system`]: forwarded to the provider |
 //! | `GET /healthz` | [`health`]: NATS and provider status |
 //! | `GET /metrics` | [`metrics`]: Prometheus text, no authentication |
+//! | `GET /`, `GET /ui/[file]` | [`ui`]: the web dashboard (`/` redirects to `/ui/`), static files, no authentication |
 //! | anything else | `404` JSON |
 //!
 //! With `basic_auth` on, the `auth::require` layer authenticates every request and refuses
@@ -29,6 +30,7 @@ pub(crate) mod invoke;
 pub(crate) mod metrics;
 pub(crate) mod system;
 pub(crate) mod tokens;
+pub(crate) mod ui;
 
 use std::sync::Arc;
 
@@ -98,6 +100,10 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
         .layer(cap)
         .route(ferry_proto::routes::HEALTHZ, get(health::healthz))
         .route(ferry_proto::routes::METRICS, get(metrics::render))
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -129,7 +129,11 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
     gateway_error(resp, 404).await;
     let resp = client.get(gateway.url("/function/")).send().await.unwrap();
     gateway_error(resp, 404).await;
+    // `/` leads to the dashboard, as OpenFaaS's gateway does.
     let resp = client.get(gateway.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.url().path(), "/ui/");
+    let resp = client.get(gateway.url("/ui/nope.js")).send().await.unwrap();
     gateway_error(resp, 404).await;
 
     // Load balancing: with two replicas, both answer (once the cached list is refreshed).

@@ -7,15 +7,15 @@
 //! ([`crate::spec::secret_reference`]), so the function reads it where OpenFaaS puts it.
 //!
 //! Swarm secrets are immutable, so an **update** creates version `n+1`, points every service
-//! of this instance that references version `n` at it (Swarm then rolls the service: its
+//! of this instance that references version `n` (or an older one) at it (Swarm then rolls the service: its
 //! running tasks are *replaced* by tasks that see the new value, unlike provider-docker where
-//! the file changes under running replicas), and removes version `n`. A version Swarm does
+//! the file changes under running replicas), and removes the older versions. A version Swarm does
 //! not let go of yet (a task still holding it) is removed later by the reconcile loop.
 //! Deleting a secret a deployed function names is refused (`409`). Every change holds the
 //! provider's change lock, so deploys never race a delete or an update. Values are sent to
 //! Swarm only, never returned and never logged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -106,9 +106,9 @@ impl SwarmProvider {
         })
     }
 
-    /// Points every service of this instance that references `old` at `new` (Swarm rolls
-    /// their tasks); returns how many were changed.
-    async fn roll(&self, old: &Versioned, new: &Versioned) -> Result<usize, SwarmError> {
+    /// Points every service of this instance that references one of the versions `old` at
+    /// `new` (Swarm rolls their tasks); returns how many were changed.
+    async fn roll(&self, old: &BTreeSet<String>, new: &Versioned) -> Result<usize, SwarmError> {
         let (services, _) = self.engine.services(None).await?;
         let mut rolled = 0;
         for s in services {
@@ -121,7 +121,7 @@ impl SwarmProvider {
             let Some(refs) = refs else { continue };
             let mut changed = false;
             for r in refs.iter_mut() {
-                if r.secret_id.as_deref() == Some(old.id.as_str()) {
+                if r.secret_id.as_ref().is_some_and(|id| old.contains(id)) {
                     *r = secret_reference(new);
                     changed = true;
                 }
@@ -185,16 +185,23 @@ impl SecretBackend for SwarmProvider {
         value: &[u8],
     ) -> Result<(), SwarmError> {
         let _guard = self.changes.lock().await;
-        let mut current = self.current_secrets(ns.as_str()).await?;
-        let old = current
-            .remove(name)
-            .ok_or_else(|| ApiError::SecretNotFound(describe(ns, name)))?;
-        let new = self
-            .create_version(ns, name, old.version + 1, value)
-            .await?;
+        let versions: Vec<Versioned> = self
+            .stored_secrets(Some(ns.as_str()))
+            .await?
+            .into_iter()
+            .filter(|v| v.name == name)
+            .collect();
+        let Some(newest) = versions.iter().map(|v| v.version).max() else {
+            return Err(ApiError::SecretNotFound(describe(ns, name)).into());
+        };
+        let new = self.create_version(ns, name, newest + 1, value).await?;
+        // Every older version, so services a failed update left behind are rolled too.
+        let old: BTreeSet<String> = versions.iter().map(|v| v.id.clone()).collect();
         let rolled = self.roll(&old, &new).await?;
         tracing::info!(secret = %name, namespace = %ns, version = new.version, functions = rolled, "new secret version");
-        self.remove_secret_version(&old).await;
+        for v in &versions {
+            self.remove_secret_version(v).await;
+        }
         Ok(())
     }
 

@@ -59,9 +59,7 @@ impl Reach {
             }
         }
     }
-}
 
-impl Reach {
     /// `GET http://<address><path>`: the status and body, or `None` when the replica does
     /// not answer (yet).
     pub async fn get(&self, address: &str, path: &str) -> Option<(u16, Vec<u8>)> {

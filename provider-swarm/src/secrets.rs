@@ -6,11 +6,12 @@
 //! it references its current version with the target `/var/openfaas/secrets/<name>`
 //! ([`crate::spec::secret_reference`]), so the function reads it where OpenFaaS puts it.
 //!
-//! Swarm secrets are immutable, so an **update** creates version `n+1`, points every service
-//! of this instance that references version `n` (or an older one) at it (Swarm then rolls the service: its
-//! running tasks are *replaced* by tasks that see the new value, unlike provider-docker where
-//! the file changes under running replicas), and removes the older versions. A version Swarm does
-//! not let go of yet (a task still holding it) is removed later by the reconcile loop.
+//! Swarm secrets are immutable, so an **update** creates version `n+1`, points every
+//! service of this instance that references version `n` (or an older one) at it (Swarm then
+//! rolls the service: its running tasks are *replaced* by tasks that see the new value,
+//! unlike provider-docker where the file changes under running replicas), and removes the
+//! older versions. A version Swarm does not let go of yet is removed later by the reconcile
+//! loop.
 //! Deleting a secret a deployed function names is refused (`409`). Every change holds the
 //! provider's change lock, so deploys never race a delete or an update. Values are sent to
 //! Swarm only, never returned and never logged.

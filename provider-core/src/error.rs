@@ -1,14 +1,16 @@
 //! The errors of the shared API layer and their HTTP statuses, in one place.
 //!
-//! A backend's error enum implements `From<ApiError>`, mapping each variant to its own of
-//! the same meaning (and so the same status and message).
+//! A backend's error enum holds an [`ApiError`] (its shared variants: bad requests, basic
+//! auth, the engine, images, secrets and namespaces) next to its own, and answers with
+//! [`ApiError::status`] for them, so both backends give the same status and message.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferry_proto::ErrorBody;
 
-/// What request parsing, validation and authentication can fail with.
+/// What request parsing, validation, authentication and the engine can fail with: the
+/// errors every backend shares, with one message and one status each.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed or names something invalid.
@@ -20,15 +22,68 @@ pub enum ApiError {
     /// The basic-auth credentials could not be read (start-up).
     #[error("basic auth credentials: {0}")]
     Credentials(#[from] ferry_runtime::auth::AuthError),
+    /// The image cannot be used.
+    #[error("image {image:?} is not available: {reason}")]
+    ImageUnavailable {
+        /// The image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+    /// The Docker engine failed or could not be reached.
+    #[error("docker engine error: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    /// The secret does not exist (`<name> in namespace <ns>`).
+    #[error("secret {0} not found")]
+    SecretNotFound(String),
+    /// The secret exists already (create with POST).
+    #[error("secret {0} already exists; use PUT /system/secrets to update it")]
+    SecretExists(String),
+    /// The secret is named by deployed functions and cannot be deleted.
+    #[error("secret {secret} is used by {functions}; remove it from them (or delete them) first")]
+    SecretInUse {
+        /// The secret.
+        secret: String,
+        /// The functions naming it, `name.namespace`, comma-separated.
+        functions: String,
+    },
+    /// The namespace does not exist (see [`crate::namespaces`]).
+    #[error("namespace {0} not found")]
+    NamespaceNotFound(String),
+    /// The namespace exists already (create with POST).
+    #[error(
+        "namespace {0} already exists; use PUT /system/namespace/{0} to change its labels and annotations"
+    )]
+    NamespaceExists(String),
+    /// The namespace cannot be deleted (the default one, or one still holding functions or
+    /// secrets).
+    #[error("namespace {namespace} cannot be deleted: {reason}")]
+    NamespaceInUse {
+        /// The namespace.
+        namespace: String,
+        /// Why, and what to do first.
+        reason: String,
+    },
 }
 
 impl ApiError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::ImageUnavailable { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Credentials(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::SecretNotFound(_) | ApiError::NamespaceNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::SecretExists(_)
+            | ApiError::SecretInUse { .. }
+            | ApiError::NamespaceExists(_)
+            | ApiError::NamespaceInUse { .. } => StatusCode::CONFLICT,
+            // The engine refused the request (a bad name, a conflict): the client's fault.
+            ApiError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                ..
+            }) if *status_code < 500 => StatusCode::BAD_REQUEST,
+            ApiError::Docker(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -85,5 +140,27 @@ mod tests {
             r.headers()
                 .contains_key(axum::http::header::WWW_AUTHENTICATE)
         );
+        let image = ApiError::ImageUnavailable {
+            image: "i".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(image.status(), StatusCode::BAD_REQUEST);
+        let engine = |status_code| {
+            ApiError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: "m".into(),
+            })
+        };
+        assert_eq!(engine(500).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(engine(409).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ApiError::SecretNotFound("s".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        let in_use = ApiError::NamespaceInUse {
+            namespace: "dev".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(in_use.status(), StatusCode::CONFLICT);
     }
 }

@@ -12,20 +12,31 @@
 //! - [`logs`]: `/system/logs` query parsing and the NDJSON lines and stream;
 //! - [`network`]: the attachable functions network, created once;
 //! - [`quantity`]: Kubernetes resource quantities of `limits` and `requests`;
+//! - [`secrets`]: `/system/secrets` over a [`SecretBackend`] (parsing that never echoes a
+//!   value, validation, statuses);
+//! - [`namespaces`]: `/system/namespaces` and `/system/namespace/{name}` over a
+//!   [`NamespaceBackend`], with the rules of which namespaces exist and which can be deleted;
+//! - [`engine`]: connecting to the Docker engine and pinging it;
 //! - [`config`]: settings parsing both backends share;
-//! - [`error`]: [`ApiError`], the errors of this layer and their HTTP statuses; a backend's
-//!   own error enum converts from it and keeps its own status mapping.
+//! - [`error`]: [`ApiError`], the errors both backends share (bad requests, basic auth, the
+//!   engine, images, secrets, namespaces) and their HTTP statuses; a backend's own error enum
+//!   holds it next to its own variants.
 //!
-//! A backend adds its own routes (secrets, logs, namespaces) to [`api::routes`] and finishes
-//! the router with [`api::finish`].
+//! A backend merges [`secrets::routes`], [`namespaces::routes`] and its own (logs) into
+//! [`api::routes`] and finishes the router with [`api::finish`].
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod logs;
+pub mod namespaces;
 pub mod network;
 pub mod quantity;
+pub mod secrets;
 
 pub use api::Backend;
 pub use error::ApiError;
+pub use namespaces::NamespaceBackend;
+pub use secrets::SecretBackend;

@@ -1,8 +1,9 @@
 //! The faas-provider HTTP API (plus ferry's endpoints route and `/metrics`), mapped onto
 //! [`Provider`]: the routes, parsing and validation are `ferry-provider-core`'s, over the
-//! [`Backend`] implementation here. `/system/namespaces` and `/system/namespace/{name}`,
-//! `/system/secrets` and `/system/logs` live in [`crate::namespaces`], [`crate::secrets`] and
-//! [`crate::logs`].
+//! [`Backend`] implementation here. `/system/namespaces`, `/system/namespace/{name}` and
+//! `/system/secrets` are `ferry-provider-core`'s routes too, over the `NamespaceBackend` and
+//! `SecretBackend` implementations in [`crate::namespaces`] and [`crate::secrets`];
+//! `/system/logs` lives in [`crate::logs`].
 
 use std::sync::Arc;
 
@@ -23,8 +24,8 @@ pub fn router(
     credentials: Option<Arc<ferry_runtime::auth::Credentials>>,
 ) -> Router {
     let routes = ferry_provider_core::api::routes::<Provider>()
-        .merge(crate::namespaces::routes())
-        .merge(crate::secrets::routes())
+        .merge(ferry_provider_core::namespaces::routes::<Provider>())
+        .merge(ferry_provider_core::secrets::routes::<Provider>())
         .merge(crate::logs::routes());
     ferry_provider_core::api::finish(routes, provider, credentials)
 }

@@ -71,9 +71,7 @@ impl Engine {
     /// Connects with the local defaults (`DOCKER_HOST` or `/var/run/docker.sock`) and
     /// negotiates the API version (the engine may be older than bollard's default).
     pub async fn connect(config: &Config) -> Result<Engine, DockerError> {
-        let docker = Docker::connect_with_local_defaults()?
-            .negotiate_version()
-            .await?;
+        let docker = ferry_provider_core::engine::connect().await?;
         Ok(Engine {
             docker,
             instance: config.instance.clone(),
@@ -92,7 +90,7 @@ impl Engine {
 
     /// Checks that the engine answers.
     pub async fn ping(&self) -> Result<(), DockerError> {
-        self.docker.ping().await.map(|_| ())
+        ferry_provider_core::engine::ping(&self.docker).await
     }
 
     /// Creates the functions network if it does not exist.
@@ -109,9 +107,11 @@ impl Engine {
 
     /// Makes sure the engine has `image`, pulling it when the policy allows.
     pub async fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
-        let unavailable = |reason: String| ProviderError::ImageUnavailable {
-            image: image.to_string(),
-            reason,
+        let unavailable = |reason: String| {
+            ProviderError::from(ferry_provider_core::ApiError::ImageUnavailable {
+                image: image.to_string(),
+                reason,
+            })
         };
         let present = match self.docker.inspect_image(image).await {
             Ok(_) => true,

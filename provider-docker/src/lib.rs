@@ -10,10 +10,12 @@
 //! - [`api`]: HTTP routes (`/system/functions`, `/system/function/{name}`,
 //!   `/system/scale-function/{name}`, `/system/endpoints/{name}`, `/system/info`,
 //!   `/healthz`, `/metrics`);
-//! - [`namespaces`]: `/system/namespaces` and `/system/namespace/{name}`, namespaces created
-//!   through the API kept under `data_dir/namespaces`;
-//! - [`secrets`]: `/system/secrets`, secrets stored under `data_dir/secrets` and mounted
-//!   read-only at `/var/openfaas/secrets/<name>`;
+//! - [`namespaces`]: the `NamespaceBackend` of `/system/namespaces` and
+//!   `/system/namespace/{name}` (routes and rules in `ferry-provider-core`), namespaces
+//!   created through the API kept under `data_dir/namespaces`;
+//! - [`secrets`]: the `SecretBackend` of `/system/secrets` (routes in `ferry-provider-core`),
+//!   secrets stored under `data_dir/secrets` and mounted read-only at
+//!   `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
 //! - [`provider`]: the operations, all built on one `reconcile` step;
 //! - [`orphans`]: removing containers of this instance that belong to no desired function

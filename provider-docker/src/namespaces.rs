@@ -1,69 +1,23 @@
-//! Namespaces: `GET /system/namespaces` and `GET`, `POST`, `PUT`, `DELETE
-//! /system/namespace/{name}`, what `faas-cli namespaces` and `faas-cli namespace
-//! get|create|update|remove` speak. The plural `/system/namespaces/{name}` of OpenFaaS' docs is
-//! accepted as well, and so is `POST /system/namespace` without the trailing slash.
-//!
-//! # What a namespace is
+//! Namespaces on Docker: provider-docker's [`NamespaceBackend`]. The routes, request
+//! parsing, statuses and the rules of which namespaces exist are `ferry-provider-core`'s
+//! ([`ferry_provider_core::namespaces`]); this module keeps the created ones.
 //!
 //! On Docker a namespace is a name: the functions of `dev` are containers labelled
 //! `com.openfaas.namespace=dev` and its secrets live in `<data_dir>/secrets/dev/`. A namespace
-//! exists when it is
-//!
-//! - the default namespace `openfaas-fn` (always);
-//! - created with `POST /system/namespace/`: kept with its labels and annotations in
-//!   `<data_dir>/namespaces/<name>.json` (folder `0700`, files `0600`, written to a temporary
-//!   file and renamed into place), so it survives restarts; or
-//! - *implicit*: it holds functions. Deploying into a namespace that was never created works
-//!   as it always did and makes the namespace appear; it goes with its last function unless it
-//!   was created (or updated) through this API.
-//!
-//! `GET /system/namespaces` lists all of them, the default one first, then the others sorted.
-//!
-//! # Labels and annotations
-//!
-//! OpenFaaS marks the namespaces it may use with the label or annotation `openfaas="1"`
-//! (faas-cli sends the label on every create and update). Every namespace ferry has is one
-//! OpenFaaS may use, so every namespace is reported with the label `openfaas: "1"`, sent or
-//! not; a request setting that label to anything but `"1"` (or faasd's `"true"`) is refused.
-//! Annotations are kept as sent. `PUT` replaces labels and annotations as a whole, as faasd
-//! replaces labels. Both are always objects in answers, `{}` when empty.
-//!
-//! # Statuses (faasd's, which faas-cli's client accepts)
-//!
-//! | request | answer |
-//! |---|---|
-//! | `GET /system/namespace/{name}` | `200` `{"name","labels","annotations"}`; `404` unknown |
-//! | `POST /system/namespace/` (name in the body, or in the path) | `201`; `409` exists |
-//! | `PUT /system/namespace/{name}` | `202`; `404` unknown |
-//! | `DELETE /system/namespace/{name}` | `202`; `404` unknown; `409` default or in use |
-//!
-//! Bad JSON, an invalid name, or a body naming another namespace than the path answers `400`
-//! and changes nothing. Errors are `{"message": "..."}`.
-//!
-//! # Deleting
-//!
-//! ferry refuses (`409`) to delete `openfaas-fn`, and a namespace still holding functions or
-//! secrets: remove those first. This differs from faas-netes, where deleting a namespace
-//! deletes the Kubernetes namespace with everything in it; ferry never removes a function or a
-//! secret as a side effect. Deploys do not wait for namespace changes: a function deployed into
-//! a namespace while it is being deleted keeps it as an implicit namespace.
+//! created (or updated) with the API is kept with its labels and annotations in
+//! `<data_dir>/namespaces/<name>.json` (folder `0700`, files `0600`, written to a temporary
+//! file and renamed into place), so it survives restarts. One lock serialises changes, so two
+//! creates of one namespace never both succeed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{MethodRouter, get, post};
-use ferry_proto::namespace::OPENFAAS;
-use ferry_proto::routes::{SYSTEM_NAMESPACE, SYSTEM_NAMESPACES};
-use ferry_proto::{DEFAULT_NAMESPACE, FunctionNamespace, Name};
+use ferry_proto::{FunctionNamespace, Name};
+use ferry_provider_core::NamespaceBackend;
+use ferry_provider_core::namespaces::{self as rules};
 
-use crate::api::parse_json;
 use crate::error::ProviderError;
 use crate::provider::Provider;
 use crate::store::{create_private_dir, write_private};
@@ -110,24 +64,18 @@ impl Namespaces {
     /// `name` as the API reports it, if it exists; `holds_functions` says whether functions
     /// are deployed in it.
     pub fn get(&self, name: &Name, holds_functions: bool) -> Option<FunctionNamespace> {
-        if let Some(ns) = self.lock().get(name) {
-            return Some(ns.clone());
-        }
-        (holds_functions || is_default(name)).then(|| implicit(name))
+        let stored = self.lock().get(name).cloned();
+        rules::visible(name, stored, holds_functions)
     }
 
     /// Every namespace: the default one first, then the created ones and `with_functions`
     /// (those holding functions), sorted, each once.
     pub fn names(&self, with_functions: impl IntoIterator<Item = String>) -> Vec<String> {
-        let mut others: BTreeSet<String> = self.lock().keys().map(Name::to_string).collect();
-        others.extend(with_functions);
-        others.remove(DEFAULT_NAMESPACE);
-        std::iter::once(DEFAULT_NAMESPACE.to_string())
-            .chain(others)
-            .collect()
+        let stored: Vec<String> = self.lock().keys().map(Name::to_string).collect();
+        rules::names(stored, with_functions)
     }
 
-    /// Creates `name` with `ns` (see [`request`]); `409` if it exists, created or implicit.
+    /// Creates `name` with `ns`; `409` if it exists, created or implicit.
     pub fn create(
         &self,
         name: &Name,
@@ -135,9 +83,7 @@ impl Namespaces {
         holds_functions: bool,
     ) -> Result<(), ProviderError> {
         let mut created = self.lock();
-        if created.contains_key(name) || holds_functions || is_default(name) {
-            return Err(ProviderError::NamespaceExists(name.to_string()));
-        }
+        rules::check_create(name, created.contains_key(name), holds_functions)?;
         self.write(name, &ns)?;
         created.insert(name.clone(), ns);
         Ok(())
@@ -152,9 +98,7 @@ impl Namespaces {
         holds_functions: bool,
     ) -> Result<(), ProviderError> {
         let mut created = self.lock();
-        if !(created.contains_key(name) || holds_functions || is_default(name)) {
-            return Err(ProviderError::NamespaceNotFound(name.to_string()));
-        }
+        rules::check_update(name, created.contains_key(name), holds_functions)?;
         self.write(name, &ns)?;
         created.insert(name.clone(), ns);
         Ok(())
@@ -169,28 +113,7 @@ impl Namespaces {
         secrets: &[String],
     ) -> Result<(), ProviderError> {
         let mut created = self.lock();
-        let in_use = |reason: String| ProviderError::NamespaceInUse {
-            namespace: name.to_string(),
-            reason,
-        };
-        if is_default(name) {
-            return Err(in_use("it is the default namespace".into()));
-        }
-        if !functions.is_empty() {
-            return Err(in_use(format!(
-                "it still holds the functions {}; remove them first (faas-cli remove NAME --namespace {name})",
-                functions.join(", ")
-            )));
-        }
-        if !created.contains_key(name) {
-            return Err(ProviderError::NamespaceNotFound(name.to_string()));
-        }
-        if !secrets.is_empty() {
-            return Err(in_use(format!(
-                "it still holds the secrets {}; remove them first (faas-cli secret remove NAME --namespace {name})",
-                secrets.join(", ")
-            )));
-        }
+        rules::check_delete(name, created.contains_key(name), functions, secrets)?;
         match std::fs::remove_file(self.path(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -226,160 +149,50 @@ fn load(path: &Path) -> io::Result<(Name, FunctionNamespace)> {
     Ok((name, ns))
 }
 
-fn is_default(name: &Name) -> bool {
-    name.as_str() == DEFAULT_NAMESPACE
-}
-
-/// The default namespace, or one that only holds functions, as the API reports it.
-fn implicit(name: &Name) -> FunctionNamespace {
-    let mut ns = FunctionNamespace::new(name.as_str());
-    ns.labels.insert(OPENFAAS.into(), "1".into());
-    ns
-}
-
-const BODY: &str = "a namespace, {\"name\": ..., \"labels\": {...}, \"annotations\": {...}}";
-
-/// Validates a namespace name from the path or a body.
-fn valid(name: &str) -> Result<Name, ProviderError> {
-    Name::new(name).map_err(|e| ProviderError::BadRequest(format!("invalid namespace name: {e}")))
-}
-
-/// The namespace a request is about: the one in the path and the one in the body must agree
-/// when both are given; one of them is required.
-fn resolve(path: Option<&str>, body: &str) -> Result<Name, ProviderError> {
-    match (path, body.trim()) {
-        (None, "") => Err(ProviderError::BadRequest(
-            "the \"name\" field is required: POST /system/namespace/ with {\"name\": ...}".into(),
-        )),
-        (Some(path), "") => valid(path),
-        (None, body) => valid(body),
-        (Some(path), body) if path == body => valid(path),
-        (Some(path), body) => Err(ProviderError::BadRequest(format!(
-            "the name {body:?} in the body does not match {path:?} in the path"
-        ))),
-    }
-}
-
-/// A `POST` or `PUT` body, for the namespace in `path` if any: its validated name, and the
-/// namespace to store (label `openfaas` set to `"1"`).
-fn request(path: Option<&str>, body: &[u8]) -> Result<(Name, FunctionNamespace), ProviderError> {
-    let mut ns: FunctionNamespace = parse_json(body, BODY)?;
-    let name = resolve(path, &ns.name)?;
-    match ns.labels.get(OPENFAAS).map(String::as_str) {
-        None | Some("1" | "true") => {}
-        Some(other) => {
-            return Err(ProviderError::BadRequest(format!(
-                "label {OPENFAAS}={other:?}: every ferry namespace is an OpenFaaS namespace, so this label is \"1\" (or left out)"
-            )));
-        }
-    }
-    ns.labels.insert(OPENFAAS.into(), "1".into());
-    ns.name = name.to_string();
-    Ok((name, ns))
-}
-
-/// The namespace routes.
-pub(crate) fn routes() -> Router<Arc<Provider>> {
-    let unnamed = || -> MethodRouter<Arc<Provider>> {
-        post(create)
-            .get(name_missing)
-            .put(name_missing)
-            .delete(name_missing)
-    };
-    let named = || -> MethodRouter<Arc<Provider>> {
-        get(show).post(create_named).put(update).delete(delete)
-    };
-    Router::new()
-        .route(SYSTEM_NAMESPACES, get(list))
-        .route("/system/namespace", unnamed())
-        .route(SYSTEM_NAMESPACE, unnamed())
-        .route("/system/namespace/{name}", named())
-        .route("/system/namespaces/{name}", named())
-}
-
 fn holds_functions(p: &Provider, name: &Name) -> bool {
     !p.store.list(Some(name.as_str())).is_empty()
 }
 
-/// `GET /system/namespaces`: every namespace's name.
-async fn list(State(p): State<Arc<Provider>>) -> Json<Vec<String>> {
-    Json(p.namespaces.names(p.store.namespaces()))
-}
+impl NamespaceBackend for Provider {
+    async fn namespace_names(self: &Arc<Self>) -> Result<Vec<String>, ProviderError> {
+        Ok(self.namespaces.names(self.store.namespaces()))
+    }
 
-/// `GET /system/namespace/{name}` → `200` with the namespace; `404` if unknown.
-async fn show(
-    State(p): State<Arc<Provider>>,
-    UrlPath(name): UrlPath<String>,
-) -> Result<Response, ProviderError> {
-    let name = valid(&name)?;
-    let ns = p
-        .namespaces
-        .get(&name, holds_functions(&p, &name))
-        .ok_or_else(|| ProviderError::NamespaceNotFound(name.to_string()))?;
-    Ok(Json(ns).into_response())
-}
+    async fn namespace(
+        self: &Arc<Self>,
+        name: &Name,
+    ) -> Result<Option<FunctionNamespace>, ProviderError> {
+        Ok(self.namespaces.get(name, holds_functions(self, name)))
+    }
 
-/// `POST /system/namespace/` → `201`; `409` if it exists.
-async fn create(State(p): State<Arc<Provider>>, body: Bytes) -> Result<StatusCode, ProviderError> {
-    create_in(&p, None, &body)
-}
+    async fn create_namespace(
+        self: &Arc<Self>,
+        name: &Name,
+        ns: FunctionNamespace,
+    ) -> Result<(), ProviderError> {
+        self.namespaces
+            .create(name, ns, holds_functions(self, name))
+    }
 
-/// `POST /system/namespace/{name}`, as [`create`].
-async fn create_named(
-    State(p): State<Arc<Provider>>,
-    UrlPath(name): UrlPath<String>,
-    body: Bytes,
-) -> Result<StatusCode, ProviderError> {
-    create_in(&p, Some(&name), &body)
-}
+    async fn update_namespace(
+        self: &Arc<Self>,
+        name: &Name,
+        ns: FunctionNamespace,
+    ) -> Result<(), ProviderError> {
+        self.namespaces
+            .update(name, ns, holds_functions(self, name))
+    }
 
-fn create_in(p: &Provider, path: Option<&str>, body: &[u8]) -> Result<StatusCode, ProviderError> {
-    let (name, ns) = request(path, body)?;
-    p.namespaces.create(&name, ns, holds_functions(p, &name))?;
-    tracing::info!(namespace = %name, "created namespace");
-    Ok(StatusCode::CREATED)
-}
-
-/// `PUT /system/namespace/{name}` → `202`; `404` if unknown.
-async fn update(
-    State(p): State<Arc<Provider>>,
-    UrlPath(name): UrlPath<String>,
-    body: Bytes,
-) -> Result<StatusCode, ProviderError> {
-    let (name, ns) = request(Some(&name), &body)?;
-    p.namespaces.update(&name, ns, holds_functions(&p, &name))?;
-    tracing::info!(namespace = %name, "updated namespace");
-    Ok(StatusCode::ACCEPTED)
-}
-
-/// `DELETE /system/namespace/{name}` (a body, as faas-cli sends one, must name the same
-/// namespace) → `202`; `404` if unknown; `409` for the default namespace or one in use.
-async fn delete(
-    State(p): State<Arc<Provider>>,
-    UrlPath(name): UrlPath<String>,
-    body: Bytes,
-) -> Result<StatusCode, ProviderError> {
-    let name = if body.iter().all(u8::is_ascii_whitespace) {
-        valid(&name)?
-    } else {
-        let ns: FunctionNamespace = parse_json(&body, BODY)?;
-        resolve(Some(&name), &ns.name)?
-    };
-    let functions: Vec<String> = p
-        .store
-        .list(Some(name.as_str()))
-        .into_iter()
-        .map(|(f, _)| f.name.to_string())
-        .collect();
-    let secrets = p.secrets.names(&name)?;
-    p.namespaces.delete(&name, &functions, &secrets)?;
-    tracing::info!(namespace = %name, "deleted namespace");
-    Ok(StatusCode::ACCEPTED)
-}
-
-/// `GET`, `PUT`, `DELETE /system/namespace/` → `400`: they need the name in the path.
-async fn name_missing() -> ProviderError {
-    ProviderError::BadRequest("name the namespace in the path: /system/namespace/<name>".into())
+    async fn delete_namespace(self: &Arc<Self>, name: &Name) -> Result<(), ProviderError> {
+        let functions: Vec<String> = self
+            .store
+            .list(Some(name.as_str()))
+            .into_iter()
+            .map(|(f, _)| f.name.to_string())
+            .collect();
+        let secrets = self.secrets.names(name)?;
+        self.namespaces.delete(name, &functions, &secrets)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Secrets: `GET/POST/PUT/DELETE /system/secrets`, stored on disk, mounted into functions.
+//! Secrets stored on disk and mounted into functions: provider-docker's
+//! [`SecretBackend`] (the `/system/secrets` routes, parsing and statuses are
+//! `ferry-provider-core`'s [`ferry_provider_core::secrets`]).
 //!
 //! A secret is the file `<data_dir>/secrets/<namespace>/<name>` holding its bytes. The
 //! folders are `0700`, so no other user of the host can reach the files; the files themselves
@@ -14,22 +16,16 @@
 //!
 //! Values are never returned, and never logged: only names and namespaces are.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use ferry_proto::{FunctionRef, Name, Secret};
+use ferry_proto::{FunctionRef, Name};
+use ferry_provider_core::secrets::{describe, in_use, missing};
+use ferry_provider_core::{ApiError, SecretBackend};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
-use crate::api::{namespace_param, parse_json};
 use crate::error::ProviderError;
 use crate::provider::Provider;
 
@@ -89,7 +85,7 @@ impl Secrets {
         self.path(ns, name).is_file()
     }
 
-    /// Writes a new secret; [`ProviderError::SecretExists`] if it is there already.
+    /// Writes a new secret; `409` ([`ApiError::SecretExists`]) if it is there already.
     pub fn create(&self, ns: &Name, name: &str, value: &[u8]) -> Result<(), ProviderError> {
         let _writing = self.writes.lock().expect("secret writes poisoned");
         private_dir(&self.dir.join(ns.as_str()))?;
@@ -105,7 +101,7 @@ impl Secrets {
                 let _ = std::fs::remove_file(&path);
             }),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(ProviderError::SecretExists(describe(ns, name)))
+                Err(ApiError::SecretExists(describe(ns, name)).into())
             }
             Err(e) => Err(e.into()),
         }
@@ -122,7 +118,7 @@ impl Secrets {
         {
             Ok(file) => write_value(file, &path, value),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(ProviderError::SecretNotFound(describe(ns, name)))
+                Err(ApiError::SecretNotFound(describe(ns, name)).into())
             }
             Err(e) => Err(e.into()),
         }
@@ -136,10 +132,8 @@ impl Secrets {
         names: &[String],
     ) -> Result<RwLockReadGuard<'_, ()>, ProviderError> {
         let guard = self.in_use.read().await;
-        if let Some(missing) = names.iter().find(|n| !self.exists(&f.namespace, n)) {
-            return Err(ProviderError::BadRequest(format!(
-                "unable to find secret: {missing}"
-            )));
+        if let Some(m) = names.iter().find(|n| !self.exists(&f.namespace, n)) {
+            return Err(missing(m).into());
         }
         Ok(guard)
     }
@@ -161,143 +155,49 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
-fn describe(ns: &Name, name: &str) -> String {
-    format!("{name} in namespace {ns}")
-}
-
-/// The secrets routes.
-pub(crate) fn routes() -> Router<Arc<Provider>> {
-    Router::new().route(
-        ferry_proto::routes::SYSTEM_SECRETS,
-        get(list).post(create).put(update).delete(delete),
-    )
-}
-
-type Params = Query<HashMap<String, String>>;
-
-/// `GET /system/secrets[?namespace=]`: names and namespaces, never values.
-async fn list(State(p): State<Arc<Provider>>, Query(q): Params) -> Result<Response, ProviderError> {
-    let ns = Name::new(namespace_param(&q, None)?)?;
-    let secrets: Vec<Secret> = p
-        .secrets
-        .names(&ns)?
-        .into_iter()
-        .map(|name| Secret {
-            name,
-            namespace: ns.to_string(),
-            ..Secret::default()
-        })
-        .collect();
-    Ok(axum::Json(secrets).into_response())
-}
-
-/// The namespace (query, else body, else default) and the validated name of a secret body.
-fn target(q: &HashMap<String, String>, s: &Secret) -> Result<(Name, String), ProviderError> {
-    let ns = Name::new(namespace_param(q, Some(&s.namespace))?)?;
-    let name = s.name.trim();
-    if name.is_empty() {
-        return Err(ProviderError::BadRequest(
-            "the \"name\" field is required".into(),
-        ));
+impl SecretBackend for Provider {
+    async fn secret_names(self: &Arc<Self>, ns: &Name) -> Result<Vec<String>, ProviderError> {
+        Ok(self.secrets.names(ns)?)
     }
-    ferry_proto::name::validate_secret_name(name)
-        .map_err(|e| ProviderError::BadRequest(format!("invalid secret name: {e}")))?;
-    Ok((ns, name.to_string()))
-}
 
-fn value_of(s: &Secret) -> Result<&[u8], ProviderError> {
-    match s.bytes() {
-        [] => Err(ProviderError::BadRequest(
-            "the secret has no value: set \"value\" (text) or \"rawValue\" (base64)".into(),
-        )),
-        bytes => Ok(bytes),
+    async fn create_secret(
+        self: &Arc<Self>,
+        ns: &Name,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), ProviderError> {
+        self.secrets.create(ns, name, value)
     }
-}
 
-/// Parses a secret body. Unlike other bodies, a parse error does not quote serde's message,
-/// which can repeat part of the value; it says only where parsing stopped.
-fn parse_secret(body: &[u8]) -> Result<Secret, ProviderError> {
-    parse_json::<serde_json::Value>(body, SECRET_BODY)?;
-    serde_json::from_slice(body).map_err(|e| {
-        ProviderError::BadRequest(format!(
-            "invalid secret at line {} column {}: expected {SECRET_BODY}, \"rawValue\" being base64",
-            e.line(),
-            e.column()
-        ))
-    })
-}
+    async fn update_secret(
+        self: &Arc<Self>,
+        ns: &Name,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), ProviderError> {
+        self.secrets.update(ns, name, value)
+    }
 
-const SECRET_BODY: &str = "{\"name\": ..., \"value\": ...}";
-
-/// `POST /system/secrets` → 201; 409 if it exists.
-async fn create(
-    State(p): State<Arc<Provider>>,
-    Query(q): Params,
-    body: Bytes,
-) -> Result<StatusCode, ProviderError> {
-    let s = parse_secret(&body)?;
-    let (ns, name) = target(&q, &s)?;
-    p.secrets.create(&ns, &name, value_of(&s)?)?;
-    tracing::info!(secret = %name, namespace = %ns, "created secret");
-    Ok(StatusCode::CREATED)
-}
-
-/// `PUT /system/secrets` → 200; 404 if unknown.
-async fn update(
-    State(p): State<Arc<Provider>>,
-    Query(q): Params,
-    body: Bytes,
-) -> Result<StatusCode, ProviderError> {
-    let s = parse_secret(&body)?;
-    let (ns, name) = target(&q, &s)?;
-    p.secrets.update(&ns, &name, value_of(&s)?)?;
-    tracing::info!(secret = %name, namespace = %ns, "updated secret");
-    Ok(StatusCode::OK)
-}
-
-/// `DELETE /system/secrets` (body `{"name","namespace"}`, or `?name=&namespace=`) → 200;
-/// 404 if unknown; 409 while a deployed function names it.
-async fn delete(
-    State(p): State<Arc<Provider>>,
-    Query(q): Params,
-    body: Bytes,
-) -> Result<StatusCode, ProviderError> {
-    let s: Secret = if body.iter().all(u8::is_ascii_whitespace) {
-        Secret {
-            name: q.get("name").cloned().unwrap_or_default(),
-            ..Secret::default()
+    async fn delete_secret(self: &Arc<Self>, ns: &Name, name: &str) -> Result<(), ProviderError> {
+        let not_found = || ProviderError::from(ApiError::SecretNotFound(describe(ns, name)));
+        let _exclusive = self.secrets.in_use.write().await;
+        if !self.secrets.exists(ns, name) {
+            return Err(not_found());
         }
-    } else {
-        parse_secret(&body)?
-    };
-    let (ns, name) = target(&q, &s)?;
-    let _exclusive = p.secrets.in_use.write().await;
-    if !p.secrets.exists(&ns, &name) {
-        return Err(ProviderError::SecretNotFound(describe(&ns, &name)));
-    }
-    let users: Vec<String> = p
-        .store
-        .list(Some(ns.as_str()))
-        .into_iter()
-        .filter(|(_, want)| want.deployment.secrets.contains(&name))
-        .map(|(f, _)| f.to_string())
-        .collect();
-    if !users.is_empty() {
-        return Err(ProviderError::SecretInUse {
-            secret: describe(&ns, &name),
-            functions: users.join(", "),
-        });
-    }
-    match std::fs::remove_file(p.secrets.path(&ns, &name)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(ProviderError::SecretNotFound(describe(&ns, &name)));
+        let users: Vec<String> = self
+            .store
+            .list(Some(ns.as_str()))
+            .into_iter()
+            .filter(|(_, want)| want.deployment.secrets.iter().any(|s| s == name))
+            .map(|(f, _)| f.to_string())
+            .collect();
+        in_use(ns, name, &users)?;
+        match std::fs::remove_file(self.secrets.path(ns, name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found()),
+            Err(e) => Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     }
-    tracing::info!(secret = %name, namespace = %ns, "deleted secret");
-    // 200, as faasd answers: faas-cli takes only 200 and 202 for a removed secret.
-    Ok(StatusCode::OK)
 }
 
 #[cfg(test)]
@@ -319,14 +219,14 @@ mod tests {
         let before = inode(&path);
         assert!(matches!(
             secrets.create(&ns, "db", b"two"),
-            Err(ProviderError::SecretExists(_))
+            Err(ProviderError::Api(ApiError::SecretExists(_)))
         ));
         secrets.update(&ns, "db", b"three").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"three");
         assert_eq!(inode(&path), before, "updated in place");
         assert!(matches!(
             secrets.update(&ns, "nope", b"x"),
-            Err(ProviderError::SecretNotFound(_))
+            Err(ProviderError::Api(ApiError::SecretNotFound(_)))
         ));
         assert_eq!(secrets.names(&ns).unwrap(), vec!["db"]);
         assert!(
@@ -346,19 +246,5 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.to_string(), "unable to find secret: api-key");
-    }
-
-    #[test]
-    fn parse_errors_do_not_repeat_the_value() {
-        for body in [
-            r#"{"name":"n","value":987654}"#,
-            r#"{"name":"n","rawValue":"987654%%"}"#,
-            r#"{"name":"n","value":["987654"]}"#,
-        ] {
-            let e = parse_secret(body.as_bytes()).unwrap_err().to_string();
-            assert!(e.contains("line 1") && !e.contains("987654"), "{e}");
-        }
-        let s = parse_secret(br#"{"name":"n","rawValue":"aGk="}"#).unwrap();
-        assert_eq!(s.bytes(), b"hi");
     }
 }

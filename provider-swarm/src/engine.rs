@@ -54,9 +54,7 @@ pub struct Engine {
 impl Engine {
     /// Connects with the local defaults and negotiates the API version.
     pub async fn connect(config: &Config) -> Result<Engine, DockerError> {
-        let docker = Docker::connect_with_local_defaults()?
-            .negotiate_version()
-            .await?;
+        let docker = ferry_provider_core::engine::connect().await?;
         Ok(Engine {
             docker,
             instance: config.instance.clone(),
@@ -71,7 +69,7 @@ impl Engine {
 
     /// Checks that the engine answers and is a swarm manager.
     pub async fn check(&self) -> Result<(), SwarmError> {
-        self.docker.ping().await?;
+        ferry_provider_core::engine::ping(&self.docker).await?;
         match self.docker.inspect_swarm().await {
             Ok(_) => Ok(()),
             Err(e) => Err(SwarmError::NotSwarm(e.to_string())),
@@ -93,17 +91,15 @@ impl Engine {
     /// The ID of `image` on the engine; nothing is pulled.
     pub async fn image_id(&self, image: &str) -> Result<String, SwarmError> {
         match self.docker.inspect_image(image).await {
-            Ok(i) => i.id.ok_or_else(|| SwarmError::ImageUnavailable {
-                image: image.into(),
-                reason: "the engine reports no ID for it".into(),
-            }),
+            Ok(i) => {
+                i.id.ok_or_else(|| unavailable(image, "the engine reports no ID for it"))
+            }
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Err(SwarmError::ImageUnavailable {
-                image: image.into(),
-                reason: "it is not present on the Docker engine (provider-swarm never pulls)"
-                    .into(),
-            }),
+            }) => Err(unavailable(
+                image,
+                "it is not present on the Docker engine (provider-swarm never pulls)",
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -203,6 +199,13 @@ impl Engine {
             .clone()
             .filter(|ip| !ip.is_empty())
     }
+}
+
+fn unavailable(image: &str, reason: &str) -> SwarmError {
+    SwarmError::from(ferry_provider_core::ApiError::ImageUnavailable {
+        image: image.into(),
+        reason: reason.into(),
+    })
 }
 
 fn read_service(s: Service) -> Option<FunctionService> {

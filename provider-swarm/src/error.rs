@@ -1,4 +1,6 @@
-//! The provider's errors and their HTTP statuses, in one place.
+//! The provider's errors and their HTTP statuses, in one place. The errors both backends
+//! share (the engine, images, basic auth, secrets, namespaces) are `ferry-provider-core`'s
+//! [`ApiError`], held in [`SwarmError::Api`].
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,26 +18,12 @@ pub enum SwarmError {
     /// The function exists already (deploy with POST).
     #[error("function {0} already exists; use PUT /system/functions to update it")]
     AlreadyExists(String),
-    /// The image is not on the engine (provider-swarm never pulls).
-    #[error("image {image:?} is not available: {reason}")]
-    ImageUnavailable {
-        /// The image reference.
-        image: String,
-        /// Why.
-        reason: String,
-    },
     /// The engine is not a swarm manager.
     #[error("the Docker engine is not a swarm manager: {0}")]
     NotSwarm(String),
-    /// The Docker engine failed or could not be reached.
-    #[error("docker engine error: {0}")]
-    Docker(#[from] bollard::errors::Error),
-    /// `/system/*` without the basic-auth credentials (`basic_auth=true`).
-    #[error("unauthorized: /system/* requires basic auth (user and password in secret_mount_path)")]
-    Unauthorized,
-    /// The basic-auth credentials could not be read (start-up).
-    #[error("basic auth credentials: {0}")]
-    Credentials(#[from] ferry_runtime::auth::AuthError),
+    /// What every backend can fail with, with its status.
+    #[error(transparent)]
+    Api(ApiError),
     /// Serving failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -45,18 +33,12 @@ impl SwarmError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            SwarmError::BadRequest(_) | SwarmError::ImageUnavailable { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            SwarmError::BadRequest(_) => StatusCode::BAD_REQUEST,
             SwarmError::NotFound(_) => StatusCode::NOT_FOUND,
             SwarmError::AlreadyExists(_) => StatusCode::CONFLICT,
-            SwarmError::Docker(bollard::errors::Error::DockerResponseServerError {
-                status_code,
-                ..
-            }) if *status_code < 500 => StatusCode::BAD_REQUEST,
-            SwarmError::Docker(_) | SwarmError::NotSwarm(_) => StatusCode::BAD_GATEWAY,
-            SwarmError::Unauthorized => StatusCode::UNAUTHORIZED,
-            SwarmError::Credentials(_) | SwarmError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SwarmError::NotSwarm(_) => StatusCode::BAD_GATEWAY,
+            SwarmError::Api(e) => e.status(),
+            SwarmError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -71,14 +53,56 @@ impl From<ApiError> for SwarmError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::BadRequest(m) => SwarmError::BadRequest(m),
-            ApiError::Unauthorized => SwarmError::Unauthorized,
-            ApiError::Credentials(e) => SwarmError::Credentials(e),
+            e => SwarmError::Api(e),
         }
+    }
+}
+
+impl From<bollard::errors::Error> for SwarmError {
+    fn from(e: bollard::errors::Error) -> Self {
+        SwarmError::Api(e.into())
+    }
+}
+
+impl From<ferry_runtime::auth::AuthError> for SwarmError {
+    fn from(e: ferry_runtime::auth::AuthError) -> Self {
+        SwarmError::Api(e.into())
     }
 }
 
 impl From<ferry_proto::function::DeploymentError> for SwarmError {
     fn from(e: ferry_proto::function::DeploymentError) -> Self {
         SwarmError::BadRequest(e.to_string())
+    }
+}
+
+impl From<ferry_proto::NameError> for SwarmError {
+    fn from(e: ferry_proto::NameError) -> Self {
+        SwarmError::BadRequest(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let image = SwarmError::from(ApiError::ImageUnavailable {
+            image: "i".into(),
+            reason: "r".into(),
+        });
+        assert_eq!(image.status(), StatusCode::BAD_REQUEST);
+        let engine = bollard::errors::Error::DockerResponseServerError {
+            status_code: 503,
+            message: "m".into(),
+        };
+        assert_eq!(SwarmError::from(engine).status(), StatusCode::BAD_GATEWAY);
+        let exists = SwarmError::from(ApiError::SecretExists("s".into()));
+        assert_eq!(exists.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            SwarmError::NotSwarm("x".into()).status(),
+            StatusCode::BAD_GATEWAY
+        );
     }
 }

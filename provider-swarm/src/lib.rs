@@ -9,6 +9,10 @@
 //! - [`spec`]: a deployment as a service spec;
 //! - [`engine`]: services, tasks, the overlay network and images on the swarm manager;
 //! - [`logs`]: `/system/logs` from the service logs, NDJSON as provider-docker's;
+//! - [`secrets`]: `/system/secrets` as Swarm secrets, mounted at
+//!   `/var/openfaas/secrets/<name>`; an update rolls the services using the secret;
+//! - [`namespaces`]: the namespace API, created namespaces kept as Swarm configs;
+//! - [`objects`]: labels, names and versions of those secrets and configs;
 //! - [`provider`]: the operations, and the removal of stray services;
 //! - [`error`]: the error enum and its HTTP statuses.
 //!
@@ -18,7 +22,10 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod logs;
+pub mod namespaces;
+pub mod objects;
 pub mod provider;
+pub mod secrets;
 pub mod spec;
 
 use std::future::Future;
@@ -46,7 +53,10 @@ pub async fn run(
     let cancel = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn(provider.clone().reconcile_loop(interval, cancel.clone()));
     tracing::info!(address = %listener.local_addr()?, "provider-swarm listening");
-    let routes = ferry_provider_core::api::routes::<SwarmProvider>().merge(logs::routes());
+    let routes = ferry_provider_core::api::routes::<SwarmProvider>()
+        .merge(ferry_provider_core::namespaces::routes::<SwarmProvider>())
+        .merge(ferry_provider_core::secrets::routes::<SwarmProvider>())
+        .merge(logs::routes());
     let router = ferry_provider_core::api::finish(routes, provider, credentials);
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

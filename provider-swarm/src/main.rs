@@ -13,9 +13,11 @@ Environment (defaults in brackets):
   allow_unauthenticated  accept such a bind: something else guards /system/* [false]
   functions_network   attachable overlay network of the function services, created when
                       missing [ferry-functions-swarm]
-  instance            label value owning every service and network it creates [ferry]
+  instance            label value owning every service, network, secret and config it
+                      creates [ferry]
   stop_timeout        the services' stop grace period, SIGTERM to SIGKILL [30s]
-  reconcile_interval  how often stray services of this instance are removed [5s]
+  reconcile_interval  how often stray services of this instance, and secret versions an
+                      update left, are removed [5s]
   basic_auth          require basic auth on /system/* (/healthz, /metrics stay open) [false]
   secret_mount_path   folder of basic-auth-user and basic-auth-password, written by the
                       gateway; waited for up to 60s at start [/run/secrets]

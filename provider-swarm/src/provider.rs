@@ -4,7 +4,9 @@
 //! the service's mode), so there is no store: deploy creates a service, update replaces its
 //! spec (Swarm rolls the tasks), scale sets its replicas (0 included: scale to zero; Swarm
 //! removes the tasks), delete removes it, and Swarm itself replaces tasks that die.
-//! Changes are serialised by one lock, so two calls never race on a service's version.
+//! Secrets and created namespaces are Swarm secrets and configs ([`crate::secrets`],
+//! [`crate::namespaces`]). Changes are serialised by one lock, so two calls never race on a
+//! service's version, and a secret never goes while a deploy references it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +21,16 @@ use ferry_provider_core::Backend;
 use crate::config::Config;
 use crate::engine::{Engine, FunctionService};
 use crate::error::SwarmError;
+use crate::objects::Versioned;
 use crate::spec::{self, Target};
 
 /// Shared state behind the HTTP API.
 #[derive(Debug)]
 pub struct SwarmProvider {
-    config: Config,
-    engine: Engine,
-    changes: tokio::sync::Mutex<()>,
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
+    /// Serialises every change (functions, secrets, namespaces).
+    pub(crate) changes: tokio::sync::Mutex<()>,
 }
 
 impl SwarmProvider {
@@ -61,12 +65,13 @@ impl SwarmProvider {
         self.engine.client()
     }
 
-    fn target<'a>(&'a self, image_id: &'a str) -> Target<'a> {
+    fn target<'a>(&'a self, image_id: &'a str, secrets: &'a [Versioned]) -> Target<'a> {
         Target {
             instance: &self.config.instance,
             network: &self.config.network,
             image_id,
             stop_timeout: self.config.stop_timeout,
+            secrets,
         }
     }
 
@@ -84,10 +89,12 @@ impl SwarmProvider {
         Ok(status)
     }
 
-    /// Removes services of this instance that carry no readable deployment, and all but the
-    /// first service of a function listed twice (at start and every `reconcile_interval`).
+    /// Removes services of this instance that carry no readable deployment, all but the
+    /// first service of a function listed twice, and secret versions no longer current (at
+    /// start and every `reconcile_interval`).
     pub async fn remove_strays(&self) {
         let _guard = self.changes.lock().await;
+        self.remove_stale_secrets().await;
         let (good, bad) = match self.engine.services(None).await {
             Ok(all) => all,
             Err(e) => {
@@ -135,10 +142,12 @@ impl Backend for SwarmProvider {
             return Err(SwarmError::AlreadyExists(f.to_string()));
         }
         let image_id = self.engine.image_id(&d.image).await?;
+        let secrets = self.secret_versions(&f, &d.secrets).await?;
         self.engine.ensure_network().await?;
         let created = ferry_proto::time::rfc3339_seconds(std::time::SystemTime::now());
         let replicas = initial_replicas(&d);
-        let spec = spec::service_spec(&f, &d, replicas, &created, &self.target(&image_id))?;
+        let t = self.target(&image_id, &secrets);
+        let spec = spec::service_spec(&f, &d, replicas, &created, &t)?;
         self.engine.create(spec).await?;
         Ok(f)
     }
@@ -149,7 +158,8 @@ impl Backend for SwarmProvider {
         let _guard = self.changes.lock().await;
         let old = self.get(&f).await?;
         let image_id = self.engine.image_id(&d.image).await?;
-        let t = self.target(&image_id);
+        let secrets = self.secret_versions(&f, &d.secrets).await?;
+        let t = self.target(&image_id, &secrets);
         let spec = spec::service_spec(&f, &d, old.replicas, &old.created_at, &t)?;
         self.engine.update(&old.id, old.version, spec).await?;
         Ok(f)

@@ -8,7 +8,11 @@
 //! its ID (resolved on the engine at deploy time: nothing is pulled), with `init`, the
 //! process environment, memory/CPU limits and reservations, the deployment's placement
 //! constraints, `read_only` root, on the functions overlay network, with endpoint mode
-//! `dnsrr` (no virtual IP: the engine may have no IPVS).
+//! `dnsrr` (no virtual IP: the engine may have no IPVS). Each secret the deployment names is
+//! a reference to the current version of its Swarm secret (see [`crate::secrets`]), mounted
+//! at `/var/openfaas/secrets/<name>` (an absolute target: Swarm's default folder is
+//! `/run/secrets`), owned by root and readable by every user (`0444`), as functions may run
+//! as any user.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,13 +20,14 @@ use std::time::Duration;
 use bollard::models::{
     EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject,
     ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use ferry_proto::{FunctionDeployment, FunctionRef, FunctionResources, labels};
 use ferry_provider_core::quantity::{parse_cpu, parse_memory};
 
 use crate::error::SwarmError;
+use crate::objects::Versioned;
 
 /// Service label holding the deployment as JSON.
 pub const DEPLOYMENT_LABEL: &str = "com.ferry.deployment";
@@ -40,6 +45,26 @@ pub struct Target<'a> {
     pub image_id: &'a str,
     /// Stop grace period.
     pub stop_timeout: Duration,
+    /// The current versions of the secrets the deployment names.
+    pub secrets: &'a [Versioned],
+}
+
+/// The reference of a service to `secret`, mounted at `/var/openfaas/secrets/<name>`.
+pub fn secret_reference(secret: &Versioned) -> TaskSpecContainerSpecSecrets {
+    TaskSpecContainerSpecSecrets {
+        file: Some(TaskSpecContainerSpecFile {
+            name: Some(format!(
+                "{}/{}",
+                ferry_proto::secret::MOUNT_DIR,
+                secret.name
+            )),
+            uid: Some("0".into()),
+            gid: Some("0".into()),
+            mode: Some(0o444),
+        }),
+        secret_id: Some(secret.id.clone()),
+        secret_name: Some(secret.swarm_name.clone()),
+    }
 }
 
 /// The service name of `f` for `instance`.
@@ -83,6 +108,7 @@ pub fn service_spec(
                 .collect(),
         ),
         init: Some(true),
+        secrets: Some(t.secrets.iter().map(secret_reference).collect()),
         read_only: Some(d.read_only_root_filesystem),
         stop_grace_period: Some(i64::try_from(t.stop_timeout.as_nanos()).unwrap_or(i64::MAX)),
         ..Default::default()
@@ -173,6 +199,13 @@ mod tests {
             network: "net",
             image_id: "sha256:abc",
             stop_timeout: Duration::from_secs(2),
+            secrets: &[Versioned {
+                id: "sid".into(),
+                swarm_name: "db-openfaas-fn-ferry-1".into(),
+                namespace: "openfaas-fn".into(),
+                name: "db".into(),
+                version: 1,
+            }],
         };
         let s = service_spec(&f, &d, 2, "t0", &t).unwrap();
         assert_eq!(s.name.as_deref(), Some("echo-openfaas-fn-ferry"));
@@ -182,6 +215,19 @@ mod tests {
         let back: FunctionDeployment = serde_json::from_str(&labels[DEPLOYMENT_LABEL]).unwrap();
         assert_eq!(back, d);
         let task = s.task_template.unwrap();
+        let secrets = task
+            .container_spec
+            .as_ref()
+            .unwrap()
+            .secrets
+            .clone()
+            .unwrap();
+        let file = secrets[0].file.as_ref().unwrap();
+        assert_eq!(file.name.as_deref(), Some("/var/openfaas/secrets/db"));
+        assert_eq!(
+            (file.mode, secrets[0].secret_id.as_deref()),
+            (Some(0o444), Some("sid"))
+        );
         let limits = task.resources.unwrap().limits.unwrap();
         assert_eq!(limits.memory_bytes, Some(64 << 20));
         assert_eq!(limits.nano_cpus, Some(500_000_000));

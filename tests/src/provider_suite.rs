@@ -1,6 +1,8 @@
 //! The provider API checks every backend must pass (provider-docker, provider-swarm): one
 //! function through deploy, status, list, endpoints, logs, scale up, scale to zero and back,
-//! update and delete, with its replicas invoked at the addresses the provider publishes.
+//! update and delete ([`lifecycle`]), with its replicas invoked at the addresses the provider
+//! publishes; secrets read by a function and updated under it ([`secrets::secrets`]); the
+//! namespace API ([`namespaces::namespaces`]).
 //!
 //! How a replica's address is reached depends on the backend: provider-docker publishes on
 //! loopback ([`Reach::Direct`]); provider-swarm's addresses are task IPs on an overlay
@@ -16,6 +18,9 @@ use serde_json::{Value, json};
 
 use crate::provider::{TestProvider, ready_addresses};
 use crate::{http_client, wait_until};
+
+pub mod namespaces;
+pub mod secrets;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -51,6 +56,34 @@ impl Reach {
                 let (head, json) = out.split_once("\r\n\r\n")?;
                 let ok = head.split(' ').nth(1) == Some("200");
                 ok.then(|| serde_json::from_str(json).ok()).flatten()
+            }
+        }
+    }
+
+    /// `GET http://<address><path>`: the status and body, or `None` when the replica does
+    /// not answer (yet).
+    pub async fn get(&self, address: &str, path: &str) -> Option<(u16, Vec<u8>)> {
+        match self {
+            Reach::Direct => {
+                let resp = http_client()
+                    .get(format!("http://{address}{path}"))
+                    .send()
+                    .await
+                    .ok()?;
+                let status = resp.status().as_u16();
+                Some((status, resp.bytes().await.ok()?.to_vec()))
+            }
+            Reach::Via(docker, container) => {
+                let (host, port) = address.rsplit_once(':')?;
+                let script = format!(
+                    "(printf 'GET %s HTTP/1.0\\r\\n\\r\\n' \"$0\"; /bin/busybox sleep 1) \
+                     | /bin/busybox nc {host} {port}"
+                );
+                let cmd = ["/bin/busybox", "sh", "-c", &script, path];
+                let out = exec(docker, container, cmd.map(String::from).to_vec()).await?;
+                let (head, body) = out.split_once("\r\n\r\n")?;
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                Some((status, body.as_bytes().to_vec()))
             }
         }
     }

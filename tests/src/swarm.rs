@@ -3,7 +3,8 @@
 //! in-process for the test's instance, and a helper container on the functions overlay
 //! network through which the test reaches the tasks (their overlay IPs are not routable from
 //! the host). On drop it removes the instance's services, waits for their containers to go,
-//! removes the helper containers and the network, and leaves the swarm if it made it
+//! removes the instance's Swarm secrets and configs, the helper containers and the network,
+//! and leaves the swarm if it made it
 //! (removing the `docker_gwbridge` network `swarm init` created).
 //!
 //! Swarm tests live in their own test binary (`tests/tests/swarm.rs`), one test function at a
@@ -120,6 +121,15 @@ impl Drop for SwarmSession {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !list(&["ps", "-aq", "--filter", &instance]).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // Secrets and configs go once no service references them.
+        for kind in ["secret", "config"] {
+            let objects = list(&[kind, "ls", "-q", "--filter", &instance]);
+            if !objects.is_empty() {
+                let mut args = vec![kind, "rm"];
+                args.extend(objects.iter().map(String::as_str));
+                report(docker_cli(&args));
+            }
         }
         let helpers = list(&["ps", "-aq", "--filter", &test]);
         if !helpers.is_empty() {

@@ -2,6 +2,8 @@
 //! against provider-docker with replicas reached on their published loopback ports.
 
 use ferry_tests::provider::TestProvider;
+use ferry_tests::provider_suite::namespaces::namespaces;
+use ferry_tests::provider_suite::secrets::secrets;
 use ferry_tests::provider_suite::{Reach, lifecycle};
 use ferry_tests::{DockerGuard, FunctionImage};
 
@@ -11,4 +13,6 @@ async fn provider_docker_passes_the_shared_provider_checks() {
     let echo = FunctionImage::echo_http(&guard).await;
     let provider = TestProvider::start(&guard).await;
     lifecycle(&provider, &Reach::Direct, &echo.tag).await;
+    secrets(&provider, &Reach::Direct, &echo.tag).await;
+    namespaces(&provider).await;
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use ferry_proto::FunctionEndpoints;
 use ferry_tests::provider::TestProvider;
 use ferry_tests::provider_suite::lifecycle;
+use ferry_tests::provider_suite::namespaces::namespaces;
+use ferry_tests::provider_suite::secrets::secrets;
 use ferry_tests::swarm::SwarmSession;
 use ferry_tests::{DockerGuard, FunctionImage, INSTANCE_LABEL, wait_until};
 use serde_json::json;
@@ -61,6 +63,8 @@ async fn provider_swarm_runs_functions_as_services() {
 
     // The checks every provider passes.
     lifecycle(&provider, &reach, &echo.tag).await;
+    secrets(&provider, &reach, &echo.tag).await;
+    namespaces(&provider).await;
 
     // A task whose container is killed is replaced by Swarm, at a new endpoint.
     let heal = json!({"service": "heal", "image": echo.tag}).to_string();

@@ -1,6 +1,9 @@
-//! Unit tests of [`super`]: the namespace store and request parsing.
+//! Unit tests of [`super`]: the namespace store (request parsing and the rules are
+//! tested in `ferry-provider-core`).
 
 use std::os::unix::fs::PermissionsExt;
+
+use ferry_provider_core::ApiError;
 
 use super::*;
 
@@ -37,7 +40,7 @@ fn created_namespaces_survive_reopening_in_private_files() {
     namespaces.create(&name("dev"), dev.clone(), false).unwrap();
     assert!(matches!(
         namespaces.create(&name("dev"), dev.clone(), false),
-        Err(ProviderError::NamespaceExists(n)) if n == "dev"
+        Err(ProviderError::Api(ApiError::NamespaceExists(n))) if n == "dev"
     ));
     let staging = labelled("staging", &[("openfaas", "1")], &[]);
     namespaces
@@ -97,12 +100,12 @@ fn the_default_namespace_and_those_holding_functions_exist_implicitly() {
     for (n, holds) in [("openfaas-fn", false), ("fns", true)] {
         assert!(matches!(
             namespaces.create(&name(n), bare(n), holds),
-            Err(ProviderError::NamespaceExists(_))
+            Err(ProviderError::Api(ApiError::NamespaceExists(_)))
         ));
     }
     assert!(matches!(
         namespaces.update(&name("nope"), bare("nope"), false),
-        Err(ProviderError::NamespaceNotFound(n)) if n == "nope"
+        Err(ProviderError::Api(ApiError::NamespaceNotFound(n))) if n == "nope"
     ));
     // Updated, an implicit namespace is kept after its functions go.
     let labelled_fns = labelled("fns", &[("openfaas", "1"), ("k", "v")], &[]);
@@ -123,7 +126,7 @@ fn delete_refuses_the_default_namespace_and_one_in_use() {
         functions,
         secrets,
     ) {
-        Err(e @ ProviderError::NamespaceInUse { .. }) => e.to_string(),
+        Err(e @ ProviderError::Api(ApiError::NamespaceInUse { .. })) => e.to_string(),
         other => panic!("{n}: {other:?}"),
     };
     let message = refused("openfaas-fn", &[], &[]);
@@ -139,53 +142,13 @@ fn delete_refuses_the_default_namespace_and_one_in_use() {
     refused("implicit", &["echo".into()], &[]);
     assert!(matches!(
         namespaces.delete(&name("nope"), &[], &[]),
-        Err(ProviderError::NamespaceNotFound(_))
+        Err(ProviderError::Api(ApiError::NamespaceNotFound(_)))
     ));
 
     namespaces.delete(&name("dev"), &[], &[]).unwrap();
     assert!(!data.path().join("namespaces/dev.json").exists());
     assert!(matches!(
         namespaces.delete(&name("dev"), &[], &[]),
-        Err(ProviderError::NamespaceNotFound(_))
+        Err(ProviderError::Api(ApiError::NamespaceNotFound(_)))
     ));
-}
-
-fn bad_request(path: Option<&str>, body: &str) -> String {
-    match request(path, body.as_bytes()) {
-        Err(ProviderError::BadRequest(message)) => message,
-        other => panic!("{path:?} {body}: {other:?}"),
-    }
-}
-
-#[test]
-fn requests_name_one_valid_namespace_and_carry_the_openfaas_label() {
-    // faas-cli's create: name in the body, labels and annotations with openfaas=1.
-    let body =
-        r#"{"name":"dev","labels":{"openfaas":"1","team":"a"},"annotations":{"openfaas":"1"}}"#;
-    let (n, ns) = request(None, body.as_bytes()).unwrap();
-    assert_eq!(n, name("dev"));
-    assert_eq!(
-        ns,
-        labelled(
-            "dev",
-            &[("openfaas", "1"), ("team", "a")],
-            &[("openfaas", "1")]
-        )
-    );
-    // The name may come from the path only; the label is added, faasd's "true" becomes "1".
-    let (n, ns) = request(Some("dev"), br#"{"labels":{"openfaas":"true"}}"#).unwrap();
-    assert_eq!(n, name("dev"));
-    assert_eq!(ns, labelled("dev", &[("openfaas", "1")], &[]));
-    let (_, ns) = request(Some("dev"), br#"{"name":"dev"}"#).unwrap();
-    assert_eq!(ns.labels[OPENFAAS], "1");
-
-    assert!(bad_request(None, "{").contains("malformed JSON"));
-    assert!(bad_request(None, "").contains("body is empty"));
-    assert!(bad_request(None, "{}").contains("\"name\" field is required"));
-    assert!(bad_request(Some("dev"), r#"{"name":"prod"}"#).contains("does not match"));
-    let message = bad_request(None, r#"{"name":"Dev_1"}"#);
-    assert!(message.starts_with("invalid namespace name"), "{message}");
-    assert!(bad_request(Some("a.b"), "{}").starts_with("invalid namespace name"));
-    let message = bad_request(None, r#"{"name":"dev","labels":{"openfaas":"0"}}"#);
-    assert!(message.contains("label openfaas"), "{message}");
 }

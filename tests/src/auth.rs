@@ -71,3 +71,51 @@ pub fn assert_faas_cli_login(path: &std::path::Path, gateway: &str, user: &str, 
     );
     assert_eq!(text.matches("- gateway:").count(), 1, "{text}");
 }
+
+/// A provider and a gateway with `basic_auth=true`, sharing credentials generated in a
+/// temporary folder (kept as long as the stack).
+pub struct AuthedStack {
+    // Fields drop in declaration order: the services stop before their folder goes.
+    /// The gateway.
+    pub gateway: crate::gateway::TestGateway,
+    /// The provider.
+    pub provider: crate::provider::TestProvider,
+    /// The generated user and password.
+    pub credentials: ferry_runtime::auth::Credentials,
+    /// `secret_mount_path` of both.
+    pub secrets: tempfile::TempDir,
+}
+
+impl AuthedStack {
+    /// Starts them on `nats`, the provider's containers owned by `guard`.
+    pub async fn start(guard: &crate::DockerGuard, nats: &crate::NatsServer) -> AuthedStack {
+        let secrets = tempfile::tempdir().expect("a folder for the credentials");
+        let (credentials, _) =
+            ferry_runtime::auth::load_or_generate(secrets.path()).expect("generating credentials");
+        let dir = secrets.path().to_str().expect("a UTF-8 temporary path");
+        let env = AuthedStack::env_for(dir);
+        let provider = crate::provider::TestProvider::start_with(guard, &env).await;
+        let gateway =
+            crate::gateway::TestGateway::start(&provider.url(""), &nats.url(), &env).await;
+        AuthedStack {
+            gateway,
+            provider,
+            credentials,
+            secrets,
+        }
+    }
+
+    /// `basic_auth=true` and `secret_mount_path`, for other services of the stack.
+    pub fn env(&self) -> [(&'static str, &str); 2] {
+        AuthedStack::env_for(
+            self.secrets
+                .path()
+                .to_str()
+                .expect("a UTF-8 temporary path"),
+        )
+    }
+
+    fn env_for(dir: &str) -> [(&'static str, &str); 2] {
+        [("basic_auth", "true"), ("secret_mount_path", dir)]
+    }
+}

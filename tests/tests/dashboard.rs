@@ -11,10 +11,9 @@
 mod browser;
 
 use browser::Browser;
-use ferry_runtime::auth;
+use ferry_tests::auth::AuthedStack;
 use ferry_tests::gateway::TestGateway;
 use ferry_tests::platform::{FAST_RETRIES, MINUTE};
-use ferry_tests::provider::TestProvider;
 use ferry_tests::worker::TestWorker;
 use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
 use serde_json::Value;
@@ -24,16 +23,13 @@ async fn a_user_deploys_invokes_watches_redrives_and_deletes_in_the_browser() {
     let guard = DockerGuard::new().await;
     let image = FunctionImage::echo_http(&guard).await;
     let nats = NatsServer::start_async().await;
-    let secrets = tempfile::tempdir().unwrap();
-    let (credentials, _) = auth::load_or_generate(secrets.path()).unwrap();
-    let dir = secrets.path().to_str().unwrap();
-    let env = [("basic_auth", "true"), ("secret_mount_path", dir)];
-    let provider = TestProvider::start_with(&guard, &env).await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &env).await;
+    let stack = AuthedStack::start(&guard, &nats).await;
+    let (gateway, credentials) = (&stack.gateway, &stack.credentials);
+    let env = stack.env();
     let mut worker_env: Vec<(&str, &str)> = FAST_RETRIES.to_vec();
     worker_env.extend_from_slice(&env);
     worker_env.push(("max_retry_attempts", "2"));
-    let _worker = TestWorker::start(&nats.url(), &provider.url(""), &worker_env).await;
+    let _worker = TestWorker::start(&nats.url(), &stack.provider.url(""), &worker_env).await;
 
     // `/` leads to the dashboard; its files need no credentials, the API does.
     let root = http_client().get(gateway.url("/")).send().await.unwrap();
@@ -101,7 +97,7 @@ async fn a_user_deploys_invokes_watches_redrives_and_deletes_in_the_browser() {
     b.wait_text("#status", "Scaling hello to 0").await;
     let login = (credentials.user(), credentials.password());
     wait_until("hello has 0 replicas", MINUTE, || async {
-        let (code, status) = api_get(&gateway, login, "/system/function/hello").await;
+        let (code, status) = api_get(gateway, login, "/system/function/hello").await;
         // As in OpenFaaS, zero replicas are left out of the JSON.
         code == 200 && status["replicas"].as_u64().unwrap_or(0) == 0
     })
@@ -110,7 +106,7 @@ async fn a_user_deploys_invokes_watches_redrives_and_deletes_in_the_browser() {
     b.click_button("Delete").await;
     b.wait_text("#status", "Deleted hello").await;
     wait_until("hello is gone", MINUTE, || async {
-        api_get(&gateway, login, "/system/function/hello").await.0 == 404
+        api_get(gateway, login, "/system/function/hello").await.0 == 404
     })
     .await;
     b.click_link("Secrets").await;

@@ -11,8 +11,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use ferry_runtime::auth;
-use ferry_tests::gateway::TestGateway;
+use ferry_tests::auth::AuthedStack;
 use ferry_tests::provider::TestProvider;
 use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client};
 use serde_json::{Value, json};
@@ -254,12 +253,8 @@ async fn send(
 async fn through_the_gateway_with_basic_auth() {
     let guard = DockerGuard::new().await;
     let nats = NatsServer::start_async().await;
-    let secrets = tempfile::tempdir().unwrap();
-    let (credentials, _) = auth::load_or_generate(secrets.path()).unwrap();
-    let dir = secrets.path().to_str().unwrap();
-    let env = [("basic_auth", "true"), ("secret_mount_path", dir)];
-    let provider = TestProvider::start_with(&guard, &env).await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &env).await;
+    let stack = AuthedStack::start(&guard, &nats).await;
+    let (gateway, provider, credentials) = (&stack.gateway, &stack.provider, &stack.credentials);
     let good = Some((credentials.user(), credentials.password()));
     let wrong_password = format!("{}-wrong", credentials.password());
     let wrong = Some((credentials.user(), wrong_password.as_str()));

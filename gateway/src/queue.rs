@@ -26,6 +26,7 @@ use ferry_proto::jetstream::{
     retry_subject,
 };
 use ferry_proto::{FunctionRef, Name};
+use ferry_runtime::backoff::Doubling;
 use ferry_runtime::jetstream::{
     NatsConfig, ensure_calls_stream, ensure_dead_letter_stream, ensure_status_bucket,
 };
@@ -44,6 +45,8 @@ pub(crate) const MAX_PENDING_ACKS: usize = 4096;
 pub(crate) const PUBLISH_ATTEMPT_MIN: Duration = Duration::from_millis(500);
 /// Pause before a publish is sent again.
 pub(crate) const PUBLISH_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// First pause between attempts to create the JetStream objects.
+const FIRST_ENSURE_DELAY: Duration = Duration::from_millis(200);
 /// Longest pause between attempts to create the JetStream objects.
 const MAX_ENSURE_DELAY: Duration = Duration::from_secs(5);
 
@@ -239,7 +242,7 @@ impl Queue {
     /// ends when `cancel` fires.
     pub(crate) async fn keep_stream(self, cancel: CancellationToken) {
         loop {
-            let mut delay = Duration::from_millis(200);
+            let mut pauses = Doubling::new(FIRST_ENSURE_DELAY, MAX_ENSURE_DELAY);
             let mut failures = 0u32;
             loop {
                 let attempt = tokio::select! {
@@ -267,9 +270,8 @@ impl Queue {
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(pauses.next_pause()) => {}
                 }
-                delay = (delay * 2).min(MAX_ENSURE_DELAY);
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -32,6 +32,7 @@ use ferry_proto::calls::{
 use ferry_proto::headers::CALL_ID;
 use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM};
 use ferry_proto::{FunctionRef, Name, QueueRequest};
+use ferry_runtime::backoff::Doubling;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -374,12 +375,7 @@ pub(crate) const SAVE_PATIENCE: Duration = Duration::from_secs(60);
 /// Applies `change` to the record and stores it (compare-and-set), retrying with backoff for
 /// up to [`SAVE_PATIENCE`] while the bucket cannot be written.
 pub(crate) async fn save(ctx: &Context, record: &mut Record, change: impl Fn(&mut CallStatus)) {
-    use backon::BackoffBuilder as _;
-    let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .without_max_times()
-        .build();
+    let mut delays = Doubling::new(Duration::from_millis(100), Duration::from_secs(5));
     let started = Instant::now();
     loop {
         let write = ctx.status.write(record, |s| {
@@ -398,7 +394,7 @@ pub(crate) async fn save(ctx: &Context, record: &mut Record, change: impl Fn(&mu
             }
             Write::Failed(error) => {
                 tracing::warn!(%error, "cannot update the call status yet; trying again");
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+                tokio::time::sleep(delays.next_pause()).await;
             }
         }
     }

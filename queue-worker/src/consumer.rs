@@ -38,6 +38,7 @@ use ferry_proto::jetstream::{
     CALL_ID_HEADER, CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, callback_consumer_name,
     consumer_name, queue_filter,
 };
+use ferry_runtime::backoff::Doubling;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -329,18 +330,13 @@ async fn hand_back(mut batch: pull::Batch, abandon: CancellationToken) {
     }
 }
 
-/// Exponential backoff between [`BACKOFF`]'s bounds, without end.
-fn backoff() -> backon::ExponentialBackoff {
-    use backon::BackoffBuilder as _;
-    backon::ExponentialBuilder::default()
-        .with_min_delay(BACKOFF.0)
-        .with_max_delay(BACKOFF.1)
-        .without_max_times()
-        .build()
+/// Doubling pauses between [`BACKOFF`]'s bounds, without end.
+fn backoff() -> Doubling {
+    Doubling::new(BACKOFF.0, BACKOFF.1)
 }
 
-fn next(backoff: &mut backon::ExponentialBackoff) -> Duration {
-    backoff.next().unwrap_or(BACKOFF.1)
+fn next(backoff: &mut Doubling) -> Duration {
+    backoff.next_pause()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{
     ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
 };
@@ -332,15 +333,17 @@ pub(crate) async fn delete_message(
     let subject = format!("STREAM.MSG.DELETE.{stream}");
     match js.request(subject, &request).await {
         Ok(Response::Ok(Deleted { success })) => Ok(success),
-        Ok(Response::Err { error }) => {
-            let text = error.to_string();
-            // Answered for a sequence deleted before, and for one past the last.
-            if text.contains("no message found") || text.contains("stream store EOF") {
-                Ok(false)
-            } else {
-                Err(text)
-            }
-        }
+        Ok(Response::Err { error }) if not_there(error.error_code()) => Ok(false),
+        Ok(Response::Err { error }) => Err(error.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Whether a message delete failed because the message is not there, by JetStream's error
+/// code. nats-server answers a sequence deleted before, or one past the last, with "message
+/// delete failed" (10057, its store's "no message found" or "stream store EOF"), and a delete
+/// that removed nothing with "sequence not found" (10043). 10057 also stands for a store fault
+/// while deleting, which the code cannot tell apart: such a dead letter reads as gone.
+fn not_there(code: ErrorCode) -> bool {
+    code == ErrorCode::STREAM_MESSAGE_DELETE_FAILED || code == ErrorCode::SEQUENCE_NOT_FOUND
 }

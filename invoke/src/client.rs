@@ -103,12 +103,16 @@ pub async fn send(
 /// Whether the pooled client failed before writing any of the request: a connect error
 /// (TCP connect, or the HTTP/1 handshake on the new connection), or a request the
 /// connection handed back unstarted because it closed first. hyper-util reports the
-/// latter as kind `Canceled`, visible only in its message (it re-sends such a request
+/// latter as kind `Canceled`, over hyper's own error saying so ([`hyper::Error::is_canceled`]:
+/// hyper cancels only requests it hands back unsent). hyper-util re-sends such a request
 /// itself when the connection was a reused one, so this is a fresh connection that closed
-/// at once, like a port forwarder whose container is gone). Everything else, "connection
+/// at once, like a port forwarder whose container is gone. Everything else, "connection
 /// closed before message completed" included, may have reached the upstream.
 fn never_sent(e: &hyper_util::client::legacy::Error) -> bool {
-    e.is_connect() || e.to_string() == "client error (Canceled)"
+    e.is_connect()
+        || std::error::Error::source(e)
+            .and_then(|source| source.downcast_ref::<hyper::Error>())
+            .is_some_and(hyper::Error::is_canceled)
 }
 
 pin_project_lite::pin_project! {
@@ -196,7 +200,7 @@ mod tests {
         let client = http_client();
         match send(&client, get(addr), far()).await {
             Err(SendError::NotSent(reason)) => {
-                // The message hyper-util's kinds are told apart by (see `never_sent`).
+                // A connect error (see `never_sent`).
                 assert!(reason.starts_with("client error (Connect)"), "{reason}");
                 assert!(reason.contains("refused"), "{reason}");
             }

@@ -356,7 +356,7 @@ impl HttpBody for ChildOutput {
             Poll::Ready(Some(Event::Output(chunk))) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
             Poll::Ready(Some(Event::TimedOut)) => {
                 tracing::info!("exec_timeout after the response started; the body is cut short");
-                Poll::Ready(Some(Err(Box::new(Expired("exec_timeout")))))
+                Poll::Ready(Some(Err(Box::new(Expired("exec_timeout".into())))))
             }
             Poll::Ready(Some(Event::Exited { .. }) | None) => Poll::Ready(None),
         }

@@ -5,7 +5,7 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName};
+use http::header::CONTENT_LENGTH;
 use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -14,8 +14,10 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use ferry_runtime::headers::strip_hop_by_hop;
+
 use super::process::{command, forward_lines, signal_group};
-use crate::body::{Body, Guarded, boxed};
+use crate::body::{Body, Deadline, boxed, guarded};
 use crate::error::WatchdogError;
 
 /// How long readiness waits for a TCP connection to the upstream.
@@ -109,11 +111,11 @@ impl HttpRunner {
         })?;
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let mut body = Guarded::new(boxed(body));
+        let mut body = Deadline::new(boxed(body));
         if let Some(at) = deadline {
             body = body.deadline(at, "exec_timeout while streaming the upstream response");
         }
-        Ok(Response::from_parts(parts, body.into_body()))
+        Ok(Response::from_parts(parts, guarded(body)))
     }
 
     /// Whether the upstream accepts TCP connections right now.
@@ -133,23 +135,6 @@ impl HttpRunner {
     /// SIGTERM, then SIGKILL after [`TERMINATE_GRACE`]; returns once the process is gone.
     pub(crate) async fn terminate(&self) {
         self.child.terminate(TERMINATE_GRACE).await;
-    }
-}
-
-/// Removes hop-by-hop headers: the fixed list and any named in `Connection`.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in ferry_proto::headers::HOP_BY_HOP {
-        headers.remove(name);
     }
 }
 
@@ -241,6 +226,8 @@ impl Supervised {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderMap;
+
     use super::*;
 
     #[test]

@@ -30,7 +30,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_proto::{FunctionEndpoints, FunctionRef, Name};
+use ferry_proto::{FunctionEndpoints, FunctionRef};
 use futures_util::FutureExt as _;
 use http::uri::Authority;
 
@@ -164,15 +164,9 @@ impl Endpoints {
         function: &str,
         old: Option<Arc<Cached<Replicas>>>,
     ) -> Result<Arc<Cached<Replicas>>, InvokeError> {
-        let f = match &old {
-            Some(old) => old.function().clone(),
-            None => FunctionRef::parse(function, &Name::default_namespace())
-                .map_err(|e| InvokeError::invalid_name(function, e))?,
-        };
-        match self.cache.load(function, f).await {
+        match self.cache.reload(function, old.as_ref()).await? {
             Ok(entry) => Ok(entry),
-            Err(LoadError::NotFound) => Err(InvokeError::FunctionNotFound(function.to_string())),
-            Err(LoadError::Failed(reason)) => match old {
+            Err(reason) => match old {
                 Some(old) if old.value.any_usable() => {
                     tracing::warn!(
                         function, %reason,

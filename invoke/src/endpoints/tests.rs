@@ -1,6 +1,6 @@
 //! The replica choice: round robin, least in flight, failed and tried replicas skipped.
 
-use ferry_proto::Endpoint;
+use ferry_proto::{Endpoint, Name};
 
 use std::sync::atomic::Ordering;
 

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustix::process::Signal;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -145,7 +146,7 @@ impl HttpRunner {
 struct Supervised {
     command: String,
     exit: watch::Receiver<Option<ExitStatus>>,
-    signals: mpsc::UnboundedSender<libc::c_int>,
+    signals: mpsc::UnboundedSender<Signal>,
 }
 
 impl Supervised {
@@ -170,7 +171,7 @@ impl Supervised {
             None,
         );
         let (exit_tx, exit) = watch::channel(None);
-        let (signals, mut signal_rx) = mpsc::unbounded_channel::<libc::c_int>();
+        let (signals, mut signal_rx) = mpsc::unbounded_channel::<Signal>();
         tokio::spawn(async move {
             let status = loop {
                 tokio::select! {
@@ -209,10 +210,10 @@ impl Supervised {
     }
 
     async fn terminate(&self, grace: Duration) {
-        let _ = self.signals.send(libc::SIGTERM);
+        let _ = self.signals.send(Signal::TERM);
         if tokio::time::timeout(grace, self.exited()).await.is_err() {
             tracing::warn!(?grace, "the function process ignored SIGTERM; killing it");
-            let _ = self.signals.send(libc::SIGKILL);
+            let _ = self.signals.send(Signal::KILL);
             let _ = self.exited().await;
         }
         let status = self

@@ -192,9 +192,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         fetch
     }
 
-    /// Looks `key` up again: for the function `old` was cached for, else for `key` read as
-    /// `name[.namespace]`. An invalid name and a function the provider does not know are
-    /// errors; `Ok(Err(reason))`: the provider could not be asked.
+    /// Looks `key` up again (as `old`'s function, else parsed); `Ok(Err)`: provider unreachable.
     pub async fn reload(
         &self,
         key: &str,

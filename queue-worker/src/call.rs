@@ -83,12 +83,7 @@ async fn handle(
     let (request, call_id, function, invocation) = match parsed {
         Ok(parts) => parts,
         Err(reason) => {
-            let id = nats_call_id.as_deref().unwrap_or("-");
-            let span = tracing::error_span!("call", call_id = id, sequence = delivery.sequence);
-            let done = deadletter::invalid(&ctx, &message, nats_call_id.as_deref(), reason);
-            let disposition = done.instrument(span.clone()).await;
-            disposition.apply(&message).instrument(span).await;
-            return;
+            return invalid(&ctx, &message, nats_call_id.as_deref(), &delivery, reason).await;
         }
     };
     let span = tracing::info_span!(
@@ -147,6 +142,21 @@ async fn handle(
     .instrument(span)
     .await;
     drop(slot);
+}
+
+/// A message that is not a call: dead-lettered (payload kept), then acknowledged.
+async fn invalid(
+    ctx: &Context,
+    message: &Message,
+    nats_call_id: Option<&str>,
+    delivery: &Receipt,
+    reason: String,
+) {
+    let id = nats_call_id.unwrap_or("-");
+    let span = tracing::error_span!("call", call_id = id, sequence = delivery.sequence);
+    let done = deadletter::invalid(ctx, message, nats_call_id, reason);
+    let disposition = done.instrument(span.clone()).await;
+    disposition.apply(message).instrument(span).await;
 }
 
 type Parsed = (QueueRequest, String, FunctionRef, Invocation);
@@ -217,18 +227,8 @@ impl Call {
             attempt = number, ?timeout, "invoking");
         let started_at = ferry_proto::time::now();
         let started = Instant::now();
-        let mut outcome = invoke::invoke(&self.ctx.invoker, &self.invocation, timeout).await;
-        let retryable = self.policy.is_retryable(&outcome);
-        let retry = retryable && number < self.policy.max_attempts;
-        // The body: a little of it for a retry's error text, else all of it (bounded).
-        let body = match outcome.as_mut() {
-            Ok(response) if retry => {
-                let start = result::read_start(response, ERROR_TEXT_BYTES).await;
-                Ok(Held::whole(start))
-            }
-            Ok(response) => result::read(response, &self.ctx.results).await,
-            Err(_) => Ok(Held::whole(Bytes::new())),
-        };
+        let outcome = invoke::invoke(&self.ctx.invoker, &self.invocation, timeout).await;
+        let retry = self.policy.is_retryable(&outcome) && number < self.policy.max_attempts;
         // The memory a kept result holds is counted until this call is done with it.
         let (
             outcome,
@@ -236,11 +236,7 @@ impl Call {
                 body,
                 memory: _memory,
             },
-        ) = match body {
-            Ok(held) => (outcome, held),
-            // The body broke off or ran out of time: that is the invocation's outcome.
-            Err(error) => (Err(error), Held::whole(Bytes::new())),
-        };
+        ) = self.read_body(outcome, retry).await;
         self.duration = self.received.elapsed();
         let attempt = attempt_of(number, &outcome, &body, started_at, started.elapsed());
         self.log_outcome(number, &outcome);
@@ -292,6 +288,27 @@ impl Call {
             CallState::Failed
         };
         self.conclude(record, state, result, stream).await
+    }
+
+    /// The answer's body: a little of it for a retry's error text (`retry`), else all of it
+    /// (bounded). A body that broke off or ran out of time is the invocation's outcome.
+    async fn read_body(
+        &self,
+        mut outcome: Result<FunctionResponse, WorkerError>,
+        retry: bool,
+    ) -> (Result<FunctionResponse, WorkerError>, Held) {
+        let body = match outcome.as_mut() {
+            Ok(response) if retry => {
+                let start = result::read_start(response, ERROR_TEXT_BYTES).await;
+                Ok(Held::whole(start))
+            }
+            Ok(response) => result::read(response, &self.ctx.results).await,
+            Err(_) => Ok(Held::whole(Bytes::new())),
+        };
+        match body {
+            Ok(held) => (outcome, held),
+            Err(error) => (Err(error), Held::whole(Bytes::new())),
+        }
     }
 
     /// The call's timeout: its function's, else `upstream_timeout`, at most

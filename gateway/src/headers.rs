@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_proto::headers as names;
-use http::header::{CONNECTION, HOST};
+use http::header::HOST;
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub(crate) use ferry_runtime::headers::{is_hop_by_hop, strip_hop_by_hop};
 
 /// `X-Call-Id`.
 pub(crate) const CALL_ID: HeaderName = HeaderName::from_static(names::CALL_ID);
@@ -18,52 +20,6 @@ pub(crate) const START_TIME: HeaderName = HeaderName::from_static(names::START_T
 pub(crate) const CALLBACK_URL: HeaderName = HeaderName::from_static(names::CALLBACK_URL);
 const FORWARDED_FOR: HeaderName = HeaderName::from_static(names::FORWARDED_FOR);
 const FORWARDED_HOST: HeaderName = HeaderName::from_static(names::FORWARDED_HOST);
-
-/// [`ferry_proto::headers::HOP_BY_HOP`] as header names.
-const HOP_BY_HOP: [HeaderName; 9] = {
-    let h = names::HOP_BY_HOP;
-    [
-        HeaderName::from_static(h[0]),
-        HeaderName::from_static(h[1]),
-        HeaderName::from_static(h[2]),
-        HeaderName::from_static(h[3]),
-        HeaderName::from_static(h[4]),
-        HeaderName::from_static(h[5]),
-        HeaderName::from_static(h[6]),
-        HeaderName::from_static(h[7]),
-        HeaderName::from_static(h[8]),
-    ]
-};
-
-/// Whether `name` is hop-by-hop by definition (not counting those named in `Connection`).
-pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
-}
-
-/// Removes hop-by-hop headers: the standard ones and any that `Connection` names.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(CONNECTION) {
-        for token in value.to_str().unwrap_or_default().split(',') {
-            let token = token.trim();
-            if token.is_empty()
-                || token.eq_ignore_ascii_case("close")
-                || token.eq_ignore_ascii_case("keep-alive")
-            {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                named.push(name);
-            }
-        }
-    }
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
 
 /// The caller's `X-Call-Id`, or a new UUID v4 (`generated` is then true).
 pub(crate) fn call_id(headers: &HeaderMap) -> (HeaderValue, bool) {

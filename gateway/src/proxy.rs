@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use ferry_invoke::InFlight;
-use ferry_invoke::client::Deadline;
+use ferry_invoke::client::deadline_body;
 use http::header::HOST;
 use http::{Request, Response, Version, request};
 use hyper::body::Incoming;
@@ -43,7 +43,7 @@ pub(crate) fn response(
     let (mut parts, body) = upstream.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let body = match deadline {
-        Some((at, timeout)) => Body::new(Deadline::new(body, at, timeout, in_flight)),
+        Some((at, timeout)) => Body::new(deadline_body(body, at, timeout, in_flight)),
         None => Body::new(body),
     };
     Response::from_parts(parts, body)

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{
     ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
 };
@@ -26,6 +27,7 @@ use ferry_proto::jetstream::{
     retry_subject,
 };
 use ferry_proto::{FunctionRef, Name};
+use ferry_runtime::backoff::Doubling;
 use ferry_runtime::jetstream::{
     NatsConfig, ensure_calls_stream, ensure_dead_letter_stream, ensure_status_bucket,
 };
@@ -44,6 +46,8 @@ pub(crate) const MAX_PENDING_ACKS: usize = 4096;
 pub(crate) const PUBLISH_ATTEMPT_MIN: Duration = Duration::from_millis(500);
 /// Pause before a publish is sent again.
 pub(crate) const PUBLISH_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// First pause between attempts to create the JetStream objects.
+const FIRST_ENSURE_DELAY: Duration = Duration::from_millis(200);
 /// Longest pause between attempts to create the JetStream objects.
 const MAX_ENSURE_DELAY: Duration = Duration::from_secs(5);
 
@@ -239,7 +243,7 @@ impl Queue {
     /// ends when `cancel` fires.
     pub(crate) async fn keep_stream(self, cancel: CancellationToken) {
         loop {
-            let mut delay = Duration::from_millis(200);
+            let mut pauses = Doubling::new(FIRST_ENSURE_DELAY, MAX_ENSURE_DELAY);
             let mut failures = 0u32;
             loop {
                 let attempt = tokio::select! {
@@ -267,9 +271,8 @@ impl Queue {
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(pauses.next_pause()) => {}
                 }
-                delay = (delay * 2).min(MAX_ENSURE_DELAY);
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -335,15 +338,17 @@ pub(crate) async fn delete_message(
     let subject = format!("STREAM.MSG.DELETE.{stream}");
     match js.request(subject, &request).await {
         Ok(Response::Ok(Deleted { success })) => Ok(success),
-        Ok(Response::Err { error }) => {
-            let text = error.to_string();
-            // Answered for a sequence deleted before, and for one past the last.
-            if text.contains("no message found") || text.contains("stream store EOF") {
-                Ok(false)
-            } else {
-                Err(text)
-            }
-        }
+        Ok(Response::Err { error }) if not_there(error.error_code()) => Ok(false),
+        Ok(Response::Err { error }) => Err(error.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Whether a message delete failed because the message is not there, by JetStream's error
+/// code. nats-server answers a sequence deleted before, or one past the last, with "message
+/// delete failed" (10057, its store's "no message found" or "stream store EOF"), and a delete
+/// that removed nothing with "sequence not found" (10043). 10057 also stands for a store fault
+/// while deleting, which the code cannot tell apart: such a dead letter reads as gone.
+fn not_there(code: ErrorCode) -> bool {
+    code == ErrorCode::STREAM_MESSAGE_DELETE_FAILED || code == ErrorCode::SEQUENCE_NOT_FOUND
 }

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use ferry_proto::Name;
 use ferry_proto::jetstream::TOKEN_BUCKET;
 use ferry_proto::token::{ALL_NAMESPACES, NewToken, Scope, TOKEN_PREFIX, TokenInfo, TokenRequest};
+use ferry_runtime::backoff::Doubling;
 use ferry_runtime::jetstream::{NatsConfig, ensure_token_bucket};
 use futures_util::StreamExt as _;
 use rand::Rng as _;
@@ -44,6 +45,8 @@ use crate::error::GatewayError;
 
 /// Random letters and digits after [`TOKEN_PREFIX`].
 pub(crate) const TOKEN_LEN: usize = 40;
+/// First pause between attempts to (re)start the watch.
+const FIRST_WATCH_DELAY: Duration = Duration::from_millis(200);
 /// Longest pause between attempts to (re)start the watch.
 const MAX_WATCH_DELAY: Duration = Duration::from_secs(5);
 /// How long a token API call waits for JetStream.
@@ -219,12 +222,12 @@ impl TokenStore {
     /// Follows the bucket until `cancel` fires: creates it if needed, then watches it from its
     /// current contents on, restarting the watch with backoff whenever it fails.
     pub(crate) async fn keep_watching(self, cancel: CancellationToken) {
-        let mut delay = Duration::from_millis(200);
+        let mut pauses = Doubling::new(FIRST_WATCH_DELAY, MAX_WATCH_DELAY);
         let mut failures = 0u32;
         loop {
             let watched = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.watch(&mut delay) => r,
+                r = self.watch(&mut pauses) => r,
             };
             if let Err(error) = watched {
                 if failures % 10 == 0 {
@@ -234,20 +237,19 @@ impl TokenStore {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(pauses.next_pause()) => {}
             }
-            delay = (delay * 2).min(MAX_WATCH_DELAY);
         }
     }
 
-    /// One watch, until it ends or fails. `delay` is reset once it runs.
-    async fn watch(&self, delay: &mut Duration) -> Result<(), String> {
+    /// One watch, until it ends or fails. `pauses` start over once it runs.
+    async fn watch(&self, pauses: &mut Doubling) -> Result<(), String> {
         let bucket = self.bucket().await.map_err(|e| e.to_string())?;
         let mut watch = bucket
             .watch_with_history(">")
             .await
             .map_err(|e| e.to_string())?;
-        *delay = Duration::from_millis(200);
+        pauses.reset();
         tracing::debug!(bucket = TOKEN_BUCKET, "watching API tokens");
         while let Some(entry) = watch.next().await {
             let entry = entry.map_err(|e| e.to_string())?;

@@ -26,10 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ferry_proto::FunctionRef;
+use ferry_proto::{FunctionRef, Name};
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Either, Shared};
 use tokio::time::Instant;
+
+use crate::error::InvokeError;
 
 /// Why a look-up produced no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +190,24 @@ impl<V: Send + Sync + 'static> Cache<V> {
         // disconnects) does not leave a half-done look-up behind for the next one.
         tokio::spawn(fetch.clone().map(drop));
         fetch
+    }
+
+    /// Looks `key` up again (as `old`'s function, else parsed); `Ok(Err)`: provider unreachable.
+    pub async fn reload(
+        &self,
+        key: &str,
+        old: Option<&Arc<Cached<V>>>,
+    ) -> Result<Result<Arc<Cached<V>>, String>, InvokeError> {
+        let function = match old {
+            Some(old) => old.function().clone(),
+            None => FunctionRef::parse(key, &Name::default_namespace())
+                .map_err(|e| InvokeError::invalid_name(key, e))?,
+        };
+        match self.load(key, function).await {
+            Ok(entry) => Ok(Ok(entry)),
+            Err(LoadError::NotFound) => Err(InvokeError::FunctionNotFound(key.to_string())),
+            Err(LoadError::Failed(reason)) => Ok(Err(reason)),
+        }
     }
 
     /// Caches `value`, learnt some other way than a look-up (a replica the gateway saw

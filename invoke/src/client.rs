@@ -1,26 +1,21 @@
 //! The pooled HTTP/1 client used for every outgoing request (replicas and the provider), and
 //! sending one call to a replica with a deadline: [`send`] tells a request that never left
-//! (safe to send elsewhere) from one that may have reached the function, and [`Deadline`]
+//! (safe to send elsewhere) from one that may have reached the function, and [`deadline_body`]
 //! cuts a response body that is still streaming when the call's time is up.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::endpoints::InFlight;
 
-/// A boxed error, as body errors are.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use ferry_runtime::body::{BoxError, Deadline};
 
 /// How long connecting to a replica or the provider may take. Short, because a replica
 /// that cannot be connected to quickly is gone (its address is then dropped).
@@ -103,76 +98,42 @@ pub async fn send(
 /// Whether the pooled client failed before writing any of the request: a connect error
 /// (TCP connect, or the HTTP/1 handshake on the new connection), or a request the
 /// connection handed back unstarted because it closed first. hyper-util reports the
-/// latter as kind `Canceled`, visible only in its message (it re-sends such a request
+/// latter as kind `Canceled`, over hyper's own error saying so ([`hyper::Error::is_canceled`]:
+/// hyper cancels only requests it hands back unsent). hyper-util re-sends such a request
 /// itself when the connection was a reused one, so this is a fresh connection that closed
-/// at once, like a port forwarder whose container is gone). Everything else, "connection
+/// at once, like a port forwarder whose container is gone. Everything else, "connection
 /// closed before message completed" included, may have reached the upstream.
 fn never_sent(e: &hyper_util::client::legacy::Error) -> bool {
-    e.is_connect() || e.to_string() == "client error (Canceled)"
+    e.is_connect()
+        || std::error::Error::source(e)
+            .and_then(|source| source.downcast_ref::<hyper::Error>())
+            .is_some_and(hyper::Error::is_canceled)
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that ends with an error at a deadline, so that a function which
-    /// keeps streaming cannot hold a call open past its timeout; it keeps the call counted
-    /// in flight on its replica while it lives.
-    pub struct Deadline<B> {
-        #[pin]
-        inner: B,
-        #[pin]
-        sleep: Sleep,
-        timeout: Duration,
-        _in_flight: Option<InFlight>,
-    }
-}
-
-impl<B> HttpBody for Deadline<B>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
-        }
-        ready!(this.sleep.poll(cx));
-        Poll::Ready(Some(Err(format!(
-            "response cut: the function was still sending when its time was up ({:?})",
-            this.timeout
+/// A response body cut (with an error) when it is still streaming at the call's deadline, so
+/// that a function which keeps streaming cannot hold a call open past its timeout
+/// (`timeout` is for the message); it holds `in_flight`, keeping the call counted on its
+/// replica while it lives.
+pub fn deadline_body<B>(
+    inner: B,
+    at: Instant,
+    timeout: Duration,
+    in_flight: Option<InFlight>,
+) -> Deadline<B, Option<InFlight>> {
+    Deadline::new(inner)
+        .deadline(
+            at,
+            format!(
+                "response cut: the function was still sending when its time was up ({timeout:?})"
+            ),
         )
-        .into())))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Deadline<B> {
-    /// `inner`, cut at `at` (`timeout` is only for the message), holding `in_flight` while it
-    /// lives.
-    pub fn new(inner: B, at: Instant, timeout: Duration, in_flight: Option<InFlight>) -> Self {
-        Deadline {
-            inner,
-            sleep: tokio::time::sleep_until(at),
-            timeout,
-            _in_flight: in_flight,
-        }
-    }
+        .hold(in_flight)
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::{BodyExt as _, StreamBody};
 
     use super::*;
@@ -196,7 +157,7 @@ mod tests {
         let client = http_client();
         match send(&client, get(addr), far()).await {
             Err(SendError::NotSent(reason)) => {
-                // The message hyper-util's kinds are told apart by (see `never_sent`).
+                // A connect error (see `never_sent`).
                 assert!(reason.starts_with("client error (Connect)"), "{reason}");
                 assert!(reason.contains("refused"), "{reason}");
             }
@@ -241,12 +202,8 @@ mod tests {
     async fn a_body_still_streaming_at_the_deadline_is_cut() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
         let inner = StreamBody::new(tokio_stream_from(rx));
-        let body = Deadline {
-            inner,
-            sleep: tokio::time::sleep(Duration::from_millis(50)),
-            timeout: Duration::from_millis(50),
-            _in_flight: None,
-        };
+        let at = Instant::now() + Duration::from_millis(50);
+        let body = deadline_body(inner, at, Duration::from_millis(50), None);
         tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
             .await
             .unwrap();

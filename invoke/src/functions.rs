@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::jetstream::{DEFAULT_QUEUE, call_subject, valid_queue_name};
-use ferry_proto::{FunctionRef, FunctionStatus, Name};
+use ferry_proto::{FunctionRef, FunctionStatus};
 use futures_util::FutureExt as _;
 
-use crate::cache::{Cache, Cached, LoadError, Lookup};
+use crate::cache::{Cache, Cached, Lookup};
 use crate::error::InvokeError;
 use crate::provider::ProviderClient;
 
@@ -147,17 +147,9 @@ impl Functions {
             Lookup::Expired(entry) => Some(entry),
             Lookup::Missing => None,
         };
-        let f = match &old {
-            Some(old) => old.function().clone(),
-            None => FunctionRef::parse(function, &Name::default_namespace())
-                .map_err(|e| InvokeError::invalid_name(function, e))?,
-        };
-        match self.cache.load(function, f).await {
-            Ok(entry) => Ok(entry),
-            Err(LoadError::NotFound) => Err(InvokeError::FunctionNotFound(function.to_string())),
-            // The provider cannot be asked: what it said last is still the best answer.
-            Err(LoadError::Failed(reason)) => old.ok_or(InvokeError::Provider(reason)),
-        }
+        let loaded = self.cache.reload(function, old.as_ref()).await?;
+        // The provider cannot be asked: what it said last is still the best answer.
+        loaded.or_else(|reason| old.ok_or(InvokeError::Provider(reason)))
     }
 
     /// Forgets functions not called for `idle`.
@@ -168,6 +160,8 @@ impl Functions {
 
 #[cfg(test)]
 mod tests {
+    use ferry_proto::Name;
+
     use super::*;
 
     fn info(annotations: &[(&str, &str)]) -> FunctionInfo {

@@ -32,6 +32,7 @@ use ferry_proto::calls::{
 use ferry_proto::headers::CALL_ID;
 use ferry_proto::jetstream::{CALL_ID_HEADER, CALLS_STREAM};
 use ferry_proto::{FunctionRef, Name, QueueRequest};
+use ferry_runtime::backoff::Doubling;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -82,12 +83,7 @@ async fn handle(
     let (request, call_id, function, invocation) = match parsed {
         Ok(parts) => parts,
         Err(reason) => {
-            let id = nats_call_id.as_deref().unwrap_or("-");
-            let span = tracing::error_span!("call", call_id = id, sequence = delivery.sequence);
-            let done = deadletter::invalid(&ctx, &message, nats_call_id.as_deref(), reason);
-            let disposition = done.instrument(span.clone()).await;
-            disposition.apply(&message).instrument(span).await;
-            return;
+            return invalid(&ctx, &message, nats_call_id.as_deref(), &delivery, reason).await;
         }
     };
     let span = tracing::info_span!(
@@ -146,6 +142,21 @@ async fn handle(
     .instrument(span)
     .await;
     drop(slot);
+}
+
+/// A message that is not a call: dead-lettered (payload kept), then acknowledged.
+async fn invalid(
+    ctx: &Context,
+    message: &Message,
+    nats_call_id: Option<&str>,
+    delivery: &Receipt,
+    reason: String,
+) {
+    let id = nats_call_id.unwrap_or("-");
+    let span = tracing::error_span!("call", call_id = id, sequence = delivery.sequence);
+    let done = deadletter::invalid(ctx, message, nats_call_id, reason);
+    let disposition = done.instrument(span.clone()).await;
+    disposition.apply(message).instrument(span).await;
 }
 
 type Parsed = (QueueRequest, String, FunctionRef, Invocation);
@@ -216,18 +227,8 @@ impl Call {
             attempt = number, ?timeout, "invoking");
         let started_at = ferry_proto::time::now();
         let started = Instant::now();
-        let mut outcome = invoke::invoke(&self.ctx.invoker, &self.invocation, timeout).await;
-        let retryable = self.policy.is_retryable(&outcome);
-        let retry = retryable && number < self.policy.max_attempts;
-        // The body: a little of it for a retry's error text, else all of it (bounded).
-        let body = match outcome.as_mut() {
-            Ok(response) if retry => {
-                let start = result::read_start(response, ERROR_TEXT_BYTES).await;
-                Ok(Held::whole(start))
-            }
-            Ok(response) => result::read(response, &self.ctx.results).await,
-            Err(_) => Ok(Held::whole(Bytes::new())),
-        };
+        let outcome = invoke::invoke(&self.ctx.invoker, &self.invocation, timeout).await;
+        let retry = self.policy.is_retryable(&outcome) && number < self.policy.max_attempts;
         // The memory a kept result holds is counted until this call is done with it.
         let (
             outcome,
@@ -235,11 +236,7 @@ impl Call {
                 body,
                 memory: _memory,
             },
-        ) = match body {
-            Ok(held) => (outcome, held),
-            // The body broke off or ran out of time: that is the invocation's outcome.
-            Err(error) => (Err(error), Held::whole(Bytes::new())),
-        };
+        ) = self.read_body(outcome, retry).await;
         self.duration = self.received.elapsed();
         let attempt = attempt_of(number, &outcome, &body, started_at, started.elapsed());
         self.log_outcome(number, &outcome);
@@ -291,6 +288,27 @@ impl Call {
             CallState::Failed
         };
         self.conclude(record, state, result, stream).await
+    }
+
+    /// The answer's body: a little of it for a retry's error text (`retry`), else all of it
+    /// (bounded). A body that broke off or ran out of time is the invocation's outcome.
+    async fn read_body(
+        &self,
+        mut outcome: Result<FunctionResponse, WorkerError>,
+        retry: bool,
+    ) -> (Result<FunctionResponse, WorkerError>, Held) {
+        let body = match outcome.as_mut() {
+            Ok(response) if retry => {
+                let start = result::read_start(response, ERROR_TEXT_BYTES).await;
+                Ok(Held::whole(start))
+            }
+            Ok(response) => result::read(response, &self.ctx.results).await,
+            Err(_) => Ok(Held::whole(Bytes::new())),
+        };
+        match body {
+            Ok(held) => (outcome, held),
+            Err(error) => (Err(error), Held::whole(Bytes::new())),
+        }
     }
 
     /// The call's timeout: its function's, else `upstream_timeout`, at most
@@ -374,12 +392,7 @@ pub(crate) const SAVE_PATIENCE: Duration = Duration::from_secs(60);
 /// Applies `change` to the record and stores it (compare-and-set), retrying with backoff for
 /// up to [`SAVE_PATIENCE`] while the bucket cannot be written.
 pub(crate) async fn save(ctx: &Context, record: &mut Record, change: impl Fn(&mut CallStatus)) {
-    use backon::BackoffBuilder as _;
-    let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .without_max_times()
-        .build();
+    let mut delays = Doubling::new(Duration::from_millis(100), Duration::from_secs(5));
     let started = Instant::now();
     loop {
         let write = ctx.status.write(record, |s| {
@@ -398,7 +411,7 @@ pub(crate) async fn save(ctx: &Context, record: &mut Record, change: impl Fn(&mu
             }
             Write::Failed(error) => {
                 tracing::warn!(%error, "cannot update the call status yet; trying again");
-                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+                tokio::time::sleep(delays.next_pause()).await;
             }
         }
     }

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::WorkerError;
 use crate::callback_client::{self, CallbackClient};
-use crate::invoke::strip_hop_by_hop;
 use crate::signing::{self, SigningKey};
+use ferry_runtime::headers::strip_hop_by_hop;
 
 /// The state the call ends in, on a callback.
 pub const CALL_STATE: &str = "x-call-state";

@@ -127,20 +127,8 @@ impl Config {
     /// Reads the configuration; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
         let nats = NatsConfig::from_env(e)?;
-        let queue_name = env::parse_or(e, "queue_name", DEFAULT_QUEUE.to_string(), |v| {
-            if valid_queue_name(v) {
-                Ok(v.to_string())
-            } else {
-                Err("use letters, digits, '-' and '_' (at most 64)".into())
-            }
-        })?;
-        let max_inflight = env::parse_or(e, "max_inflight", DEFAULT_MAX_INFLIGHT, |v| match v
-            .parse::<usize>()
-        {
-            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-            Ok(_) => Err("expected 1 to 100000".into()),
-            Err(err) => Err(err.to_string()),
-        })?;
+        let queue_name = env::parse_or(e, "queue_name", DEFAULT_QUEUE.to_string(), parse_queue)?;
+        let max_inflight = env::parse_or(e, "max_inflight", DEFAULT_MAX_INFLIGHT, parse_inflight)?;
         let max_ack_pending = env::parse_or(e, "max_ack_pending", DEFAULT_MAX_ACK_PENDING, |v| {
             match v.parse::<usize>() {
                 Ok(n) if n >= max_inflight && n <= i64::MAX as usize => Ok(n),
@@ -148,19 +136,8 @@ impl Config {
                 Err(err) => Err(err.to_string()),
             }
         })?;
-        let at_least = |name: &str, default: Duration, min: Duration| {
-            env::parse_or(e, name, default, |v| {
-                let d = ferry_proto::duration::parse(v).map_err(|err| err.to_string())?;
-                if d < min {
-                    Err(format!(
-                        "must be at least {}",
-                        ferry_proto::duration::format(min)
-                    ))
-                } else {
-                    Ok(d)
-                }
-            })
-        };
+        let at_least =
+            |name: &str, default: Duration, min: Duration| at_least(e, name, default, min);
         let ms = Duration::from_millis;
         let pull_expires = at_least("pull_expires", Duration::from_secs(2), ms(100))?;
         if pull_expires > Duration::from_secs(60) {
@@ -189,30 +166,8 @@ impl Config {
             ("callback_initial_wait", DEFAULT_CALLBACK_INITIAL_WAIT),
             ("callback_max_wait", DEFAULT_CALLBACK_MAX_WAIT),
         )?;
-        let retry = RetryPolicy {
-            max_attempts: env::parse_or(
-                e,
-                "max_retry_attempts",
-                DEFAULT_MAX_RETRY_ATTEMPTS,
-                policy::parse_attempts,
-            )?,
-            codes: env::parse_or(
-                e,
-                "retry_http_codes",
-                DEFAULT_RETRY_CODES.to_vec(),
-                policy::parse_codes,
-            )?,
-            backoff: retry_backoff,
-            max_age: env::duration_or(e, "max_event_age", Duration::ZERO)?,
-            on_timeout: env::bool_or(e, "retry_timed_out", false)?,
-        };
-        let size = |name: &str, default: usize| {
-            env::parse_or(e, name, default, |v| match env::parse_size(v) {
-                Some(n) if n >= 1024 => Ok(n),
-                Some(_) => Err("must be at least 1KiB".to_string()),
-                None => Err("expected a size in bytes, e.g. 1048576 or 1MiB".into()),
-            })
-        };
+        let retry = retry_policy(e, retry_backoff)?;
+        let size = |name: &str, default: usize| size(e, name, default);
         let auth = AuthConfig::from_env(e)?;
         Ok(Config {
             nats,
@@ -229,15 +184,9 @@ impl Config {
                 DEFAULT_MAX_CALL_DURATION,
                 Duration::from_secs(1),
             )?,
-            max_deliveries: env::parse_or(
-                e,
-                "max_deliveries",
-                DEFAULT_MAX_DELIVERIES,
-                |v| match v.parse::<u32>() {
-                    Ok(n) if (1..=1000).contains(&n) => Ok(n),
-                    _ => Err("expected 1 to 1000".into()),
-                },
-            )?,
+            max_deliveries: env::parse_or(e, "max_deliveries", DEFAULT_MAX_DELIVERIES, |v| {
+                parse_in(v, 1..=1000)
+            })?,
             max_buffered_result: size("max_buffered_result", DEFAULT_MAX_BUFFERED_RESULT)?,
             result_memory: size("result_memory", DEFAULT_RESULT_MEMORY)?,
             callback_timeout: at_least("callback_timeout", Duration::from_secs(10), ms(1))?,
@@ -297,6 +246,81 @@ impl Config {
             return Err("max_inflight_per_function must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// The worker-wide retry policy (`max_retry_attempts`, `retry_http_codes`, `max_event_age`,
+/// `retry_timed_out`) with `backoff`.
+fn retry_policy(e: &impl Env, backoff: Backoff) -> Result<RetryPolicy, EnvError> {
+    Ok(RetryPolicy {
+        max_attempts: env::parse_or(
+            e,
+            "max_retry_attempts",
+            DEFAULT_MAX_RETRY_ATTEMPTS,
+            policy::parse_attempts,
+        )?,
+        codes: env::parse_or(
+            e,
+            "retry_http_codes",
+            DEFAULT_RETRY_CODES.to_vec(),
+            policy::parse_codes,
+        )?,
+        backoff,
+        max_age: env::duration_or(e, "max_event_age", Duration::ZERO)?,
+        on_timeout: env::bool_or(e, "retry_timed_out", false)?,
+    })
+}
+
+/// A duration of at least `min`.
+fn at_least(
+    e: &impl Env,
+    name: &str,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, EnvError> {
+    env::parse_or(e, name, default, |v| {
+        let d = ferry_proto::duration::parse(v).map_err(|err| err.to_string())?;
+        if d < min {
+            Err(format!(
+                "must be at least {}",
+                ferry_proto::duration::format(min)
+            ))
+        } else {
+            Ok(d)
+        }
+    })
+}
+
+/// A size of at least 1 KiB.
+fn size(e: &impl Env, name: &str, default: usize) -> Result<usize, EnvError> {
+    env::parse_or(e, name, default, |v| match env::parse_size(v) {
+        Some(n) if n >= 1024 => Ok(n),
+        Some(_) => Err("must be at least 1KiB".to_string()),
+        None => Err("expected a size in bytes, e.g. 1048576 or 1MiB".into()),
+    })
+}
+
+fn parse_queue(v: &str) -> Result<String, String> {
+    if valid_queue_name(v) {
+        Ok(v.to_string())
+    } else {
+        Err("use letters, digits, '-' and '_' (at most 64)".into())
+    }
+}
+
+fn parse_inflight(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        Ok(_) => Err("expected 1 to 100000".into()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// A number in `range`.
+fn parse_in(v: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("expected {} to {}", range.start(), range.end())),
     }
 }
 

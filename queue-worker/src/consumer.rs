@@ -38,11 +38,13 @@ use ferry_proto::jetstream::{
     CALL_ID_HEADER, CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, callback_consumer_name,
     consumer_name, queue_filter,
 };
+use ferry_runtime::backoff::Doubling;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::error::JetStreamError;
 use crate::fairness::WorkerSlot;
 use crate::health::Health;
 use crate::{Config, WorkerError, lease};
@@ -101,12 +103,9 @@ pub(crate) async fn prepare(
     let mut backoff = backoff();
     loop {
         let ready = async {
-            ferry_runtime::jetstream::ensure_dead_letter_stream(js, &config.nats)
-                .await
-                .map_err(|e| e.to_string())?;
-            ferry_runtime::jetstream::ensure_status_bucket(js, &config.nats)
-                .await
-                .map_err(|e| e.to_string())
+            ferry_runtime::jetstream::ensure_dead_letter_stream(js, &config.nats).await?;
+            let store = ferry_runtime::jetstream::ensure_status_bucket(js, &config.nats).await?;
+            Ok::<_, JetStreamError>(store)
         };
         match ready.await {
             Ok(store) => return Some(store),
@@ -183,7 +182,7 @@ impl<H: Handler> Consumer<H> {
             .expires(self.config.pull_expires)
             .messages()
             .await
-            .map_err(|e| WorkerError::Pull(e.to_string()))?;
+            .map_err(|e| WorkerError::Pull(e.into()))?;
         let started = tokio::time::Instant::now();
         let mut received = 0;
         loop {
@@ -203,7 +202,7 @@ impl<H: Handler> Consumer<H> {
                     }
                     return Ok(true);
                 }
-                Some(Err(e)) => return Err(WorkerError::Pull(e.to_string())),
+                Some(Err(e)) => return Err(WorkerError::Pull(JetStreamError::Message(e))),
                 Some(Ok(message)) => {
                     received += 1;
                     let Some(slot) = permits.split(1) else {
@@ -250,17 +249,16 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn try_set_up(&self) -> Result<PullConsumer, WorkerError> {
-        let setup = |e: &dyn std::fmt::Display| WorkerError::Setup(e.to_string());
         let (js, nats) = (&self.js, &self.config.nats);
         let stream = match self.lane {
             Lane::Calls => ferry_runtime::jetstream::ensure_calls_stream(js, nats).await,
             Lane::Callbacks => ferry_runtime::jetstream::ensure_callback_stream(js, nats).await,
         }
-        .map_err(|e| setup(&e))?;
+        .map_err(|e| WorkerError::Setup(e.into()))?;
         stream
             .create_consumer(consumer_config(&self.config, self.lane))
             .await
-            .map_err(|e| setup(&e))
+            .map_err(|e| WorkerError::Setup(e.into()))
     }
 
     /// Sleeps `d`; `false` if the worker started stopping meanwhile.
@@ -329,18 +327,13 @@ async fn hand_back(mut batch: pull::Batch, abandon: CancellationToken) {
     }
 }
 
-/// Exponential backoff between [`BACKOFF`]'s bounds, without end.
-fn backoff() -> backon::ExponentialBackoff {
-    use backon::BackoffBuilder as _;
-    backon::ExponentialBuilder::default()
-        .with_min_delay(BACKOFF.0)
-        .with_max_delay(BACKOFF.1)
-        .without_max_times()
-        .build()
+/// Doubling pauses between [`BACKOFF`]'s bounds, without end.
+fn backoff() -> Doubling {
+    Doubling::new(BACKOFF.0, BACKOFF.1)
 }
 
-fn next(backoff: &mut backon::ExponentialBackoff) -> Duration {
-    backoff.next().unwrap_or(BACKOFF.1)
+fn next(backoff: &mut Doubling) -> Duration {
+    backoff.next_pause()
 }
 
 #[cfg(test)]

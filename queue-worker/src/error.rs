@@ -24,10 +24,10 @@ pub enum WorkerError {
     Serve(#[from] std::io::Error),
     /// JetStream could not be set up (stream or consumer); retried until it works.
     #[error("JetStream set-up failed: {0}")]
-    Setup(String),
+    Setup(#[source] JetStreamError),
     /// A pull request failed (e.g. the consumer was deleted); the consumer is set up again.
     #[error("pulling messages failed: {0}")]
-    Pull(String),
+    Pull(#[source] JetStreamError),
     /// A queued message cannot be a call (not a `QueueRequest`, or names no valid function,
     /// path or method). It is terminated.
     #[error("invalid message: {0}")]
@@ -55,6 +55,27 @@ pub enum WorkerError {
     /// The callback POST failed or timed out (an answer with any status is not an error).
     #[error("callback failed: {0}")]
     Callback(#[source] reqwest::Error),
+}
+
+/// What one of the worker's own JetStream operations failed with: creating a stream, the
+/// status bucket or a consumer, or pulling messages.
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    /// A stream could not be created or updated.
+    #[error(transparent)]
+    Stream(#[from] async_nats::jetstream::context::CreateStreamError),
+    /// The call-status bucket could not be created or updated.
+    #[error(transparent)]
+    Bucket(#[from] async_nats::jetstream::context::CreateKeyValueError),
+    /// The durable consumer could not be created.
+    #[error(transparent)]
+    Consumer(#[from] async_nats::jetstream::stream::ConsumerError),
+    /// A pull request could not be sent.
+    #[error(transparent)]
+    Batch(#[from] async_nats::jetstream::consumer::pull::BatchError),
+    /// A pull ended with an error instead of a message.
+    #[error("{0}")]
+    Message(async_nats::Error),
 }
 
 impl WorkerError {

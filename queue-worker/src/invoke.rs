@@ -16,11 +16,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_invoke::client::{self, BoxError, Deadline, SendError};
+use ferry_invoke::client::{self, BoxError, SendError};
 use ferry_invoke::{Chosen, Invoker};
-use ferry_proto::headers::{CALL_ID, FORWARDED_HOST, HOP_BY_HOP};
+use ferry_proto::headers::{CALL_ID, FORWARDED_HOST};
 use ferry_proto::{FunctionRef, Name, QueueRequest};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST};
+use ferry_runtime::headers::strip_hop_by_hop;
+use http::header::{CONTENT_LENGTH, EXPECT, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::BodyExt as _;
@@ -136,25 +137,6 @@ pub fn forwarded_headers(request: &QueueRequest, call_id: Option<&str>) -> Heade
     headers
 }
 
-/// Removes hop-by-hop headers: the standard ones and any that `Connection` names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
-        headers.remove(name);
-    }
-}
-
 /// What the function answered: its status and headers now, its body to be read (cut at the
 /// call's deadline, and counted in flight on its replica until it is read or dropped).
 pub struct FunctionResponse {
@@ -265,7 +247,7 @@ fn answer(
     timeout: Duration,
 ) -> FunctionResponse {
     let (parts, body) = response.into_parts();
-    let body = Deadline::new(body, deadline, timeout, Some(replica.into_in_flight()));
+    let body = client::deadline_body(body, deadline, timeout, Some(replica.into_in_flight()));
     FunctionResponse {
         status: parts.status,
         headers: parts.headers,

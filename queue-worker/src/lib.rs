@@ -231,24 +231,18 @@ pub async fn run(
         "queue-worker starting"
     );
 
-    let credentials = if config.auth.enabled {
-        let dir = &config.auth.secret_mount_path;
-        Some(ferry_runtime::auth::wait_and_load(dir, CREDENTIALS_WAIT).await?)
-    } else {
-        None
-    };
-    // After the credentials: in compose the gateway writes the key before them.
-    let signing_key = signing::load(&config.callback_signing_key_file)?;
-    let invoker = ferry_invoke::Invoker::new(
-        &config.invoke,
-        credentials.as_ref(),
-        metrics.registry(),
-        "queue_worker",
-    );
+    let (invoker, signing_key) = secrets(&config, &metrics).await?;
     let client = ferry_runtime::jetstream::connect(&config.nats.url, CLIENT_NAME).await?;
     health.set_client(client.clone());
     let js = async_nats::jetstream::new(client.clone());
-    let abandon = CancellationToken::new();
+    let lanes = Lanes {
+        config: config.clone(),
+        js: js.clone(),
+        health,
+        tracker,
+        cancel: cancel.clone(),
+        abandon: CancellationToken::new(),
+    };
     if let Some(bucket) = consumer::prepare(&js, &config, &cancel).await {
         let ctx = Arc::new(Context {
             config: config.clone(),
@@ -257,7 +251,7 @@ pub async fn run(
             invoker,
             results: result::Budget::new(config.result_memory, config.max_buffered_result),
             client: client.clone(),
-            js: js.clone(),
+            js,
             status: status::StatusStore::new(bucket),
             metrics,
             fairness: fairness::Fairness::new(
@@ -265,59 +259,102 @@ pub async fn run(
                 config.max_inflight,
             ),
         });
-        let calls = Consumer {
-            lane: Lane::Calls,
-            handler: Arc::new(CallHandler(ctx.clone())),
-            config: config.clone(),
-            js: js.clone(),
-            health: health.clone(),
-            tracker: tracker.clone(),
-            cancel: cancel.clone(),
-            abandon: abandon.clone(),
-        };
-        let callbacks = Consumer {
-            lane: Lane::Callbacks,
-            handler: Arc::new(CallbackHandler(ctx)),
-            config: config.clone(),
-            js,
-            health: health.clone(),
-            tracker: tracker.clone(),
-            cancel: cancel.clone(),
-            abandon: abandon.clone(),
-        };
-        tokio::join!(calls.run(), callbacks.run());
+        lanes.run(ctx).await;
     }
-
-    // Stopping: no more pulls; let running calls finish within the grace.
-    health.set_stopping();
-    tracker.close();
-    if !tracker.is_empty() {
-        tracing::info!(
-            inflight = tracker.len(),
-            grace = ?config.shutdown_grace,
-            "stopping: waiting for running calls"
-        );
-    }
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            inflight = tracker.len(),
-            "shutdown grace is over; unfinished calls will be redelivered"
-        );
-        abandon.cancel();
-        let _ = tokio::time::timeout(ABANDON_WAIT, tracker.wait()).await;
-    }
-    // NAKs (retries included) and progress acks are fire-and-forget: flush them out and close
-    // the connection.
-    if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), client.flush()).await {
-        tracing::debug!(%error, "flushing the NATS connection");
-    }
-    let _ = client.drain().await;
+    lanes.drain(&client).await;
 
     stop_serving.cancel();
     let served = server.await.map_err(std::io::Error::other)?;
     tracing::info!("queue-worker stopped");
     served.map_err(WorkerError::Serve)
+}
+
+/// The provider client (with the provider's credentials when basic auth is on, waiting for
+/// the gateway to write them) and the callback signing key, read after them: in compose the
+/// gateway writes the key before the credentials.
+async fn secrets(
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<(ferry_invoke::Invoker, Option<signing::SigningKey>), WorkerError> {
+    let credentials = if config.auth.enabled {
+        let dir = &config.auth.secret_mount_path;
+        Some(ferry_runtime::auth::wait_and_load(dir, CREDENTIALS_WAIT).await?)
+    } else {
+        None
+    };
+    let signing_key = signing::load(&config.callback_signing_key_file)?;
+    let invoker = ferry_invoke::Invoker::new(
+        &config.invoke,
+        credentials.as_ref(),
+        metrics.registry(),
+        "queue_worker",
+    );
+    Ok((invoker, signing_key))
+}
+
+/// What the calls and the callbacks consumers share, and the drain at shutdown.
+struct Lanes {
+    config: Arc<Config>,
+    js: async_nats::jetstream::Context,
+    health: Arc<health::Health>,
+    /// Message tasks.
+    tracker: TaskTracker,
+    /// Stop pulling.
+    cancel: CancellationToken,
+    /// Give up on calls still running (the shutdown grace is over).
+    abandon: CancellationToken,
+}
+
+impl Lanes {
+    /// Runs both consumers until `cancel` fires.
+    async fn run(&self, ctx: Arc<Context>) {
+        let calls = self.consumer(Lane::Calls, CallHandler(ctx.clone()));
+        let callbacks = self.consumer(Lane::Callbacks, CallbackHandler(ctx));
+        tokio::join!(calls.run(), callbacks.run());
+    }
+
+    fn consumer<H>(&self, lane: Lane, handler: H) -> Consumer<H> {
+        Consumer {
+            lane,
+            handler: Arc::new(handler),
+            config: self.config.clone(),
+            js: self.js.clone(),
+            health: self.health.clone(),
+            tracker: self.tracker.clone(),
+            cancel: self.cancel.clone(),
+            abandon: self.abandon.clone(),
+        }
+    }
+
+    /// Stopping: no more pulls; running calls finish within the grace, or are abandoned
+    /// (left unacked, to be redelivered); then the NATS connection is flushed and closed.
+    async fn drain(&self, client: &async_nats::Client) {
+        let (health, tracker, config) = (&self.health, &self.tracker, &self.config);
+        health.set_stopping();
+        tracker.close();
+        if !tracker.is_empty() {
+            tracing::info!(
+                inflight = tracker.len(),
+                grace = ?config.shutdown_grace,
+                "stopping: waiting for running calls"
+            );
+        }
+        if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                inflight = tracker.len(),
+                "shutdown grace is over; unfinished calls will be redelivered"
+            );
+            self.abandon.cancel();
+            let _ = tokio::time::timeout(ABANDON_WAIT, tracker.wait()).await;
+        }
+        // NAKs (retries included) and progress acks are fire-and-forget: flush them out and
+        // close the connection.
+        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), client.flush()).await {
+            tracing::debug!(%error, "flushing the NATS connection");
+        }
+        let _ = client.drain().await;
+    }
 }

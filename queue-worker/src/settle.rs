@@ -167,43 +167,10 @@ impl Call {
         };
         let waiting = matches!(state, CallState::Succeeded | CallState::Failed);
         let tried = record.status.callback.as_ref().map_or(0, |c| c.attempts) + 1;
-        let timeout = self.ctx.config.callback_timeout;
         let streamed = stream.is_some();
-        let delivery = match stream {
-            None => {
-                let key = self.ctx.signing_key.as_ref();
-                callback::deliver(&self.ctx.http, &job, key, timeout).await
-            }
-            Some((prefix, rest)) => {
-                // The function's time bounds the body; the receiver then has callback_timeout.
-                let deadline = self.invocation_deadline_left() + timeout;
-                let body = streamed_body(prefix, rest);
-                if self.ctx.signing_key.is_some() {
-                    tracing::warn!("the result is streamed to its callback: sent unsigned");
-                }
-                let headers = callback::callback_headers(&job);
-                callback::deliver_with(&self.ctx.http, &job, headers, body, deadline).await
-            }
-        };
-        let (status, error, permanent) = match delivery {
+        let (status, error, permanent) = match self.send_callback(&job, stream).await {
             Delivery::Delivered(code) => {
-                tracing::info!(status = code, "callback delivered");
-                self.ctx.metrics.callback("delivered");
-                let cb =
-                    callback_status(&job.url, CallbackState::Delivered, tried, Some(code), None);
-                let now = ferry_proto::time::now();
-                self.save(&mut record, |s| {
-                    s.callback = Some(cb.clone());
-                    if waiting {
-                        s.state = state;
-                        s.finished_at = Some(now.clone());
-                    }
-                })
-                .await;
-                if waiting {
-                    self.ctx.observe_end(state, self.delivery.published);
-                }
-                return Disposition::Ack;
+                return self.delivered(record, state, &job, tried, code).await;
             }
             Delivery::Failed {
                 status,
@@ -266,6 +233,60 @@ impl Call {
                 Disposition::Ack
             }
         }
+    }
+
+    /// POSTs `job` once: its body in memory (signed with a key), or `stream`ed (unsigned).
+    async fn send_callback(
+        &self,
+        job: &CallbackJob,
+        stream: Option<(Bytes, ResponseBody)>,
+    ) -> Delivery {
+        let timeout = self.ctx.config.callback_timeout;
+        match stream {
+            None => {
+                let key = self.ctx.signing_key.as_ref();
+                callback::deliver(&self.ctx.http, job, key, timeout).await
+            }
+            Some((prefix, rest)) => {
+                // The function's time bounds the body; the receiver then has callback_timeout.
+                let deadline = self.invocation_deadline_left() + timeout;
+                let body = streamed_body(prefix, rest);
+                if self.ctx.signing_key.is_some() {
+                    tracing::warn!("the result is streamed to its callback: sent unsigned");
+                }
+                let headers = callback::callback_headers(job);
+                callback::deliver_with(&self.ctx.http, job, headers, body, deadline).await
+            }
+        }
+    }
+
+    /// The callback got answer `code` on attempt `tried`: recorded, and for `succeeded` /
+    /// `failed` the status is final.
+    async fn delivered(
+        &mut self,
+        mut record: Record,
+        state: CallState,
+        job: &CallbackJob,
+        tried: u32,
+        code: u16,
+    ) -> Disposition {
+        let waiting = matches!(state, CallState::Succeeded | CallState::Failed);
+        tracing::info!(status = code, "callback delivered");
+        self.ctx.metrics.callback("delivered");
+        let cb = callback_status(&job.url, CallbackState::Delivered, tried, Some(code), None);
+        let now = ferry_proto::time::now();
+        self.save(&mut record, |s| {
+            s.callback = Some(cb.clone());
+            if waiting {
+                s.state = state;
+                s.finished_at = Some(now.clone());
+            }
+        })
+        .await;
+        if waiting {
+            self.ctx.observe_end(state, self.delivery.published);
+        }
+        Disposition::Ack
     }
 
     /// The callback of this call reporting `state` and `result`; `None` without a callback URL.

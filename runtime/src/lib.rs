@@ -24,12 +24,22 @@
 //! - `callback_guard` (feature `callback-guard`): where callbacks may go (`callback_allow`,
 //!   `callback_deny`, built-in denials of link-local and cloud metadata addresses), checked
 //!   by the gateway at submission and by the queue-worker on every resolved address.
+//! - `headers` (feature `http`): hop-by-hop headers, stripped the same way by every process
+//!   that forwards HTTP; `body` (feature `http`): a body cut at a deadline;
+//! - `backoff` (feature `backoff`): doubling pauses between attempts at what must work sooner
+//!   or later (backon's exponential backoff).
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "backoff")]
+pub mod backoff;
+#[cfg(feature = "http")]
+pub mod body;
 #[cfg(feature = "callback-guard")]
 pub mod callback_guard;
 pub mod env;
+#[cfg(feature = "http")]
+pub mod headers;
 pub mod healthcheck;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;

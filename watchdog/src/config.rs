@@ -145,33 +145,9 @@ pub struct Config {
 impl Config {
     /// Reads the configuration from `env`, applying of-watchdog's defaults.
     pub fn from_env(env: &impl Env) -> Result<Config, ConfigError> {
-        let (fprocess_name, fprocess) =
-            first(env, &["fprocess", "function_process"]).ok_or(ConfigError::Missing {
-                name: "fprocess (or function_process)",
-                hint: "the command that runs the function, e.g. fprocess=\"node index.js\"",
-            })?;
-        let command = split_command(&fprocess).map_err(|reason| EnvError {
-            name: fprocess_name.clone(),
-            value: fprocess.clone(),
-            reason,
-        })?;
+        let (fprocess, command) = fprocess(env)?;
         let mode = ferry_runtime::env::parse_or(env, "mode", Mode::Streaming, |v| v.parse())?;
-
-        let upstream_url = match first(env, &["upstream_url", "http_upstream_url"]) {
-            Some((name, value)) => Some(parse_upstream(&value).map_err(|reason| EnvError {
-                name,
-                value,
-                reason,
-            })?),
-            None if mode == Mode::Http => {
-                return Err(ConfigError::Missing {
-                    name: "upstream_url (or http_upstream_url)",
-                    hint: "mode=http proxies to the function's own server, e.g. \
-                           upstream_url=http://127.0.0.1:5000",
-                });
-            }
-            None => None,
-        };
+        let upstream_url = upstream_url(env, mode)?;
 
         let write_timeout = duration_or(env, "write_timeout", DEFAULT_TIMEOUT)?;
         if write_timeout.is_zero() {
@@ -240,6 +216,38 @@ impl Config {
             cgi_headers: bool_or(env, "cgi_headers", true)?,
             write_debug: bool_or(env, "write_debug", false)?,
         })
+    }
+}
+
+/// `fprocess` (or `function_process`): as written, and split into a command.
+fn fprocess(env: &impl Env) -> Result<(String, Vec<String>), ConfigError> {
+    let (fprocess_name, fprocess) =
+        first(env, &["fprocess", "function_process"]).ok_or(ConfigError::Missing {
+            name: "fprocess (or function_process)",
+            hint: "the command that runs the function, e.g. fprocess=\"node index.js\"",
+        })?;
+    let command = split_command(&fprocess).map_err(|reason| EnvError {
+        name: fprocess_name.clone(),
+        value: fprocess.clone(),
+        reason,
+    })?;
+    Ok((fprocess, command))
+}
+
+/// `upstream_url` (or `http_upstream_url`), required in `mode=http`.
+fn upstream_url(env: &impl Env, mode: Mode) -> Result<Option<Uri>, ConfigError> {
+    match first(env, &["upstream_url", "http_upstream_url"]) {
+        Some((name, value)) => Ok(Some(parse_upstream(&value).map_err(|reason| EnvError {
+            name,
+            value,
+            reason,
+        })?)),
+        None if mode == Mode::Http => Err(ConfigError::Missing {
+            name: "upstream_url (or http_upstream_url)",
+            hint: "mode=http proxies to the function's own server, e.g. \
+                   upstream_url=http://127.0.0.1:5000",
+        }),
+        None => Ok(None),
     }
 }
 

@@ -21,28 +21,8 @@ const USAGE: &str = "usage: watchdog [--version | --run-healthcheck]\n\
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None => {}
-        Some("--version" | "-version") => {
-            println!("watchdog (ferry) version {VERSION}");
-            return ExitCode::SUCCESS;
-        }
-        Some("--run-healthcheck" | "-run-healthcheck") => {
-            return if default_lock_path().exists() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            };
-        }
-        Some("--help" | "-h" | "-help") => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("watchdog: unknown argument {other:?}\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    if let Some(exit) = flags() {
+        return exit;
     }
 
     let format = match ferry_runtime::telemetry::log_format(&ProcessEnv) {
@@ -71,39 +51,70 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
-        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::error!(%addr, %error, "cannot listen");
-                return ExitCode::from(1);
-            }
-        };
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!("watchdog listening on {addr}");
+    runtime.block_on(serve(config))
+}
+
+/// Answers the flags, if any: the exit code when the watchdog is not to run.
+fn flags() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exit = match args.first().map(String::as_str)? {
+        "--version" | "-version" => {
+            println!("watchdog (ferry) version {VERSION}");
+            ExitCode::SUCCESS
         }
-        let metrics = match config.metrics_port {
-            0 => None,
-            port => {
-                let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-                match tokio::net::TcpListener::bind(addr).await {
-                    Ok(listener) => Some(listener),
-                    Err(error) => {
-                        // The function matters more than its metrics: serve it anyway.
-                        tracing::error!(%addr, %error, "cannot listen for metrics; serving without them");
-                        None
-                    }
-                }
-            }
-        };
-        let shutdown = ferry_runtime::signal::shutdown();
-        match ferry_watchdog::run_with_metrics(config, listener, metrics, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!(%error, "watchdog failed");
+        "--run-healthcheck" | "-run-healthcheck" => {
+            if default_lock_path().exists() {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::from(1)
             }
         }
-    })
+        "--help" | "-h" | "-help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("watchdog: unknown argument {other:?}\n{USAGE}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    };
+    Some(exit)
+}
+
+/// Listens (the function's port, and the metrics port unless it is 0) and serves until
+/// SIGTERM or SIGINT.
+async fn serve(config: Config) -> ExitCode {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%addr, %error, "cannot listen");
+            return ExitCode::from(1);
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("watchdog listening on {addr}");
+    }
+    let metrics = match config.metrics_port {
+        0 => None,
+        port => {
+            let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    // The function matters more than its metrics: serve it anyway.
+                    tracing::error!(%addr, %error, "cannot listen for metrics; serving without them");
+                    None
+                }
+            }
+        }
+    };
+    let shutdown = ferry_runtime::signal::shutdown();
+    match ferry_watchdog::run_with_metrics(config, listener, metrics, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "watchdog failed");
+            ExitCode::from(1)
+        }
+    }
 }

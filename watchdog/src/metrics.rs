@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::net::TcpListener;
 
-use crate::body::{Body, Guarded, full};
+use crate::body::{Body, Deadline, full, guarded};
 
 /// The watchdog's metrics, in a registry of their own.
 pub(crate) struct Metrics {
@@ -109,7 +109,7 @@ impl Tracker {
     pub(crate) fn respond(mut self, resp: Response<Body>) -> Response<Body> {
         self.code = Some(resp.status());
         let (parts, body) = resp.into_parts();
-        Response::from_parts(parts, Guarded::new(body).hold(self).into_body())
+        Response::from_parts(parts, guarded(Deadline::new(body).hold(self)))
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::body::{Body, Guarded, boxed};
+use crate::body::{Body, Deadline, boxed, guarded};
 use crate::config::{Config, Mode};
 use crate::error::{WatchdogError, duration_header};
 use crate::health::{self, Health};
@@ -234,10 +234,10 @@ async fn invoke(state: &State, req: Request<Body>, started: Instant) -> Response
                 headers::DURATION_SECONDS,
                 duration_header(started.elapsed()),
             );
-            let body = Guarded::new(body)
+            let body = Deadline::new(body)
                 .deadline(write_deadline, "write_timeout")
                 .hold(permit);
-            Response::from_parts(parts, body.into_body())
+            Response::from_parts(parts, guarded(body))
         }
         Err(error) => {
             tracing::info!(%error, "request failed");

@@ -20,6 +20,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
+use rustix::process::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -322,7 +323,7 @@ async fn supervise(
 async fn kill(child: &mut Child, reaped: Option<ExitStatus>) {
     if reaped.is_none() {
         if let Some(pid) = child.id() {
-            signal_group(pid, libc::SIGKILL);
+            signal_group(pid, Signal::KILL);
         }
         let _ = child.start_kill();
         let _ = child.wait().await;
@@ -356,7 +357,7 @@ impl HttpBody for ChildOutput {
             Poll::Ready(Some(Event::Output(chunk))) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
             Poll::Ready(Some(Event::TimedOut)) => {
                 tracing::info!("exec_timeout after the response started; the body is cut short");
-                Poll::Ready(Some(Err(Box::new(Expired("exec_timeout")))))
+                Poll::Ready(Some(Err(Box::new(Expired("exec_timeout".into())))))
             }
             Poll::Ready(Some(Event::Exited { .. }) | None) => Poll::Ready(None),
         }

@@ -5,17 +5,20 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName};
+use http::header::CONTENT_LENGTH;
 use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustix::process::Signal;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use ferry_runtime::headers::strip_hop_by_hop;
+
 use super::process::{command, forward_lines, signal_group};
-use crate::body::{Body, Guarded, boxed};
+use crate::body::{Body, Deadline, boxed, guarded};
 use crate::error::WatchdogError;
 
 /// How long readiness waits for a TCP connection to the upstream.
@@ -109,11 +112,11 @@ impl HttpRunner {
         })?;
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let mut body = Guarded::new(boxed(body));
+        let mut body = Deadline::new(boxed(body));
         if let Some(at) = deadline {
             body = body.deadline(at, "exec_timeout while streaming the upstream response");
         }
-        Ok(Response::from_parts(parts, body.into_body()))
+        Ok(Response::from_parts(parts, guarded(body)))
     }
 
     /// Whether the upstream accepts TCP connections right now.
@@ -136,23 +139,6 @@ impl HttpRunner {
     }
 }
 
-/// Removes hop-by-hop headers: the fixed list and any named in `Connection`.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in ferry_proto::headers::HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
 // === impl Supervised ===
 
 /// The long-running child, owned by a monitor task that reports its exit and obeys
@@ -160,7 +146,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 struct Supervised {
     command: String,
     exit: watch::Receiver<Option<ExitStatus>>,
-    signals: mpsc::UnboundedSender<libc::c_int>,
+    signals: mpsc::UnboundedSender<Signal>,
 }
 
 impl Supervised {
@@ -185,7 +171,7 @@ impl Supervised {
             None,
         );
         let (exit_tx, exit) = watch::channel(None);
-        let (signals, mut signal_rx) = mpsc::unbounded_channel::<libc::c_int>();
+        let (signals, mut signal_rx) = mpsc::unbounded_channel::<Signal>();
         tokio::spawn(async move {
             let status = loop {
                 tokio::select! {
@@ -224,10 +210,10 @@ impl Supervised {
     }
 
     async fn terminate(&self, grace: Duration) {
-        let _ = self.signals.send(libc::SIGTERM);
+        let _ = self.signals.send(Signal::TERM);
         if tokio::time::timeout(grace, self.exited()).await.is_err() {
             tracing::warn!(?grace, "the function process ignored SIGTERM; killing it");
-            let _ = self.signals.send(libc::SIGKILL);
+            let _ = self.signals.send(Signal::KILL);
             let _ = self.exited().await;
         }
         let status = self
@@ -241,6 +227,8 @@ impl Supervised {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderMap;
+
     use super::*;
 
     #[test]

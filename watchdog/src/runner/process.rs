@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
+use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -115,19 +116,15 @@ fn emit(line: &[u8], stream: &str, prefix: bool, tail: Option<&Tail>) {
 ///
 /// Callers only pass the pid of a child they have not reaped yet (`Child::id()` returns
 /// `Some`), so the group id cannot have been reused by an unrelated process.
-#[allow(unsafe_code)]
-pub(super) fn signal_group(pid: u32, signal: libc::c_int) {
-    let Ok(pgid) = libc::pid_t::try_from(pid) else {
+pub(super) fn signal_group(pid: u32, signal: Signal) {
+    let Some(pgid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return;
     };
-    if pgid <= 1 {
+    if pgid.is_init() {
         return;
     }
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; the only hazard
-    // (signalling a recycled id) is excluded by the caller contract above.
-    let rc = unsafe { libc::kill(-pgid, signal) };
-    if rc != 0 {
-        let error = std::io::Error::last_os_error();
+    if let Err(error) = rustix::process::kill_process_group(pgid, signal) {
+        let signal = signal.as_raw();
         tracing::debug!(pid, signal, %error, "cannot signal the function's process group");
     }
 }

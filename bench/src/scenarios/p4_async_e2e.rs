@@ -161,12 +161,16 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             accepted.len()
         ),
     });
+    let workers = match ctx.stack.worker_pids().len() {
+        1 => "one queue-worker".to_string(),
+        n => format!("{n} queue-workers"),
+    };
     ctx.section(
         "P4 async end to end",
         format!(
             "Open loop of `POST /async-function/echo` with unique `X-Call-Id`s: a warm-up at \
              {offered:.0} /s (half of P1's gateway rate), then the repeats at {rate:.0} /s (the \
-             same, or 90 % of the completion rate the warm-up reached if that was lower); one queue-worker (`max_inflight` 64) invokes `echo` \
+             same, or 90 % of the completion rate the warm-up reached if that was lower); {workers} (`max_inflight` 64 each) invoke `echo` \
              at its replica and posts each result to a callback receiver in this process. \
              Completions per second are the callbacks counted during each submission window; the \
              backlog is the calls stream's message count sampled every 250 ms (trend = least \

@@ -204,6 +204,7 @@ mod metrics;
 mod path;
 mod proxy;
 mod queue;
+mod queue_depth;
 mod redrive;
 mod replay;
 mod routes;

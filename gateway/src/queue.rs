@@ -115,6 +115,15 @@ impl Queue {
         }
     }
 
+    /// The queues' depths ([`crate::queue_depth`]), per-function counts where `visible`.
+    pub(crate) async fn depths(
+        &self,
+        visible: impl Fn(&Name) -> bool,
+    ) -> Result<Vec<crate::queue_depth::QueueDepth>, GatewayError> {
+        self.check_nats()?;
+        crate::queue_depth::depths(&self.js, visible).await
+    }
+
     /// `503` unless connected, for the `/system` APIs over JetStream.
     pub(crate) fn check_nats(&self) -> Result<(), GatewayError> {
         if self.is_connected() {

@@ -75,7 +75,9 @@ async fn a_user_deploys_invokes_watches_redrives_and_deletes_in_the_browser() {
     b.wait_text("#invoke-result [data-state]", "dead_lettered")
         .await;
     b.click_link("Dead letters").await;
-    b.wait_text("main table", "broken.openfaas-fn").await;
+    b.wait_text("main", "broken.openfaas-fn").await;
+    b.wait_text("tr[data-queue='faas-request']", "faas-request")
+        .await;
     b.shot("06-dead-letters").await;
     b.accept_confirms().await;
     b.click_button("Redrive").await;

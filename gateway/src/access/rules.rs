@@ -8,7 +8,7 @@
 //! | `POST /system/scale-function/{fn}` | `deploy` in the namespace |
 //! | `GET /system/secrets`; `POST`, `PUT`, `DELETE /system/secrets` | `deploy` in the namespace |
 //! | `GET /system/logs` | `read` in the function's namespace |
-//! | `GET /system/info`, `GET /system/namespaces` | `read` (any namespace) |
+//! | `GET /system/info`, `GET /system/namespaces`, `GET /system/queues` | `read` (any namespace; queue depths per function only for readable namespaces) |
 //! | `GET /system/namespace[s]/{ns}` | `read` in `ns` |
 //! | `GET /system/async-calls/{id}`, `GET /system/dead-letters/{id}` | `read` in the call's namespace |
 //! | `DELETE /system/async-calls/{id}` (cancel), `POST /system/dead-letters/{id}/redrive`, `DELETE /system/dead-letters/{id}` | `invoke` in the call's namespace |
@@ -98,7 +98,7 @@ fn system<'a>(method: &Method, segments: &[&'a str]) -> Rule<'a> {
         ["secrets"] if get => Rule::Scoped(Deploy, Target::Query),
         ["secrets"] if post || put || delete => Rule::Scoped(Deploy, Target::Secret),
         ["logs"] if get => Rule::Scoped(Read, Target::Logs),
-        ["info"] | ["namespaces"] if get => Rule::Scoped(Read, Target::None),
+        ["info"] | ["namespaces"] | ["queues"] if get => Rule::Scoped(Read, Target::None),
         ["namespace" | "namespaces", ns] if get => Rule::Scoped(Read, Target::Namespace(ns)),
         ["async-calls", _] if get => Rule::PerCall(Read),
         ["async-calls", _] if delete => Rule::PerCall(Invoke),

@@ -6,6 +6,7 @@
 //! | any `/async-function/{name}[.{ns}][/sub/path]` | [`async_invoke`]: stored in JetStream, `202` |
 //! | `GET`, `DELETE /system/async-calls/{call_id}` | [`async_calls`]: call status, cancellation |
 //! | `/system/dead-letters[/...]` | [`dead_letters`]: list, inspect, redrive, delete |
+//! | `GET /system/queues` | [`queues`]: each queue's depth |
 //! | `GET /system/functions`, `GET /system/function/{name}` | [`system`]: forwarded, `invocationCount` filled in |
 //! | `GET /system/info` | [`system`]: the provider's info, the gateway's version and architecture |
 //! | `GET`, `POST /system/tokens`, `DELETE /system/tokens/{name}` | [`tokens`]: API tokens (admin only) |
@@ -28,6 +29,7 @@ pub(crate) mod dead_letters;
 pub(crate) mod health;
 pub(crate) mod invoke;
 pub(crate) mod metrics;
+pub(crate) mod queues;
 pub(crate) mod system;
 pub(crate) mod tokens;
 pub(crate) mod ui;
@@ -93,6 +95,7 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
             ferry_proto::routes::SYSTEM_INFO,
             get(system::info).fallback(system::forward),
         )
+        .route("/system/queues", get(queues::list))
         .route("/system/tokens", get(tokens::list).post(tokens::create))
         .route("/system/tokens/{name}", delete(tokens::remove))
         .route("/system/{*rest}", any(system::forward))

@@ -61,6 +61,20 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
         (id.as_str(), "echo.openfaas-fn", "faas-request")
     );
     assert_eq!(status.sequence, None, "no worker has run it");
+    // The queue's depth: one call stored, no worker's consumer yet.
+    let queues: serde_json::Value = client
+        .get(gateway.url("/system/queues"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queues,
+        json!([{"queue": "faas-request", "stored": 1, "scheduledRetries": 0, "pending": null,
+            "inFlight": null, "waitingWorkers": null, "functions": {"echo.openfaas-fn": 1}}])
+    );
     let revision = message
         .headers
         .get("Ferry-Status-Revision")

@@ -1,5 +1,7 @@
-// Dead letters: calls that ran out of attempts (or could not run), oldest first, per function
-// or all, with their reason; redrive one (or all of a function's) with one click, or delete.
+// Queues and dead letters: each queue's depth (stored, waiting, held by workers, retries
+// scheduled, workers waiting), and the calls that ran out of attempts (or could not run),
+// oldest first, per function or all, with their reason; redrive one (or all of a function's)
+// with one click, or delete.
 
 import { enc, get, request } from '../api.js';
 import { field, h, replace, say } from '../dom.js';
@@ -12,7 +14,20 @@ export async function render(main) {
     h('div', { class: 'row' },
       h('button', { type: 'submit' }, 'List'),
       h('button', { type: 'button', class: 'secondary', onclick: () => redriveAll() }, 'Redrive all of this function')));
+  const queues = h('tbody');
+  async function depths() {
+    const n = (v) => (v === null || v === undefined ? '–' : String(v));
+    try {
+      const list = await get('/system/queues');
+      replace(queues, list.length ? list.map((q) => h('tr', { 'data-queue': q.queue },
+        h('td', {}, q.queue), h('td', { class: 'num' }, n(q.stored)), h('td', { class: 'num' }, n(q.pending)),
+        h('td', { class: 'num' }, n(q.inFlight)), h('td', { class: 'num wide' }, n(q.scheduledRetries)),
+        h('td', { class: 'num wide' }, n(q.waitingWorkers))))
+        : h('tr', {}, h('td', { colspan: 6 }, 'No queue holds calls.')));
+    } catch (e) { say(e.message, true); }
+  }
   async function list() {
+    depths();
     try {
       const query = fn.value.trim() ? `?function=${enc(fn.value.trim())}&limit=100` : '?limit=100';
       const page = await get(`/system/dead-letters${query}`);
@@ -49,7 +64,13 @@ export async function render(main) {
     } catch (e) { say(e.message, true); }
   }
   form.addEventListener('submit', (event) => { event.preventDefault(); list(); });
-  replace(main, h('h1', { id: 'dl-title' }, 'Dead letters'), form,
+  replace(main, h('h1', {}, 'Queues and dead letters'),
+    h('h2', { id: 'queues-title' }, 'Queues'),
+    h('div', { class: 'table-wrap' }, h('table', { 'aria-labelledby': 'queues-title' },
+      h('thead', {}, h('tr', {}, ['Queue', 'Stored', 'Waiting', 'Running', 'Retries later', 'Workers waiting']
+        .map((t, i) => h('th', { scope: 'col', class: `${i ? 'num' : ''} ${i > 3 ? 'wide' : ''}` }, t)))),
+      queues)),
+    h('h2', { id: 'dl-title' }, 'Dead letters'), form,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Call', 'Function', 'Queue', 'Reason', 'Attempts', 'When', ''].map((t, i) => h('th', { scope: 'col', class: i === 2 || i === 5 ? 'wide' : null }, t)))),
       body)));

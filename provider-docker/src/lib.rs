@@ -59,6 +59,7 @@ pub mod scaling;
 pub mod secrets;
 pub mod spec;
 pub mod store;
+pub mod usage;
 
 use std::future::Future;
 
@@ -131,6 +132,20 @@ pub async fn run(
         }
     });
 
+    let sampler = tokio::spawn({
+        let provider = provider.clone();
+        let cancel = cancel.clone();
+        async move {
+            loop {
+                provider.sample_usage().await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(usage::SAMPLE_INTERVAL) => {}
+                }
+            }
+        }
+    });
+
     tracing::info!(address = %listener.local_addr()?, "provider-docker listening");
     let served = axum::serve(listener, api::router(provider.clone(), credentials))
         .with_graceful_shutdown(shutdown)
@@ -138,6 +153,7 @@ pub async fn run(
     cancel.cancel();
     let _ = reconciler.await;
     let _ = autoscaler.await;
+    let _ = sampler.await;
     provider.autoscaler.finish().await;
     served.map_err(ProviderError::Store)
 }

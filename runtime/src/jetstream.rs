@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use ferry_proto::jetstream::{
-    CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, CALLS_SUBJECT_PREFIX,
-    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, RETRY_SUBJECT_PREFIX, STATUS_BUCKET,
-    TOKEN_BUCKET,
+    CALL_INDEX_STREAM, CALL_INDEX_SUBJECT_PREFIX, CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX,
+    CALLS_STREAM, CALLS_SUBJECT_PREFIX, DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX,
+    RECENT_CALLS_KEPT, RETRY_SUBJECT_PREFIX, STATUS_BUCKET, TOKEN_BUCKET,
 };
 
 use crate::env::{self, Env, EnvError};
@@ -305,6 +305,31 @@ pub async fn ensure_callback_stream(
             ),
             subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
             retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: config.stream_replicas,
+            ..Default::default()
+        })
+        .await?;
+    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
+    Ok(stream)
+}
+
+/// Returns the call index, creating it if it does not exist: limits retention, at most
+/// [`RECENT_CALLS_KEPT`] messages per function (the oldest dropped), each kept as long as a
+/// status record (`call_status_ttl`), file storage, `nats_replicas` copies.
+pub async fn ensure_call_index_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: CALL_INDEX_STREAM.to_string(),
+            description: Some("ferry: the recent async calls of each function".to_string()),
+            subjects: vec![format!("{CALL_INDEX_SUBJECT_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_messages_per_subject: RECENT_CALLS_KEPT as i64,
+            max_age: config.call_status_ttl,
             storage: stream::StorageType::File,
             num_replicas: config.stream_replicas,
             ..Default::default()

@@ -53,12 +53,34 @@ pub struct KeyFile {
     pub explicit: bool,
 }
 
+/// `callback_signing_key_file`, as declared.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
+pub struct KeyFileSetting {
+    /// Key(s) signing callbacks (X-Ferry-Signature), one per line, the first signs; unset:
+    /// <secret_mount_path>/callback-signing-key, and a missing file there means unsigned
+    /// callbacks (a missing file set here: the worker does not start).
+    #[arg(long = "callback_signing_key_file", env = "callback_signing_key_file",
+          value_parser = path)]
+    pub callback_signing_key_file: Option<PathBuf>,
+}
+
+fn path(v: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(v.trim()))
+}
+
 impl KeyFile {
     /// `callback_signing_key_file`, else `callback-signing-key` in `secret_mount_path`.
     pub fn from_env(e: &impl Env, secret_mount_path: &Path) -> KeyFile {
-        match e.get("callback_signing_key_file") {
+        let setting = ferry_runtime::settings::from_env::<KeyFileSetting>(e).unwrap_or_default();
+        KeyFile::resolve(setting, secret_mount_path)
+    }
+
+    /// The file `setting` names, else `callback-signing-key` in `secret_mount_path`.
+    pub fn resolve(setting: KeyFileSetting, secret_mount_path: &Path) -> KeyFile {
+        match setting.callback_signing_key_file {
             Some(path) => KeyFile {
-                path: PathBuf::from(path.trim()),
+                path,
                 explicit: true,
             },
             None => KeyFile {

@@ -41,7 +41,7 @@ pub use endpoints::{Chosen, Endpoints, InFlight};
 pub use error::InvokeError;
 pub use functions::{FunctionInfo, Functions};
 pub use metrics::ScaleFromZero;
-pub use provider::{ProviderClient, ProviderUrl};
+pub use provider::{ProviderCallError, ProviderClient, ProviderUrl};
 pub use scaling::Scaler;
 
 /// `functions_provider_url` default.

@@ -14,6 +14,7 @@ use ferry_runtime::listen::{Bind, Exposure};
 use ferry_runtime::settings;
 use ferry_runtime::telemetry::Logging;
 
+use crate::error::InvalidConfig;
 use crate::policy::{self, Backoff, RetryPolicy};
 use crate::signing::{KeyFile, KeyFileSetting};
 
@@ -299,41 +300,41 @@ impl Config {
 
     /// Checks a configuration built by hand (fields are public) the way
     /// [`from_env`](Self::from_env) checks the environment.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !valid_queue_name(&self.queue_name) {
-            return Err(format!("queue_name {:?} is not valid", self.queue_name));
+            return Err(InvalidConfig::QueueName(self.queue_name.clone()));
         }
         if self.max_inflight == 0 || self.max_ack_pending < self.max_inflight {
-            return Err("need 1 <= max_inflight <= max_ack_pending".into());
+            return Err(InvalidConfig::Inflight);
         }
         if self.ack_wait < MIN_ACK_WAIT {
-            return Err("ack_wait must be at least 1s".into());
+            return Err(InvalidConfig::AckWait);
         }
         if self.upstream_timeout.is_zero()
             || self.callback_timeout.is_zero()
             || self.pull_expires < Duration::from_millis(100)
         {
-            return Err("upstream_timeout, callback_timeout and pull_expires must be > 0".into());
+            return Err(InvalidConfig::Timeouts);
         }
         let attempts = 1..=policy::MAX_ATTEMPTS_LIMIT;
         if !attempts.contains(&self.retry.max_attempts)
             || !attempts.contains(&self.callback_max_attempts)
         {
-            return Err("max_retry_attempts and callback_max_attempts must be 1 to 100".into());
+            return Err(InvalidConfig::Attempts);
         }
         for b in [self.retry.backoff, self.callback_backoff] {
             if b.min_wait.is_zero() || b.max_wait < b.min_wait {
-                return Err("retry waits must be > 0, the maximum at least the initial".into());
+                return Err(InvalidConfig::Waits);
             }
         }
         if self.max_deliveries == 0 || self.max_call_duration.is_zero() {
-            return Err("max_deliveries and max_call_duration must be > 0".into());
+            return Err(InvalidConfig::Deliveries);
         }
         if self.max_buffered_result < 1024 || self.result_memory < 1024 {
-            return Err("max_buffered_result and result_memory must be at least 1KiB".into());
+            return Err(InvalidConfig::ResultSizes);
         }
         if self.max_inflight_per_function == 0 {
-            return Err("max_inflight_per_function must be at least 1".into());
+            return Err(InvalidConfig::PerFunction);
         }
         Ok(())
     }

@@ -36,6 +36,7 @@ use http::{HeaderMap, HeaderValue};
 use ring::hmac;
 
 use crate::WorkerError;
+use crate::error::SigningKeyError;
 
 /// The header with the delivery attempt's Unix time in seconds.
 pub const TIMESTAMP_HEADER: &str = "x-ferry-timestamp";
@@ -152,7 +153,6 @@ pub fn now_unix() -> u64 {
 /// cannot be read or lists no key.
 pub fn load(file: &KeyFile) -> Result<Option<SigningKey>, WorkerError> {
     let path = file.path.display();
-    let error = |why: String| WorkerError::SigningKey(format!("{path}: {why}"));
     let text = match std::fs::read_to_string(&file.path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.explicit => {
@@ -162,9 +162,14 @@ pub fn load(file: &KeyFile) -> Result<Option<SigningKey>, WorkerError> {
             );
             return Ok(None);
         }
-        Err(e) => return Err(error(e.to_string())),
+        Err(source) => {
+            let path = file.path.clone();
+            return Err(SigningKeyError::Read { path, source }.into());
+        }
     };
-    let key = SigningKey::from_text(&text).ok_or_else(|| error("no key in the file".into()))?;
+    let key = SigningKey::from_text(&text).ok_or_else(|| SigningKeyError::Empty {
+        path: file.path.clone(),
+    })?;
     tracing::info!(
         keys = key.listed(),
         "callbacks are signed (X-Ferry-Signature) with the first key of {path}"

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{
-    ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
+    ContextBuilder, CreateKeyValueError, CreateStreamError, PublishAckFuture, PublishError,
+    PublishErrorKind, RequestError,
 };
 use async_nats::jetstream::response::Response;
 use async_nats::jetstream::{self, kv, publish::PublishAck, stream::Stream};
@@ -319,25 +320,53 @@ impl Queue {
     }
 
     /// Creates whatever of the four objects is missing.
-    async fn ensure_all(&self) -> Result<(), String> {
+    async fn ensure_all(&self) -> Result<(), SetupError> {
         let config = &self.objects.config;
         ensure_calls_stream(&self.js, config)
             .await
-            .map_err(|e| format!("{CALLS_STREAM}: {e}"))?;
+            .map_err(SetupError::CallsStream)?;
         let dead = ensure_dead_letter_stream(&self.js, config)
             .await
-            .map_err(|e| format!("{DEAD_LETTER_STREAM}: {e}"))?;
+            .map_err(SetupError::DeadLetterStream)?;
         let _ = self.objects.dead_letters.set(dead);
         let index = ensure_call_index_stream(&self.js, config)
             .await
-            .map_err(|e| format!("{CALL_INDEX_STREAM}: {e}"))?;
+            .map_err(SetupError::CallIndexStream)?;
         let _ = self.objects.index.set(index);
         let status = ensure_status_bucket(&self.js, config)
             .await
-            .map_err(|e| format!("{STATUS_BUCKET}: {e}"))?;
+            .map_err(SetupError::StatusBucket)?;
         let _ = self.objects.status.set(status);
         Ok(())
     }
+}
+
+/// Which of the gateway's JetStream objects could not be created, and why.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    /// The calls stream.
+    #[error("{CALLS_STREAM}: {0}")]
+    CallsStream(#[source] CreateStreamError),
+    /// The dead-letter stream.
+    #[error("{DEAD_LETTER_STREAM}: {0}")]
+    DeadLetterStream(#[source] CreateStreamError),
+    /// The call index.
+    #[error("{CALL_INDEX_STREAM}: {0}")]
+    CallIndexStream(#[source] CreateStreamError),
+    /// The call-status bucket.
+    #[error("{STATUS_BUCKET}: {0}")]
+    StatusBucket(#[source] CreateKeyValueError),
+}
+
+/// Why a message could not be deleted (a message already gone is not an error).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeleteError {
+    /// JetStream refused, with its error code.
+    #[error("{0}")]
+    Refused(jetstream::Error),
+    /// The request went unanswered or could not be sent.
+    #[error("{0}")]
+    Request(#[source] RequestError),
 }
 
 /// Whether a publish that failed this way may be sent again (with the same message id): the
@@ -362,7 +391,7 @@ pub(crate) async fn delete_message(
     js: &jetstream::Context,
     stream: &str,
     sequence: u64,
-) -> Result<bool, String> {
+) -> Result<bool, DeleteError> {
     #[derive(serde::Serialize)]
     struct Request {
         seq: u64,
@@ -380,8 +409,8 @@ pub(crate) async fn delete_message(
     match js.request(subject, &request).await {
         Ok(Response::Ok(Deleted { success })) => Ok(success),
         Ok(Response::Err { error }) if not_there(error.error_code()) => Ok(false),
-        Ok(Response::Err { error }) => Err(error.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(Response::Err { error }) => Err(DeleteError::Refused(error)),
+        Err(e) => Err(DeleteError::Request(e)),
     }
 }
 

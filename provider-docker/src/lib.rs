@@ -91,9 +91,9 @@ pub async fn run(
         Some(url) => {
             let client = ferry_runtime::jetstream::connect(url, "provider-docker")
                 .await
-                .map_err(|e| {
-                    let url = ferry_runtime::redact::url(url);
-                    ProviderError::BadRequest(format!("nats_url {url:?}: {e}"))
+                .map_err(|source| ProviderError::Nats {
+                    url: ferry_runtime::redact::url(url),
+                    source,
                 })?;
             Some(async_nats::jetstream::new(client))
         }
@@ -146,7 +146,8 @@ pub async fn run(
         }
     });
 
-    tracing::info!(address = %listener.local_addr()?, "provider-docker listening");
+    let address = listener.local_addr().map_err(ProviderError::Serve)?;
+    tracing::info!(%address, "provider-docker listening");
     let served = axum::serve(listener, api::router(provider.clone(), credentials))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -155,5 +156,5 @@ pub async fn run(
     let _ = autoscaler.await;
     let _ = sampler.await;
     provider.autoscaler.finish().await;
-    served.map_err(ProviderError::Store)
+    served.map_err(ProviderError::Serve)
 }

@@ -10,6 +10,9 @@ mod secret;
 mod session;
 mod up;
 
+#[cfg(test)]
+pub(crate) use up::deployment;
+
 use crate::Ctx;
 use crate::args::Command;
 use crate::error::{Error, Result};

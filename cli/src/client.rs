@@ -10,7 +10,7 @@ use ferry_proto::{
     DeleteFunctionRequest, ErrorBody, FunctionDeployment, FunctionStatus, ScaleServiceRequest,
     Secret,
 };
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
@@ -42,9 +42,17 @@ pub struct Client {
     credentials: Option<Credentials>,
 }
 
+/// What is percent-encoded in a path segment or query value: all but RFC 3986's unreserved
+/// characters (function names keep their `-` and `.`).
+const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// `value` percent-encoded for a path segment or query value.
 pub fn encode(value: &str) -> String {
-    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(value, ENCODED).to_string()
 }
 
 /// `?namespace=NS` or nothing.

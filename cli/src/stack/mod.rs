@@ -44,7 +44,10 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// Reads, substitutes, parses and checks the stack file at `path`.
 pub fn load(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<LoadedStack> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Stack {
+        path: path.to_path_buf(),
+        message: format!("cannot read the stack file: {e}"),
+    })?;
     let stack = parse(&text, path, lookup)?;
     Ok(LoadedStack {
         path: path.to_path_buf(),

@@ -45,13 +45,20 @@ fn anchors_merge_keys_substitution_and_env_files() {
     assert_eq!(provider.gateway.as_deref(), Some("http://127.0.0.1:8080"));
 
     let first = &stack.functions["first"];
-    assert_eq!(first.lang.as_deref(), Some("shell"), "merged from x-defaults");
+    assert_eq!(
+        first.lang.as_deref(),
+        Some("shell"),
+        "merged from x-defaults"
+    );
     assert_eq!(first.image.as_deref(), Some("ferry/first:v2"));
     assert_eq!(
         first.labels,
         map(&[("com.openfaas.scale.min", "1"), ("team", "core")])
     );
-    assert_eq!(first.limits.as_ref().unwrap().memory.as_deref(), Some("64M"));
+    assert_eq!(
+        first.limits.as_ref().unwrap().memory.as_deref(),
+        Some("64M")
+    );
     assert_eq!(
         first.environment,
         map(&[("DEBUG", "true"), ("PORT", "8080"), ("RATIO", "1.50")]),
@@ -62,7 +69,11 @@ fn anchors_merge_keys_substitution_and_env_files() {
     assert_eq!(second.lang.as_deref(), Some("rust"), "a key beside << wins");
     assert_eq!(
         second.labels,
-        map(&[("com.openfaas.scale.min", "1"), ("extra", "yes"), ("team", "core")])
+        map(&[
+            ("com.openfaas.scale.min", "1"),
+            ("extra", "yes"),
+            ("team", "core")
+        ])
     );
     assert_eq!(
         second.environment,
@@ -78,7 +89,10 @@ fn anchors_merge_keys_substitution_and_env_files() {
     assert!(second.readonly_root_filesystem);
     assert_eq!(second.namespace.as_deref(), Some("dev"));
     assert_eq!(second.build_args, map(&[("MODE", "release")]));
-    assert_eq!(second.requests.as_ref().unwrap().cpu.as_deref(), Some("100m"));
+    assert_eq!(
+        second.requests.as_ref().unwrap().cpu.as_deref(),
+        Some("100m")
+    );
 }
 
 #[test]
@@ -97,8 +111,8 @@ fn the_deployment_carries_every_setting() {
         no_wait: true,
         timeout: "1s".into(),
     };
-    let d = crate::commands::deployment("second", &loaded.stack.functions["second"], &args)
-        .unwrap();
+    let d =
+        crate::commands::deployment("second", &loaded.stack.functions["second"], &args).unwrap();
     let json = serde_json::to_value(&d).unwrap();
     assert_eq!(
         json,
@@ -140,7 +154,10 @@ fn filter_and_regex_select_functions() {
     assert_eq!(names(glob("*con?")), ["second"]);
     assert_eq!(names(re("^(first|second)$")), ["first", "second"]);
     assert_eq!(names(re("nd$")), ["second"]);
-    assert!(matches!(loaded.select(&glob("none*")), Err(Error::Usage(_))));
+    assert!(matches!(
+        loaded.select(&glob("none*")),
+        Err(Error::Usage(_))
+    ));
     let both = Selection {
         filter: Some("*".into()),
         regex: Some(".".into()),

@@ -121,8 +121,11 @@ impl LoadedStack {
     }
 }
 
+/// Whether a function name is selected.
+type Matcher = Box<dyn Fn(&str) -> bool>;
+
 /// A predicate over function names for `--filter` (wildcards) or `--regex`.
-fn matcher(selection: &Selection) -> Result<Box<dyn Fn(&str) -> bool>> {
+fn matcher(selection: &Selection) -> Result<Matcher> {
     match (&selection.filter, &selection.regex) {
         (Some(_), Some(_)) => Err(Error::Usage(
             "--filter and --regex cannot be used together".into(),

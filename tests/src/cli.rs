@@ -26,8 +26,9 @@ pub struct Ferry {
     gateway: String,
     /// The working folder (stack files and handlers go here).
     pub dir: tempfile::TempDir,
-    /// `FERRY_CONFIG` and `OPENFAAS_CONFIG`.
+    /// `FERRY_CONFIG` (and `OPENFAAS_CONFIG` unless [`Ferry::faas_cli_config`] names one).
     pub config: tempfile::TempDir,
+    faas_cli_config: Option<PathBuf>,
 }
 
 impl Ferry {
@@ -41,7 +42,14 @@ impl Ferry {
             gateway: gateway.to_owned(),
             dir: tempfile::tempdir().expect("a working folder"),
             config: tempfile::tempdir().expect("a config folder"),
+            faas_cli_config: None,
         }
+    }
+
+    /// Reads faas-cli's config file from `dir` (`OPENFAAS_CONFIG`), e.g. `make login`'s.
+    pub fn faas_cli_config(mut self, dir: &Path) -> Ferry {
+        self.faas_cli_config = Some(dir.to_path_buf());
+        self
     }
 
     /// The working folder.
@@ -58,7 +66,12 @@ impl Ferry {
             .current_dir(self.dir.path())
             .env("OPENFAAS_URL", &self.gateway)
             .env("FERRY_CONFIG", self.config.path())
-            .env("OPENFAAS_CONFIG", self.config.path())
+            .env(
+                "OPENFAAS_CONFIG",
+                self.faas_cli_config
+                    .as_deref()
+                    .unwrap_or(self.config.path()),
+            )
             .env_remove("FERRY_TOKEN")
             .env_remove("FERRY_WATCHDOG_IMAGE")
             .env_remove("OPENFAAS_PREFIX")

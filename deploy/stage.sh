@@ -31,10 +31,14 @@ put() {
 is_elf() { [ -f "$1" ] && [ "$(head -c 4 "$1" | tr -d '\000' | tail -c 3)" = "ELF" ]; }
 is_static() { is_elf "$1" && ! ldd "$1" 2>&1 | grep -q '=>'; }
 
-# service NAME: a fresh build context target/compose/NAME with its Dockerfile and `empty/`.
+# service NAME: a fresh build context target/compose/NAME with `empty/` and its Dockerfile:
+# deploy/NAME/Dockerfile, then the labels every image carries (deploy/labels.Dockerfile).
 service() {
   mkdir -p "$out/$1/empty"
-  put "$repo/deploy/$1/Dockerfile" "$out/$1/Dockerfile"
+  { cat "$repo/deploy/$1/Dockerfile"; sed "s/@SERVICE@/$1/g" "$repo/deploy/labels.Dockerfile"; } \
+    > "$out/$1/Dockerfile.staged"
+  put "$out/$1/Dockerfile.staged" "$out/$1/Dockerfile"
+  rm -f "$out/$1/Dockerfile.staged"
 }
 
 # --- ferry's own services: the static binaries, without their debug line tables ----------

@@ -1,4 +1,5 @@
-//! `gateway` settings, from environment variables.
+//! `gateway` settings: declared once in [`Settings`] (clap: variable, flag, default,
+//! parser, `--help`), then resolved into the [`Config`] the gateway runs with.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -6,19 +7,16 @@ use std::time::Duration;
 pub use ferry_invoke::{ProviderUrl, Settings as InvokeSettings};
 use ferry_runtime::auth::AuthConfig;
 use ferry_runtime::callback_guard::CallbackGuard;
-use ferry_runtime::env::{self, Env, EnvError};
+use ferry_runtime::env::{Env, EnvError};
 use ferry_runtime::jetstream::NatsConfig;
-use ferry_runtime::listen::{self, Exposure};
+use ferry_runtime::listen::ControlBind;
+use ferry_runtime::settings;
+use ferry_runtime::telemetry::Logging;
 
-use crate::tls::TlsSettings;
+use crate::tls::{TlsArgs, TlsSettings};
 
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8080;
-/// `upstream_timeout` default.
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
-/// `max_async_body` default: 512 KiB. Base64 makes it about 683 KiB, which leaves room for
-/// the headers and JSON of the queued message under NATS's default 1 MiB `max_payload`.
-pub const DEFAULT_MAX_ASYNC_BODY: usize = 512 * 1024;
 /// `publish_timeout` default.
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// `publish_timeout` default with replicated JetStream objects (`nats_replicas` above 1): a
@@ -26,27 +24,101 @@ pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// only after nats-server's raft election timeout, 4 to 9 s; submissions wait that out instead
 /// of answering `503`.
 pub const DEFAULT_CLUSTER_PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
-/// `max_retry_body` default: 64 KiB.
-pub const DEFAULT_MAX_RETRY_BODY: usize = 64 * 1024;
-/// `max_sync_body` default: 64 MiB. Sync bodies are streamed, so the gateway holds none of
-/// it; the limit bounds what an anonymous caller can push into a replica (a `serializing`
-/// watchdog reads the whole body into memory) while leaving room for file uploads.
-pub const DEFAULT_MAX_SYNC_BODY: usize = 64 * 1024 * 1024;
-/// `max_request_body` default: 2 MiB, what ferry's provider itself accepts: deployments,
-/// scaling requests and secrets are a few KiB (Kubernetes caps a secret at 1 MiB).
-pub const DEFAULT_MAX_REQUEST_BODY: usize = 2 * 1024 * 1024;
-/// `read_timeout` default: a request body that stalls this long is given up (`408`).
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// `read_header_timeout` default: 10 s to send a request's headers (or, on an idle
-/// keep-alive connection, to start the next request).
-pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// `max_connections` default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// `max_concurrent_requests` default: far above what a benchmark or a busy gateway has in
-/// flight, low enough that a flood is answered `503` before it exhausts memory.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4096;
 /// The largest count `max_connections` and `max_concurrent_requests` accept.
 const MAX_COUNT: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
+/// Every setting of `gateway`, as declared: the environment variable (or flag), its default
+/// and its parser. [`Config::resolve`] turns it into the [`Config`].
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Settings {
+    /// Listen port.
+    #[arg(long = "port", env = "port", default_value_t = DEFAULT_PORT,
+          value_parser = settings::number::<u16>)]
+    pub port: u16,
+    /// `bind`, `allow_unauthenticated`.
+    #[command(flatten)]
+    pub bind: ControlBind,
+    /// Reaching functions.
+    #[command(flatten)]
+    pub invoke: InvokeSettings,
+    /// NATS.
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    /// Longest sync call, from when a replica is ready (504 past it; a streaming response is
+    /// cut); also how long /system/* waits for the provider's response headers.
+    #[arg(long = "upstream_timeout", env = "upstream_timeout", default_value = "60s",
+          value_parser = settings::positive_duration)]
+    pub upstream_timeout: Duration,
+    /// Largest async request body in bytes, 413 beyond.
+    ///
+    /// Base64 makes 512 KiB about 683 KiB, which leaves room for the headers and JSON of the
+    /// queued message under NATS's default 1 MiB `max_payload`.
+    #[arg(long = "max_async_body", env = "max_async_body", default_value = "512KiB",
+          value_parser = settings::positive_size)]
+    pub max_async_body: usize,
+    /// Time to store an async call (status record and JetStream ack, attempts repeated
+    /// within it), 503 past it; unset: 5s, or 15s with nats_replicas > 1 (outlasts a leader
+    /// election).
+    #[arg(long = "publish_timeout", env = "publish_timeout",
+          value_parser = settings::positive_duration)]
+    pub publish_timeout: Option<Duration>,
+    /// Largest sync request body (Content-Length known up front) read first, so that a call
+    /// that never reached its replica can be retried on another; 0 = only calls without a
+    /// body.
+    #[arg(long = "max_retry_body", env = "max_retry_body", default_value = "64KiB",
+          value_parser = settings::size)]
+    pub max_retry_body: usize,
+    /// Largest sync request body, 0 = no limit: 413 by Content-Length before the call, or once
+    /// a chunked body grows past it.
+    ///
+    /// Sync bodies are streamed, so the gateway holds none of it; the limit bounds what an
+    /// anonymous caller can push into a replica (a `serializing` watchdog reads the whole
+    /// body into memory) while leaving room for file uploads.
+    #[arg(long = "max_sync_body", env = "max_sync_body", default_value = "64MiB",
+          value_parser = settings::size)]
+    pub max_sync_body: usize,
+    /// Largest /system/* request body, 413 beyond.
+    ///
+    /// What ferry's provider itself accepts: deployments, scaling requests and secrets are a
+    /// few KiB (Kubernetes caps a secret at 1 MiB).
+    #[arg(long = "max_request_body", env = "max_request_body", default_value = "2MiB",
+          value_parser = settings::positive_size)]
+    pub max_request_body: usize,
+    /// Longest a request body may stall without a byte (reset by every chunk), 408 past it.
+    #[arg(long = "read_timeout", env = "read_timeout", default_value = "30s",
+          value_parser = settings::positive_duration)]
+    pub read_timeout: Duration,
+    /// Close connections without complete request headers (or idle keep-alive ones) after
+    /// this.
+    #[arg(long = "read_header_timeout", env = "read_header_timeout", default_value = "10s",
+          value_parser = settings::positive_duration)]
+    pub read_header_timeout: Duration,
+    /// Open client connections; more wait in the listen backlog until one closes.
+    #[arg(long = "max_connections", env = "max_connections", default_value = "10000",
+          value_parser = count)]
+    pub max_connections: usize,
+    /// Requests handled at once (until their response starts), 503 with Retry-After: 1
+    /// beyond; /healthz and /metrics not counted.
+    ///
+    /// Far above what a benchmark or a busy gateway has in flight, low enough that a flood is
+    /// answered `503` before it exhausts memory.
+    #[arg(long = "max_concurrent_requests", env = "max_concurrent_requests",
+          default_value = "4096", value_parser = count)]
+    pub max_concurrent_requests: usize,
+    /// `basic_auth`, `secret_mount_path`.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// `callback_allow`, `callback_deny`.
+    #[command(flatten)]
+    pub callback_guard: CallbackGuard,
+    /// HTTPS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// `log_format`.
+    #[command(flatten)]
+    pub logging: Logging,
+}
 
 /// Everything `gateway` reads from its environment.
 #[derive(Debug, Clone)]
@@ -127,57 +199,44 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
-        let positive = |name: &str, default: Duration| env::positive_duration_or(e, name, default);
-        let nats = NatsConfig::from_env(e)?;
-        let publish_timeout = match nats.stream_replicas {
+        Config::resolve(settings::from_env(e)?)
+    }
+
+    /// The configuration `s` gives: the listen address, `publish_timeout`'s default and
+    /// TLS decided from the settings they depend on.
+    pub fn resolve(s: Settings) -> Result<Config, EnvError> {
+        let publish_timeout = match s.nats.stream_replicas {
             1 => DEFAULT_PUBLISH_TIMEOUT,
             _ => DEFAULT_CLUSTER_PUBLISH_TIMEOUT,
         };
         Ok(Config {
-            port: env::number_or(e, "port", DEFAULT_PORT)?,
-            bind: listen::bind_from_env(e, Exposure::Control)?,
-            invoke: InvokeSettings::from_env(e)?,
-            nats,
-            upstream_timeout: positive("upstream_timeout", DEFAULT_UPSTREAM_TIMEOUT)?,
-            max_async_body: size(e, "max_async_body", DEFAULT_MAX_ASYNC_BODY, false)?,
-            max_retry_body: env::parse_or(e, "max_retry_body", DEFAULT_MAX_RETRY_BODY, |v| {
-                env::parse_size(v)
-                    .ok_or_else(|| "expected a size in bytes, e.g. 65536 or 64KiB".into())
-            })?,
-            max_sync_body: size(e, "max_sync_body", DEFAULT_MAX_SYNC_BODY, true)?,
-            max_request_body: size(e, "max_request_body", DEFAULT_MAX_REQUEST_BODY, false)?,
-            read_timeout: positive("read_timeout", DEFAULT_READ_TIMEOUT)?,
-            read_header_timeout: positive("read_header_timeout", DEFAULT_READ_HEADER_TIMEOUT)?,
-            max_connections: count(e, "max_connections", DEFAULT_MAX_CONNECTIONS)?,
-            max_concurrent_requests: count(
-                e,
-                "max_concurrent_requests",
-                DEFAULT_MAX_CONCURRENT_REQUESTS,
-            )?,
-            publish_timeout: positive("publish_timeout", publish_timeout)?,
-            auth: AuthConfig::from_env(e)?,
-            callback_guard: CallbackGuard::from_env(e)?,
-            tls: TlsSettings::from_env(e)?,
+            port: s.port,
+            bind: s.bind.address(s.auth.enabled)?,
+            invoke: s.invoke,
+            nats: s.nats,
+            upstream_timeout: s.upstream_timeout,
+            max_async_body: s.max_async_body,
+            publish_timeout: s.publish_timeout.unwrap_or(publish_timeout),
+            max_retry_body: s.max_retry_body,
+            max_sync_body: s.max_sync_body,
+            max_request_body: s.max_request_body,
+            read_timeout: s.read_timeout,
+            read_header_timeout: s.read_header_timeout,
+            max_connections: s.max_connections,
+            max_concurrent_requests: s.max_concurrent_requests,
+            tls: TlsSettings::resolve(s.tls, &s.auth)?,
+            auth: s.auth,
+            callback_guard: s.callback_guard,
         })
     }
 }
 
-/// A size in bytes (`524288`, `512KiB`, `64MiB`); `0` only when `zero_ok` (no limit).
-fn size(e: &impl Env, name: &str, default: usize, zero_ok: bool) -> Result<usize, EnvError> {
-    env::parse_or(e, name, default, |v| match env::parse_size(v) {
-        Some(0) if !zero_ok => Err("must be greater than zero".to_string()),
-        Some(n) => Ok(n),
-        None => Err("expected a size in bytes, e.g. 524288, 512KiB or 1MB".into()),
-    })
-}
-
 /// A count from 1 to [`MAX_COUNT`].
-fn count(e: &impl Env, name: &str, default: usize) -> Result<usize, EnvError> {
-    env::parse_or(e, name, default, |v| match v.parse::<usize>() {
-        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
-        Ok(_) => Err(format!("must be between 1 and {MAX_COUNT}")),
-        Err(e) => Err(e.to_string()),
-    })
+fn count(v: &str) -> Result<usize, String> {
+    match settings::number::<usize>(v)? {
+        n if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        _ => Err(format!("must be between 1 and {MAX_COUNT}")),
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +244,17 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn the_readme_table_lists_every_setting_with_its_default() {
+        let readme = include_str!("../../README.md");
+        let problems = ferry_runtime::settings::readme::differences::<Settings>(readme, "gateway");
+        assert!(
+            problems.is_empty(),
+            "README.md and --help differ:\n{}",
+            problems.join("\n")
+        );
+    }
 
     #[test]
     fn replicated_streams_wait_longer_for_publishing() {
@@ -352,6 +422,7 @@ mod tests {
 
     #[test]
     fn sizes() {
+        use ferry_runtime::env;
         assert_eq!(env::parse_size("524288"), Some(524288));
         assert_eq!(env::parse_size("512KiB"), Some(524288));
         assert_eq!(env::parse_size("512 kb"), Some(524288));

@@ -2,25 +2,23 @@
 //! `ferry.dead.<queue>.<name>.<namespace>`, one [`DeadLetter`] JSON per message with the call
 //! id in the `Ferry-Call-Id` header).
 //!
-//! Pages are read with a short-lived ephemeral pull consumer (no acks, in memory) that starts
-//! after the cursor and is fetched without waiting, so an empty stream answers at once; the
-//! consumer's pending count says whether there is a next page. Looking a call up by id uses
+//! Pages are read after the cursor with a [`Reader`], whose pending count says whether there
+//! is a next page. Looking a call up by id uses
 //! the sequence its status record names, and otherwise scans the headers only.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream;
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
-use async_nats::jetstream::{self, Message};
 use ferry_proto::calls::{CallStatus, DeadLetter, DeadLetterPage, DeadLetterSummary};
 use ferry_proto::jetstream::{CALL_ID_HEADER, DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX};
 use ferry_proto::{FunctionRef, Name};
-use futures_util::StreamExt as _;
 
 use crate::error::GatewayError;
 use crate::queue::delete_message;
+use crate::stream_reader::Reader;
 
 /// `limit` when none is given.
 pub(crate) const DEFAULT_LIMIT: usize = 50;
@@ -30,8 +28,6 @@ pub(crate) const MAX_LIMIT: usize = 500;
 const PAGE_BATCH: usize = 50;
 /// Messages per fetch when headers are scanned.
 const SCAN_BATCH: usize = 500;
-/// An abandoned reader is removed by the server after this.
-const READER_IDLE: Duration = Duration::from_secs(30);
 
 /// `GET /system/dead-letters` parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,17 +100,15 @@ pub(crate) fn function_filter(f: &FunctionRef) -> String {
 /// The dead-letter stream.
 #[derive(Clone)]
 pub(crate) struct DeadLetters {
-    stream: Stream,
+    reader: Reader,
     js: jetstream::Context,
-    timeout: Duration,
 }
 
 impl DeadLetters {
     pub(crate) fn new(stream: Stream, js: jetstream::Context, timeout: Duration) -> Self {
         DeadLetters {
-            stream,
+            reader: Reader::new(stream, timeout),
             js,
-            timeout,
         }
     }
 
@@ -123,6 +117,7 @@ impl DeadLetters {
         let mut items = Vec::new();
         let batch = q.limit.min(PAGE_BATCH);
         let pending = self
+            .reader
             .read(&q.filter, q.after, false, batch, |sequence, message| {
                 match serde_json::from_slice::<DeadLetter>(&message.payload) {
                     Ok(letter) => items.push(summary(sequence, &letter)),
@@ -149,13 +144,14 @@ impl DeadLetters {
     /// Sequences and call ids of every dead letter under `filter`, oldest first.
     pub(crate) async fn scan(&self, filter: &str) -> Result<Vec<(u64, String)>, GatewayError> {
         let mut found = Vec::new();
-        self.read(filter, 0, true, SCAN_BATCH, |sequence, message| {
-            if let Some(id) = message.headers.as_ref().and_then(|h| h.get(CALL_ID_HEADER)) {
-                found.push((sequence, id.as_str().to_string()));
-            }
-            ControlFlow::Continue(())
-        })
-        .await?;
+        self.reader
+            .read(filter, 0, true, SCAN_BATCH, |sequence, message| {
+                if let Some(id) = message.headers.as_ref().and_then(|h| h.get(CALL_ID_HEADER)) {
+                    found.push((sequence, id.as_str().to_string()));
+                }
+                ControlFlow::Continue(())
+            })
+            .await?;
         Ok(found)
     }
 
@@ -191,7 +187,7 @@ impl DeadLetters {
         sequence: u64,
         call_id: &str,
     ) -> Result<Option<DeadLetter>, GatewayError> {
-        let message = match self.stream.get_raw_message(sequence).await {
+        let message = match self.reader.stream().get_raw_message(sequence).await {
             Ok(m) => m,
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(None),
             Err(e) => return Err(nats(e)),
@@ -211,84 +207,6 @@ impl DeadLetters {
         delete_message(&self.js, DEAD_LETTER_STREAM, sequence)
             .await
             .map_err(nats)
-    }
-
-    /// Delivers the messages under `filter` after sequence `after` to `visit`, oldest first,
-    /// until it breaks or none are left; returns how many were left after the last one.
-    async fn read(
-        &self,
-        filter: &str,
-        after: u64,
-        headers_only: bool,
-        batch: usize,
-        mut visit: impl FnMut(u64, &Message) -> ControlFlow<()>,
-    ) -> Result<u64, GatewayError> {
-        let consumer = self
-            .stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: after.saturating_add(1),
-                },
-                ack_policy: AckPolicy::None,
-                filter_subject: filter.to_string(),
-                headers_only,
-                inactive_threshold: READER_IDLE,
-                memory_storage: true,
-                num_replicas: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats)?;
-        let result = self.drain(&consumer, batch, &mut visit).await;
-        let (stream, name) = (self.stream.clone(), consumer.cached_info().name.clone());
-        tokio::spawn(async move {
-            if let Err(error) = stream.delete_consumer(&name).await {
-                tracing::debug!(%error, consumer = %name, "dead-letter reader left to expire");
-            }
-        });
-        result
-    }
-
-    async fn drain(
-        &self,
-        consumer: &jetstream::consumer::PullConsumer,
-        batch: usize,
-        visit: &mut impl FnMut(u64, &Message) -> ControlFlow<()>,
-    ) -> Result<u64, GatewayError> {
-        let mut pending = consumer.cached_info().num_pending;
-        while pending > 0 {
-            let fetch = async {
-                let mut messages = consumer
-                    .fetch()
-                    .max_messages(batch)
-                    .messages()
-                    .await
-                    .map_err(nats)?;
-                let mut got = 0;
-                while let Some(message) = messages.next().await {
-                    let message = message.map_err(nats)?;
-                    let info = message.info().map_err(nats)?;
-                    let sequence = info.stream_sequence;
-                    pending = info.pending;
-                    got += 1;
-                    if visit(sequence, &message).is_break() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                }
-                Ok::<_, GatewayError>(if got == 0 {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                })
-            };
-            let flow = tokio::time::timeout(self.timeout, fetch)
-                .await
-                .map_err(|_| nats(format!("no answer within {:?}", self.timeout)))??;
-            if flow.is_break() {
-                break;
-            }
-        }
-        Ok(pending)
     }
 }
 

@@ -195,6 +195,7 @@
 mod access;
 mod auth;
 mod call_id;
+mod call_index;
 pub mod config;
 mod dead_letters;
 pub mod error;
@@ -210,6 +211,7 @@ mod replay;
 mod routes;
 mod server;
 mod status;
+mod stream_reader;
 #[cfg(test)]
 mod test_support;
 pub mod tls;

@@ -7,8 +7,8 @@
 //! publishing stalls) and every submission gives up after `publish_timeout`, so a stalled
 //! server turns into `503`s rather than requests that hang.
 //!
-//! The dead-letter stream and the status bucket are created by the same background task as
-//! the calls stream, and on first use if that task has not managed yet; their handles are
+//! The dead-letter stream, the call index and the status bucket are created by the same
+//! background task as the calls stream, and on first use if that task has not managed yet; their handles are
 //! kept once obtained (they are names, valid across NATS restarts).
 
 use std::sync::Arc;
@@ -16,24 +16,27 @@ use std::time::Duration;
 
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{
-    ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
+    ContextBuilder, CreateKeyValueError, CreateStreamError, PublishAckFuture, PublishError,
+    PublishErrorKind, RequestError,
 };
 use async_nats::jetstream::response::Response;
 use async_nats::jetstream::{self, kv, publish::PublishAck, stream::Stream};
 use bytes::Bytes;
 use ferry_proto::calls::CallStatus;
 use ferry_proto::jetstream::{
-    CALL_ID_HEADER, CALLS_STREAM, DEAD_LETTER_STREAM, STATUS_BUCKET, STATUS_REVISION_HEADER,
-    retry_subject,
+    CALL_ID_HEADER, CALL_INDEX_STREAM, CALLS_STREAM, DEAD_LETTER_STREAM, STATUS_BUCKET,
+    STATUS_REVISION_HEADER, call_index_subject, retry_subject,
 };
 use ferry_proto::{FunctionRef, Name};
 use ferry_runtime::backoff::Doubling;
 use ferry_runtime::jetstream::{
-    NatsConfig, ensure_calls_stream, ensure_dead_letter_stream, ensure_status_bucket,
+    NatsConfig, ensure_call_index_stream, ensure_calls_stream, ensure_dead_letter_stream,
+    ensure_status_bucket,
 };
 use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
+use crate::call_index::CallIndex;
 use crate::dead_letters::DeadLetters;
 use crate::error::GatewayError;
 use crate::status::StatusStore;
@@ -64,10 +67,11 @@ pub(crate) struct Queue {
     objects: Arc<Objects>,
 }
 
-/// Handles of the dead-letter stream and the status bucket, once they exist.
+/// Handles of the dead-letter stream, the call index and the status bucket, once they exist.
 struct Objects {
     config: NatsConfig,
     dead_letters: OnceCell<Stream>,
+    index: OnceCell<Stream>,
     status: OnceCell<kv::Store>,
 }
 
@@ -88,6 +92,7 @@ impl Queue {
             objects: Arc::new(Objects {
                 config: config.clone(),
                 dead_letters: OnceCell::new(),
+                index: OnceCell::new(),
                 status: OnceCell::new(),
             }),
         }
@@ -162,6 +167,28 @@ impl Queue {
             self.js.clone(),
             self.timeout,
         ))
+    }
+
+    /// The call index (created now if the keeper has not managed yet).
+    pub(crate) async fn call_index(&self) -> Result<CallIndex, GatewayError> {
+        self.check_nats()?;
+        let stream = self
+            .objects
+            .index
+            .get_or_try_init(|| ensure_call_index_stream(&self.js, &self.objects.config))
+            .await
+            .map_err(|e| GatewayError::Nats(format!("the stream {CALL_INDEX_STREAM}: {e}")))?;
+        Ok(CallIndex::new(stream.clone(), self.timeout))
+    }
+
+    /// Adds stored call `call_id` to `function`'s recent calls: a plain publish, no
+    /// acknowledgement awaited ([`crate::call_index`]).
+    pub(crate) async fn index_call(&self, function: &FunctionRef, call_id: &str) {
+        let subject = call_index_subject(function);
+        let id = Bytes::copy_from_slice(call_id.as_bytes());
+        if let Err(error) = self.client.publish(subject, id).await {
+            tracing::debug!(call_id, %error, "the call could not be indexed");
+        }
     }
 
     /// Drops the scheduled retry of the call `status` describes (a call waiting for its
@@ -262,7 +289,9 @@ impl Queue {
                 match attempt {
                     Ok(()) => {
                         tracing::info!(
-                            streams = %format_args!("{CALLS_STREAM}, {DEAD_LETTER_STREAM}"),
+                            streams = %format_args!(
+                                "{CALLS_STREAM}, {DEAD_LETTER_STREAM}, {CALL_INDEX_STREAM}"
+                            ),
                             bucket = STATUS_BUCKET,
                             "JetStream streams and call-status bucket ready"
                         );
@@ -290,22 +319,54 @@ impl Queue {
         }
     }
 
-    /// Creates whatever of the three objects is missing.
-    async fn ensure_all(&self) -> Result<(), String> {
+    /// Creates whatever of the four objects is missing.
+    async fn ensure_all(&self) -> Result<(), SetupError> {
         let config = &self.objects.config;
         ensure_calls_stream(&self.js, config)
             .await
-            .map_err(|e| format!("{CALLS_STREAM}: {e}"))?;
+            .map_err(SetupError::CallsStream)?;
         let dead = ensure_dead_letter_stream(&self.js, config)
             .await
-            .map_err(|e| format!("{DEAD_LETTER_STREAM}: {e}"))?;
+            .map_err(SetupError::DeadLetterStream)?;
         let _ = self.objects.dead_letters.set(dead);
+        let index = ensure_call_index_stream(&self.js, config)
+            .await
+            .map_err(SetupError::CallIndexStream)?;
+        let _ = self.objects.index.set(index);
         let status = ensure_status_bucket(&self.js, config)
             .await
-            .map_err(|e| format!("{STATUS_BUCKET}: {e}"))?;
+            .map_err(SetupError::StatusBucket)?;
         let _ = self.objects.status.set(status);
         Ok(())
     }
+}
+
+/// Which of the gateway's JetStream objects could not be created, and why.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    /// The calls stream.
+    #[error("{CALLS_STREAM}: {0}")]
+    CallsStream(#[source] CreateStreamError),
+    /// The dead-letter stream.
+    #[error("{DEAD_LETTER_STREAM}: {0}")]
+    DeadLetterStream(#[source] CreateStreamError),
+    /// The call index.
+    #[error("{CALL_INDEX_STREAM}: {0}")]
+    CallIndexStream(#[source] CreateStreamError),
+    /// The call-status bucket.
+    #[error("{STATUS_BUCKET}: {0}")]
+    StatusBucket(#[source] CreateKeyValueError),
+}
+
+/// Why a message could not be deleted (a message already gone is not an error).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeleteError {
+    /// JetStream refused, with its error code.
+    #[error("{0}")]
+    Refused(jetstream::Error),
+    /// The request went unanswered or could not be sent.
+    #[error("{0}")]
+    Request(#[source] RequestError),
 }
 
 /// Whether a publish that failed this way may be sent again (with the same message id): the
@@ -330,7 +391,7 @@ pub(crate) async fn delete_message(
     js: &jetstream::Context,
     stream: &str,
     sequence: u64,
-) -> Result<bool, String> {
+) -> Result<bool, DeleteError> {
     #[derive(serde::Serialize)]
     struct Request {
         seq: u64,
@@ -348,8 +409,8 @@ pub(crate) async fn delete_message(
     match js.request(subject, &request).await {
         Ok(Response::Ok(Deleted { success })) => Ok(success),
         Ok(Response::Err { error }) if not_there(error.error_code()) => Ok(false),
-        Ok(Response::Err { error }) => Err(error.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(Response::Err { error }) => Err(DeleteError::Refused(error)),
+        Err(e) => Err(DeleteError::Request(e)),
     }
 }
 

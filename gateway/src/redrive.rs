@@ -171,8 +171,9 @@ impl Redrive {
             }
         };
 
-        // 3. no longer a dead letter. The call is queued by now: failures from here on are
-        // logged, not reported.
+        // 3. no longer a dead letter, and among the function's recent calls again. The call
+        // is queued by now: failures from here on are logged, not reported.
+        self.queue.index_call(&function, call_id).await;
         if let Err(error) = self.letters.delete(sequence).await {
             tracing::warn!(
                 %call_id, sequence, %error,

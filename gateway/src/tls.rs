@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use probe::{healthcheck, probe};
 pub use settings::{
     DEFAULT_RELOAD_INTERVAL, DEFAULT_SELF_SIGNED_HOSTS, SELF_SIGNED_CERT_FILE,
-    SELF_SIGNED_KEY_FILE, TlsSettings,
+    SELF_SIGNED_KEY_FILE, TlsArgs, TlsSettings,
 };
 
 use crate::error::GatewayError;

@@ -243,16 +243,16 @@ impl TokenStore {
     }
 
     /// One watch, until it ends or fails. `pauses` start over once it runs.
-    async fn watch(&self, pauses: &mut Doubling) -> Result<(), String> {
-        let bucket = self.bucket().await.map_err(|e| e.to_string())?;
+    async fn watch(&self, pauses: &mut Doubling) -> Result<(), WatchError> {
+        let bucket = self.bucket().await.map_err(WatchError::Bucket)?;
         let mut watch = bucket
             .watch_with_history(">")
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(WatchError::Start)?;
         pauses.reset();
         tracing::debug!(bucket = TOKEN_BUCKET, "watching API tokens");
         while let Some(entry) = watch.next().await {
-            let entry = entry.map_err(|e| e.to_string())?;
+            let entry = entry.map_err(WatchError::Entry)?;
             let stored = match entry.operation {
                 Operation::Put => match serde_json::from_slice::<Stored>(&entry.value) {
                     Ok(stored) if stored.name == entry.key => Some(stored),
@@ -265,7 +265,7 @@ impl TokenStore {
             };
             self.apply(&entry.key, entry.revision, stored.as_ref());
         }
-        Err("the watch ended".into())
+        Err(WatchError::Ended)
     }
 
     /// Records token `name` at `revision` (`None`: deleted), unless a later revision of it is
@@ -302,6 +302,23 @@ impl TokenStore {
             .cloned()
             .map_err(|e| GatewayError::Nats(format!("the bucket {TOKEN_BUCKET}: {e}")))
     }
+}
+
+/// Why a watch of the tokens bucket stopped.
+#[derive(Debug, thiserror::Error)]
+enum WatchError {
+    /// The bucket could not be reached or created.
+    #[error("{0}")]
+    Bucket(#[source] GatewayError),
+    /// The watch could not start.
+    #[error("{0}")]
+    Start(#[source] kv::WatchError),
+    /// An entry could not be read.
+    #[error("{0}")]
+    Entry(#[source] kv::WatcherError),
+    /// The server ended the watch.
+    #[error("the watch ended")]
+    Ended,
 }
 
 fn nats(e: impl std::fmt::Display) -> GatewayError {

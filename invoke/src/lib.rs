@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_runtime::auth::Credentials;
-use ferry_runtime::env::{self, Env, EnvError};
+use ferry_runtime::env::{Env, EnvError};
+use ferry_runtime::settings;
 use http::uri::Authority;
 
 pub use client::{HttpClient, SendError};
@@ -40,95 +41,67 @@ pub use endpoints::{Chosen, Endpoints, InFlight};
 pub use error::InvokeError;
 pub use functions::{FunctionInfo, Functions};
 pub use metrics::ScaleFromZero;
-pub use provider::{ProviderClient, ProviderUrl};
+pub use provider::{ProviderCallError, ProviderClient, ProviderUrl};
 pub use scaling::Scaler;
 
 /// `functions_provider_url` default.
 pub const DEFAULT_PROVIDER_URL: &str = "http://127.0.0.1:8081";
-/// `provider_timeout` default.
-pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
-/// `endpoint_cache_ttl` default.
-pub const DEFAULT_ENDPOINT_CACHE_TTL: Duration = Duration::from_secs(1);
-/// `endpoint_max_stale` default.
-pub const DEFAULT_ENDPOINT_MAX_STALE: Duration = Duration::from_secs(5);
-/// `function_cache_ttl` default.
-pub const DEFAULT_FUNCTION_CACHE_TTL: Duration = Duration::from_secs(5);
-/// `scale_from_zero` default.
-pub const DEFAULT_SCALE_FROM_ZERO: bool = true;
-/// `scale_from_zero_timeout` default.
-pub const DEFAULT_SCALE_FROM_ZERO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How functions are reached: the same variables, with the same defaults, in the gateway and
-/// the queue-worker.
-#[derive(Debug, Clone)]
+/// How functions are reached: the same variables, with the same defaults, declared once for
+/// the gateway and the queue-worker.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct Settings {
-    /// `functions_provider_url` (`http://127.0.0.1:8081`): the faas-provider API. Plain
-    /// `http://`; a path prefix is kept (`http://host/provider` → `/provider/system/...`).
+    /// The faas-provider API: plain http://; a path prefix is kept (http://host/provider →
+    /// /provider/system/...); user-info in it is dropped.
+    #[arg(long = "functions_provider_url", env = "functions_provider_url",
+          default_value = DEFAULT_PROVIDER_URL, value_parser = provider_url)]
     pub provider_url: ProviderUrl,
-    /// `provider_timeout` (`5s`): the longest one provider look-up (endpoints, function
-    /// status, health, scaling) may take.
+    /// The longest one provider look-up (endpoints, function status, health, scaling) may
+    /// take.
+    #[arg(long = "provider_timeout", env = "provider_timeout", default_value = "5s",
+          value_parser = settings::positive_duration)]
     pub provider_timeout: Duration,
-    /// `endpoint_cache_ttl` (`1s`): how long a function's replica list is used before it is
-    /// fetched again from the provider (in the background; a failed replica forces it).
+    /// How long a function's replica list is used before it is fetched again from the
+    /// provider.
+    ///
+    /// In the background; a failed replica forces it.
+    #[arg(long = "endpoint_cache_ttl", env = "endpoint_cache_ttl", default_value = "1s",
+          value_parser = settings::duration)]
     pub endpoint_cache_ttl: Duration,
-    /// `endpoint_max_stale` (`5s`): the oldest a replica list may be and still be used
-    /// while it is refreshed in the background; an older one (a function idle for a while)
-    /// is fetched again before the call. At or below `endpoint_cache_ttl`, an outdated list
-    /// is never used. Replicas the provider stopped listing are forgotten within this time.
+    /// The oldest a replica list may be and still be used while it is refreshed; an older one
+    /// is fetched before the call.
+    ///
+    /// At or below `endpoint_cache_ttl`, an outdated list is never used. Replicas the
+    /// provider stopped listing are forgotten within this time.
+    #[arg(long = "endpoint_max_stale", env = "endpoint_max_stale", default_value = "5s",
+          value_parser = settings::duration)]
     pub endpoint_max_stale: Duration,
-    /// `function_cache_ttl` (`5s`): how long a function's settings (that it exists, its
-    /// queue, annotations, call timeout, and whether its calls need an API token) are used
-    /// before they are fetched again.
+    /// How long a function's settings (that it exists, its queue, annotations, call timeout,
+    /// whether its calls need a token) are used before they are fetched again.
+    #[arg(long = "function_cache_ttl", env = "function_cache_ttl", default_value = "5s",
+          value_parser = settings::duration)]
     pub function_cache_ttl: Duration,
-    /// `scale_from_zero` (`true`, OpenFaaS's name): a call to a function with no ready
-    /// replica is held until one is ready, the function being scaled up first when it has
-    /// zero desired replicas. `false`: such calls fail at once (`503`).
+    /// Hold a call to a function without a ready replica until one is ready, scaling it up
+    /// from zero first; false: 503 at once.
+    #[arg(long = "scale_from_zero", env = "scale_from_zero", default_value = "true",
+          action = clap::ArgAction::Set, value_parser = settings::boolean)]
     pub scale_from_zero: bool,
-    /// `scale_from_zero_timeout` (`30s`): how long a call is held waiting for a replica to
-    /// become ready; past it the call fails (`503`). The wait does not count toward the
-    /// call's own timeout, which starts when the call is sent.
+    /// How long a call is held waiting for a ready replica (503 past it); the wait does not
+    /// count toward the call's own timeout.
+    #[arg(long = "scale_from_zero_timeout", env = "scale_from_zero_timeout",
+          default_value = "30s", value_parser = settings::positive_duration)]
     pub scale_from_zero_timeout: Duration,
 }
 
 impl Settings {
     /// Reads the variables; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Settings, EnvError> {
-        let positive = |name: &str, default: Duration| env::positive_duration_or(e, name, default);
-        Ok(Settings {
-            provider_url: env::parse_or(
-                e,
-                "functions_provider_url",
-                ProviderUrl::parse(DEFAULT_PROVIDER_URL).expect("valid default"),
-                ProviderUrl::parse,
-            )
-            .map_err(|mut e| {
-                // The message quotes the value: not the credentials it may hold.
-                e.value = ferry_runtime::redact::url(&e.value);
-                e
-            })?,
-            provider_timeout: positive("provider_timeout", DEFAULT_PROVIDER_TIMEOUT)?,
-            endpoint_cache_ttl: env::duration_or(
-                e,
-                "endpoint_cache_ttl",
-                DEFAULT_ENDPOINT_CACHE_TTL,
-            )?,
-            endpoint_max_stale: env::duration_or(
-                e,
-                "endpoint_max_stale",
-                DEFAULT_ENDPOINT_MAX_STALE,
-            )?,
-            function_cache_ttl: env::duration_or(
-                e,
-                "function_cache_ttl",
-                DEFAULT_FUNCTION_CACHE_TTL,
-            )?,
-            scale_from_zero: env::bool_or(e, "scale_from_zero", DEFAULT_SCALE_FROM_ZERO)?,
-            scale_from_zero_timeout: positive(
-                "scale_from_zero_timeout",
-                DEFAULT_SCALE_FROM_ZERO_TIMEOUT,
-            )?,
-        })
+        settings::from_env(e)
     }
+}
+
+fn provider_url(v: &str) -> Result<ProviderUrl, String> {
+    ProviderUrl::parse(v.trim())
 }
 
 /// Everything needed to reach functions; cheap to clone.

@@ -61,7 +61,10 @@ impl ProviderClient {
     }
 
     /// `GET /system/endpoints/{name}?namespace=`; `None` when the function does not exist.
-    pub async fn endpoints(&self, f: &FunctionRef) -> Result<Option<FunctionEndpoints>, String> {
+    pub async fn endpoints(
+        &self,
+        f: &FunctionRef,
+    ) -> Result<Option<FunctionEndpoints>, ProviderCallError> {
         let path = format!(
             "{SYSTEM_ENDPOINTS}{}?namespace={}",
             f.name.as_str(),
@@ -71,7 +74,10 @@ impl ProviderClient {
     }
 
     /// `GET /system/function/{name}?namespace=`; `None` when the function does not exist.
-    pub async fn function(&self, f: &FunctionRef) -> Result<Option<FunctionStatus>, String> {
+    pub async fn function(
+        &self,
+        f: &FunctionRef,
+    ) -> Result<Option<FunctionStatus>, ProviderCallError> {
         let path = format!(
             "{SYSTEM_FUNCTION}{}?namespace={}",
             f.name.as_str(),
@@ -82,7 +88,7 @@ impl ProviderClient {
 
     /// `POST /system/scale-function/{name}?namespace=` with `{"serviceName", "replicas",
     /// "namespace"}`; `Ok(false)` when the function does not exist.
-    pub async fn scale(&self, f: &FunctionRef, replicas: u64) -> Result<bool, String> {
+    pub async fn scale(&self, f: &FunctionRef, replicas: u64) -> Result<bool, ProviderCallError> {
         let path = format!(
             "{SYSTEM_SCALE_FUNCTION}{}?namespace={}",
             f.name.as_str(),
@@ -93,21 +99,18 @@ impl ProviderClient {
             replicas,
             namespace: f.namespace.to_string(),
         })
-        .map_err(|e| format!("encoding a scale request: {e}"))?;
+        .map_err(|e| ProviderCallError::Encode(e.to_string()))?;
         match self.send(Method::POST, &path, Body::from(body)).await? {
             (StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
-            (status, body) => Err(format!(
-                "POST {path} answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            )),
+            (status, body) => Err(answered(Method::POST, &path, status, &body)),
         }
     }
 
     /// Every function of every namespace (`GET /system/namespaces`, then `GET
     /// /system/functions?namespace=` for each; a provider without namespaces is asked for
     /// its default namespace only).
-    pub async fn all_functions(&self) -> Result<Vec<FunctionStatus>, String> {
+    pub async fn all_functions(&self) -> Result<Vec<FunctionStatus>, ProviderCallError> {
         let namespaces: Vec<String> = self
             .get_json(SYSTEM_NAMESPACES)
             .await?
@@ -122,30 +125,32 @@ impl ProviderClient {
     }
 
     /// `GET /healthz` answers 200.
-    pub async fn health(&self) -> Result<(), String> {
+    pub async fn health(&self) -> Result<(), ProviderCallError> {
         match self.get(HEALTHZ).await? {
             (StatusCode::OK, _) => Ok(()),
-            (status, body) => Err(format!(
-                "GET {HEALTHZ} answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            )),
+            (status, body) => Err(answered(Method::GET, HEALTHZ, status, &body)),
         }
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, String> {
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, ProviderCallError> {
         match self.get(path).await? {
-            (StatusCode::OK, body) => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| format!("GET {path}: unexpected answer: {e}")),
+            (StatusCode::OK, body) => {
+                serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|e| ProviderCallError::Unexpected {
+                        path: path.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
             (StatusCode::NOT_FOUND, _) => Ok(None),
-            (status, body) => Err(format!(
-                "GET {path} answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            )),
+            (status, body) => Err(answered(Method::GET, path, status, &body)),
         }
     }
 
-    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), String> {
+    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), ProviderCallError> {
         self.send(Method::GET, path, Body::empty()).await
     }
 
@@ -154,11 +159,11 @@ impl ProviderClient {
         method: Method,
         path: &str,
         body: Body,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let uri = self
-            .url
-            .uri(path)
-            .map_err(|e| format!("bad provider URL for {path}: {e}"))?;
+    ) -> Result<(StatusCode, Bytes), ProviderCallError> {
+        let uri = self.url.uri(path).map_err(|e| ProviderCallError::Url {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
@@ -166,29 +171,107 @@ impl ProviderClient {
         if !body.is_end_stream() {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        let request = request.body(body).map_err(|e| e.to_string())?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("cannot reach {}: {}", self.url, error_chain(&e)))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_LOOKUP_BODY)
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer of {}{path}: {e}", self.url))?
-                .to_bytes();
-            Ok((status, body))
-        };
+        let request = request
+            .body(body)
+            .map_err(|e| ProviderCallError::Request(e.to_string()))?;
+        let exchange =
+            async {
+                let response = self.client.request(request).await.map_err(|e| {
+                    ProviderCallError::Unreachable {
+                        url: self.url.to_string(),
+                        reason: error_chain(&e),
+                    }
+                })?;
+                let status = response.status();
+                let body = Limited::new(response.into_body(), MAX_LOOKUP_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| ProviderCallError::Read {
+                        url: format!("{}{path}", self.url),
+                        reason: e.to_string(),
+                    })?
+                    .to_bytes();
+                Ok((status, body))
+            };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| {
-                format!(
-                    "{}{path} did not answer within {:?}",
-                    self.url, self.timeout
-                )
+            .map_err(|_| ProviderCallError::Timeout {
+                url: format!("{}{path}", self.url),
+                timeout: self.timeout,
             })?
+    }
+}
+
+/// What a provider look-up failed with. `Clone`: a cached look-up's failure is shared by the
+/// calls that waited for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderCallError {
+    /// No request URI could be made of the provider URL and the path.
+    #[error("bad provider URL for {path}: {reason}")]
+    Url {
+        /// The API path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request body could not be encoded.
+    #[error("encoding a scale request: {0}")]
+    Encode(String),
+    /// The request could not be built.
+    #[error("the request to the provider: {0}")]
+    Request(String),
+    /// The provider could not be reached (the error chain).
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The provider URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The answer's body could not be read.
+    #[error("reading the answer of {url}: {reason}")]
+    Read {
+        /// The URL asked.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No answer within the provider timeout.
+    #[error("{url} did not answer within {timeout:?}")]
+    Timeout {
+        /// The URL asked.
+        url: String,
+        /// `provider_timeout`.
+        timeout: Duration,
+    },
+    /// The provider answered with an unexpected status.
+    #[error("{method} {path} answered {status}: {body}")]
+    Status {
+        /// The request's method.
+        method: Method,
+        /// The API path.
+        path: String,
+        /// The status.
+        status: StatusCode,
+        /// The answer's body, as text.
+        body: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("GET {path}: unexpected answer: {reason}")]
+    Unexpected {
+        /// The API path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn answered(method: Method, path: &str, status: StatusCode, body: &[u8]) -> ProviderCallError {
+    ProviderCallError::Status {
+        method,
+        path: path.to_string(),
+        status,
+        body: String::from_utf8_lossy(body).trim().to_string(),
     }
 }
 

@@ -36,6 +36,15 @@ pub const DEAD_LETTER_SUBJECT_PREFIX: &str = "ferry.dead";
 pub const CALLBACK_STREAM: &str = "ferry-callbacks";
 /// Every callback subject starts with this: `ferry.callbacks.<queue>.<name>.<namespace>`.
 pub const CALLBACK_SUBJECT_PREFIX: &str = "ferry.callbacks";
+/// The stream indexing each function's recent async calls: one message per accepted call on
+/// `ferry.index.<name>.<namespace>` (see [`call_index_subject`]) holding its call id, at
+/// most [`RECENT_CALLS_KEPT`] per function. The status records stay the truth; the index
+/// only says which ones to read for `GET /system/async-calls?function=`.
+pub const CALL_INDEX_STREAM: &str = "ferry-call-index";
+/// Every call-index subject starts with this.
+pub const CALL_INDEX_SUBJECT_PREFIX: &str = "ferry.index";
+/// The most calls per function the call index keeps (older ones are dropped first).
+pub const RECENT_CALLS_KEPT: usize = 100;
 /// The key-value bucket of call status records, keyed by call id.
 pub const STATUS_BUCKET: &str = "ferry-call-status";
 /// The key-value bucket of the gateway's API tokens, keyed by token name (SHA-256 of each
@@ -69,6 +78,15 @@ pub fn retry_subject(queue: &str, function: &FunctionRef, call_id: &str) -> Stri
         function.name,
         function.namespace,
         call_id.replace('.', "~")
+    )
+}
+
+/// `ferry.index.<name>.<namespace>`: where the ids of a function's accepted calls are
+/// indexed, whatever their queue.
+pub fn call_index_subject(function: &FunctionRef) -> String {
+    format!(
+        "{CALL_INDEX_SUBJECT_PREFIX}.{}.{}",
+        function.name, function.namespace
     )
 }
 

@@ -1,17 +1,124 @@
-//! `provider-docker` settings, from environment variables.
+//! `provider-docker` settings: declared once in [`Settings`] (clap: variable, flag, default,
+//! parser, `--help`), then resolved into the [`Config`] the provider runs with.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_provider_core::config::{Shared, name_like};
 use ferry_runtime::auth::AuthConfig;
-use ferry_runtime::env::{self, Env, EnvError};
-use ferry_runtime::listen::{self, Exposure};
+use ferry_runtime::env::{Env, EnvError};
+use ferry_runtime::listen::ControlBind;
+use ferry_runtime::settings;
+use ferry_runtime::telemetry::Logging;
 
 use crate::confine;
 
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8081;
+
+/// Every setting of `provider-docker`, as declared: the environment variable (or flag), its
+/// default and its parser. [`Config::resolve`] turns it into the [`Config`].
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Settings {
+    /// Listen port.
+    #[arg(long = "port", env = "port", default_value_t = DEFAULT_PORT,
+          value_parser = settings::number::<u16>)]
+    pub port: u16,
+    /// `bind`, `allow_unauthenticated`.
+    #[command(flatten)]
+    pub bind: ControlBind,
+    /// How the gateway reaches replicas (and the provider their metrics): published (ports
+    /// on 127.0.0.1) or network (their address on the functions network).
+    #[arg(long = "endpoint_mode", env = "endpoint_mode", default_value = "published",
+          value_parser = endpoint_mode)]
+    pub endpoint_mode: EndpointMode,
+    /// Docker network function containers join; created if missing.
+    #[arg(long = "functions_network", env = "functions_network",
+          default_value = "ferry-functions", value_parser = name_like)]
+    pub functions_network: String,
+    /// `instance`, `stop_timeout`, `reconcile_interval`.
+    #[command(flatten)]
+    pub shared: Shared,
+    /// Desired state (functions/) and secrets (secrets/), in owner-only folders.
+    #[arg(
+        long = "data_dir",
+        env = "data_dir",
+        default_value = "/var/lib/ferry/provider"
+    )]
+    pub data_dir: PathBuf,
+    /// The secrets folder as the Docker engine's host sees it, the source of the secrets'
+    /// bind mounts (set it when the provider runs in a container); unset:
+    /// <data_dir>/secrets, absolute.
+    #[arg(long = "secrets_host_dir", env = "secrets_host_dir", value_parser = host_dir)]
+    pub secrets_host_dir: Option<PathBuf>,
+    /// Always, IfNotPresent or Never.
+    #[arg(long = "image_pull_policy", env = "image_pull_policy", default_value = "IfNotPresent",
+          value_parser = pull_policy)]
+    pub image_pull_policy: PullPolicy,
+    /// How long an update waits for new replicas to be ready before removing the old ones
+    /// anyway.
+    #[arg(long = "rollout_timeout", env = "rollout_timeout", default_value = "60s",
+          value_parser = settings::duration)]
+    pub rollout_timeout: Duration,
+    /// Timeout of one readiness probe (GET /_/health or the annotated path).
+    #[arg(long = "probe_timeout", env = "probe_timeout", default_value = "1s",
+          value_parser = settings::duration)]
+    pub probe_timeout: Duration,
+    /// How long a readiness result is reused.
+    #[arg(long = "probe_cache", env = "probe_cache", default_value = "500ms",
+          value_parser = settings::duration)]
+    pub probe_cache: Duration,
+    /// A running replica that stays unready this long is replaced; 0 = never.
+    #[arg(long = "unready_timeout", env = "unready_timeout", default_value = "60s",
+          value_parser = settings::duration)]
+    pub unready_timeout: Duration,
+    /// Capabilities function containers get back (they run with none), comma-separated, e.g.
+    /// CHOWN,SETUID.
+    #[arg(long = "function_cap_add", env = "function_cap_add", default_value = "",
+          hide_default_value = true, value_parser = caps)]
+    pub function_cap_add: std::vec::Vec<String>,
+    /// User of function containers whose image has no USER: uid[:gid], a name, root, or
+    /// image for the image's own choice (annotation com.ferry.user per function).
+    #[arg(long = "function_user", env = "function_user", default_value = confine::DEFAULT_USER,
+          value_parser = confine::parse_user)]
+    pub function_user: std::option::Option<String>,
+    /// Most processes and threads per function container, 0 = no limit (annotation
+    /// com.ferry.pids-limit per function).
+    #[arg(long = "function_pids_limit", env = "function_pids_limit",
+          default_value_t = confine::DEFAULT_PIDS_LIMIT, value_parser = confine::parse_pids_limit)]
+    pub function_pids_limit: u32,
+    /// Size of the rotated json-file logs of function containers; 0 keeps the engine's
+    /// logging configuration.
+    #[arg(long = "function_log_max_size", env = "function_log_max_size", default_value = "10m",
+          value_parser = log_size)]
+    pub function_log_max_size: std::option::Option<String>,
+    /// Rotated log files kept per replica.
+    #[arg(long = "function_log_max_files", env = "function_log_max_files", default_value = "3",
+          value_parser = settings::number::<u32>)]
+    pub function_log_max_files: u32,
+    /// How often replicas' metrics are read and autoscaling / scale-to-zero decisions made
+    /// (at least 10ms).
+    #[arg(long = "autoscale_interval", env = "autoscale_interval", default_value = "2s",
+          value_parser = autoscale_interval)]
+    pub autoscale_interval: Duration,
+    /// Autoscaling lowers replicas only to the highest recommendation of this window (label
+    /// com.openfaas.scale.down.window per function).
+    #[arg(long = "scale_down_window", env = "scale_down_window", default_value = "60s",
+          value_parser = settings::duration)]
+    pub scale_down_window: Duration,
+    /// NATS server(s) whose ferry-calls stream com.openfaas.scale.type=queue counts; unset,
+    /// such functions are not autoscaled.
+    #[arg(long = "nats_url", env = "nats_url")]
+    pub nats_url: Option<String>,
+    /// `basic_auth`, `secret_mount_path`.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// `log_format`.
+    #[command(flatten)]
+    pub logging: Logging,
+}
 
 /// How the gateway reaches a replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,99 +216,84 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
-        let endpoint_mode =
-            env::parse_or(e, "endpoint_mode", EndpointMode::Published, |v| {
-                match v.to_ascii_lowercase().as_str() {
-                    "published" => Ok(EndpointMode::Published),
-                    "network" => Ok(EndpointMode::Network),
-                    _ => Err("expected `published` or `network`".into()),
-                }
-            })?;
-        let pull_policy =
-            env::parse_or(
-                e,
-                "image_pull_policy",
-                PullPolicy::IfNotPresent,
-                |v| match v.to_ascii_lowercase().as_str() {
-                    "always" => Ok(PullPolicy::Always),
-                    "ifnotpresent" => Ok(PullPolicy::IfNotPresent),
-                    "never" => Ok(PullPolicy::Never),
-                    _ => Err("expected `Always`, `IfNotPresent` or `Never`".into()),
-                },
-            )?;
-        let name_like = ferry_provider_core::config::name_like;
-        let data_dir = PathBuf::from(env::string_or(e, "data_dir", "/var/lib/ferry/provider"));
-        let secrets_host_dir = env::parse_or(e, "secrets_host_dir", None, |v| {
-            if v.starts_with('/') {
-                Ok(Some(PathBuf::from(v)))
-            } else {
-                Err("expected an absolute path on the Docker engine's host".into())
-            }
-        })?;
-        let secrets_host_dir = match secrets_host_dir {
+        Config::resolve(settings::from_env(e)?)
+    }
+
+    /// The configuration `s` gives: the listen address and the secrets' host folder decided
+    /// from the settings they depend on.
+    pub fn resolve(s: Settings) -> Result<Config, EnvError> {
+        let secrets_host_dir = match s.secrets_host_dir {
             Some(dir) => dir,
-            None => std::path::absolute(data_dir.join("secrets")).map_err(|err| EnvError {
+            None => std::path::absolute(s.data_dir.join("secrets")).map_err(|err| EnvError {
                 name: "data_dir".into(),
-                value: data_dir.display().to_string(),
+                value: s.data_dir.display().to_string(),
                 reason: format!("cannot make it absolute: {err}"),
             })?,
         };
-        let function_cap_add = env::parse_or(e, "function_cap_add", Vec::new(), parse_caps)?;
         Ok(Config {
-            port: env::number_or(e, "port", DEFAULT_PORT)?,
-            bind: listen::bind_from_env(e, Exposure::Control)?,
-            endpoint_mode,
-            network: env::parse_or(e, "functions_network", "ferry-functions".into(), name_like)?,
-            instance: env::parse_or(e, "instance", "ferry".into(), name_like)?,
-            data_dir,
-            pull_policy,
-            stop_timeout: env::duration_or(e, "stop_timeout", Duration::from_secs(30))?,
-            rollout_timeout: env::duration_or(e, "rollout_timeout", Duration::from_secs(60))?,
-            probe_timeout: env::duration_or(e, "probe_timeout", Duration::from_secs(1))?,
-            probe_cache: env::duration_or(e, "probe_cache", Duration::from_millis(500))?,
-            reconcile_interval: env::duration_or(e, "reconcile_interval", Duration::from_secs(5))?,
+            port: s.port,
+            bind: s.bind.address(s.auth.enabled)?,
+            endpoint_mode: s.endpoint_mode,
+            network: s.functions_network,
+            instance: s.shared.instance,
+            data_dir: s.data_dir,
+            pull_policy: s.image_pull_policy,
+            stop_timeout: s.shared.stop_timeout,
+            rollout_timeout: s.rollout_timeout,
+            probe_timeout: s.probe_timeout,
+            probe_cache: s.probe_cache,
+            reconcile_interval: s.shared.reconcile_interval,
             secrets_host_dir,
-            unready_timeout: env::duration_or(e, "unready_timeout", Duration::from_secs(60))?,
-            function_cap_add,
-            function_user: env::parse_or(
-                e,
-                "function_user",
-                Some(confine::DEFAULT_USER.into()),
-                confine::parse_user,
-            )?,
-            function_pids_limit: env::parse_or(
-                e,
-                "function_pids_limit",
-                confine::DEFAULT_PIDS_LIMIT,
-                confine::parse_pids_limit,
-            )?,
-            function_log_max_size: env::parse_or(
-                e,
-                "function_log_max_size",
-                Some("10m".into()),
-                parse_log_size,
-            )?,
-            function_log_max_files: env::number_or(e, "function_log_max_files", 3)?,
-            autoscale_interval: env::parse_or(
-                e,
-                "autoscale_interval",
-                Duration::from_secs(2),
-                |v| match ferry_proto::duration::parse(v) {
-                    Ok(d) if d >= Duration::from_millis(10) => Ok(d),
-                    Ok(_) => Err("must be at least 10ms".into()),
-                    Err(err) => Err(err.to_string()),
-                },
-            )?,
-            scale_down_window: env::duration_or(e, "scale_down_window", Duration::from_secs(60))?,
-            nats_url: e.get("nats_url"),
-            auth: AuthConfig::from_env(e)?,
+            unready_timeout: s.unready_timeout,
+            function_cap_add: s.function_cap_add,
+            function_user: s.function_user,
+            function_pids_limit: s.function_pids_limit,
+            function_log_max_size: s.function_log_max_size,
+            function_log_max_files: s.function_log_max_files,
+            autoscale_interval: s.autoscale_interval,
+            scale_down_window: s.scale_down_window,
+            nats_url: s.nats_url,
+            auth: s.auth,
         })
     }
 }
 
+fn endpoint_mode(v: &str) -> Result<EndpointMode, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "published" => Ok(EndpointMode::Published),
+        "network" => Ok(EndpointMode::Network),
+        _ => Err("expected `published` or `network`".into()),
+    }
+}
+
+fn pull_policy(v: &str) -> Result<PullPolicy, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "always" => Ok(PullPolicy::Always),
+        "ifnotpresent" => Ok(PullPolicy::IfNotPresent),
+        "never" => Ok(PullPolicy::Never),
+        _ => Err("expected `Always`, `IfNotPresent` or `Never`".into()),
+    }
+}
+
+fn host_dir(v: &str) -> Result<PathBuf, String> {
+    let v = v.trim();
+    if v.starts_with('/') {
+        Ok(PathBuf::from(v))
+    } else {
+        Err("expected an absolute path on the Docker engine's host".into())
+    }
+}
+
+fn autoscale_interval(v: &str) -> Result<Duration, String> {
+    match settings::duration(v)? {
+        d if d >= Duration::from_millis(10) => Ok(d),
+        _ => Err("must be at least 10ms".into()),
+    }
+}
+
 /// `10M` → `Some("10m")`; `0` → `None` (the engine's logging configuration).
-fn parse_log_size(v: &str) -> Result<Option<String>, String> {
-    let v = v.to_ascii_lowercase();
+fn log_size(v: &str) -> Result<Option<String>, String> {
+    let v = v.trim().to_ascii_lowercase();
     let digits = v.trim_end_matches(['k', 'm', 'g']);
     match digits.parse::<u64>() {
         Ok(0) => Ok(None),
@@ -213,7 +305,7 @@ fn parse_log_size(v: &str) -> Result<Option<String>, String> {
 }
 
 /// `CHOWN, cap_setuid` → `["CHOWN", "SETUID"]`.
-fn parse_caps(v: &str) -> Result<Vec<String>, String> {
+fn caps(v: &str) -> Result<Vec<String>, String> {
     v.split(',')
         .map(str::trim)
         .filter(|c| !c.is_empty())
@@ -236,6 +328,18 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn the_readme_table_lists_every_setting_with_its_default() {
+        let readme = include_str!("../../README.md");
+        let problems =
+            ferry_runtime::settings::readme::differences::<Settings>(readme, "provider-docker");
+        assert!(
+            problems.is_empty(),
+            "README.md and --help differ:\n{}",
+            problems.join("\n")
+        );
+    }
 
     #[test]
     fn defaults() {

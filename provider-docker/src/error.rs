@@ -30,6 +30,18 @@ pub enum ProviderError {
     /// Reading or writing the provider's state failed.
     #[error("state store error: {0}")]
     Store(#[from] std::io::Error),
+    /// `nats_url` cannot be used (malformed; a server that is down is not an error: the
+    /// client keeps trying).
+    #[error("nats_url {url:?}: {source}")]
+    Nats {
+        /// The URL, credentials hidden.
+        url: String,
+        /// Why.
+        source: async_nats::ConnectError,
+    },
+    /// The listener failed.
+    #[error("serving the API: {0}")]
+    Serve(#[source] std::io::Error),
 }
 
 impl ProviderError {
@@ -42,7 +54,8 @@ impl ProviderError {
             }
             ProviderError::AlreadyExists(_) => StatusCode::CONFLICT,
             ProviderError::Api(e) => e.status(),
-            ProviderError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProviderError::Store(_) | ProviderError::Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProviderError::Nats { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }

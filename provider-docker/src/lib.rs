@@ -59,6 +59,7 @@ pub mod scaling;
 pub mod secrets;
 pub mod spec;
 pub mod store;
+pub mod usage;
 
 use std::future::Future;
 
@@ -90,9 +91,9 @@ pub async fn run(
         Some(url) => {
             let client = ferry_runtime::jetstream::connect(url, "provider-docker")
                 .await
-                .map_err(|e| {
-                    let url = ferry_runtime::redact::url(url);
-                    ProviderError::BadRequest(format!("nats_url {url:?}: {e}"))
+                .map_err(|source| ProviderError::Nats {
+                    url: ferry_runtime::redact::url(url),
+                    source,
                 })?;
             Some(async_nats::jetstream::new(client))
         }
@@ -131,13 +132,29 @@ pub async fn run(
         }
     });
 
-    tracing::info!(address = %listener.local_addr()?, "provider-docker listening");
+    let sampler = tokio::spawn({
+        let provider = provider.clone();
+        let cancel = cancel.clone();
+        async move {
+            loop {
+                provider.sample_usage().await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(usage::SAMPLE_INTERVAL) => {}
+                }
+            }
+        }
+    });
+
+    let address = listener.local_addr().map_err(ProviderError::Serve)?;
+    tracing::info!(%address, "provider-docker listening");
     let served = axum::serve(listener, api::router(provider.clone(), credentials))
         .with_graceful_shutdown(shutdown)
         .await;
     cancel.cancel();
     let _ = reconciler.await;
     let _ = autoscaler.await;
+    let _ = sampler.await;
     provider.autoscaler.finish().await;
-    served.map_err(ProviderError::Store)
+    served.map_err(ProviderError::Serve)
 }

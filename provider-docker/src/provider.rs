@@ -28,6 +28,7 @@ use crate::readiness::Prober;
 use crate::scaling::ScalePolicy;
 use crate::secrets::Secrets;
 use crate::store::{Desired, Store};
+use crate::usage::Usage;
 
 /// Shared state behind the HTTP API.
 #[derive(Debug)]
@@ -50,6 +51,8 @@ pub struct Provider {
     pub(crate) stopping: Stopping,
     /// What `GET /metrics` reports.
     pub(crate) metrics: Metrics,
+    /// Replicas' memory and CPU ([`crate::usage`]).
+    pub(crate) usage: Usage,
 }
 
 impl Provider {
@@ -78,6 +81,7 @@ impl Provider {
             autoscaler,
             stopping: Stopping::default(),
             metrics: Metrics::new(),
+            usage: Usage::default(),
         })
     }
 
@@ -410,7 +414,21 @@ impl Provider {
         status.replicas = want.replicas;
         status.available_replicas = ready.iter().filter(|r| **r).count() as u64;
         status.created_at = Some(want.created_at.clone());
+        status.usage = self.usage.of(replicas.iter().map(|r| r.id.as_str()));
         status
+    }
+
+    /// Samples the resource usage of every running replica ([`crate::usage`]).
+    pub async fn sample_usage(&self) {
+        let running = match self.live(None).await {
+            Ok(live) => live.into_values().flatten().filter(|r| r.running),
+            Err(error) => {
+                tracing::debug!(%error, "cannot list replicas to sample their usage");
+                return;
+            }
+        };
+        let ids = running.map(|r| r.id).collect();
+        self.usage.refresh(self.engine.client(), ids).await;
     }
 
     /// Stops and removes a container in the background; from now on it is not counted.

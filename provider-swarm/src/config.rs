@@ -1,15 +1,46 @@
-//! `provider-swarm` settings, from environment variables.
+//! `provider-swarm` settings: declared once in [`Settings`] (clap: variable, flag, default,
+//! parser, `--help`), then resolved into the [`Config`] the provider runs with.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ferry_provider_core::config::name_like;
+use ferry_provider_core::config::{Shared, name_like};
 use ferry_runtime::auth::AuthConfig;
-use ferry_runtime::env::{self, Env, EnvError};
-use ferry_runtime::listen::{self, Exposure};
+use ferry_runtime::env::{Env, EnvError};
+use ferry_runtime::listen::ControlBind;
+use ferry_runtime::settings;
+use ferry_runtime::telemetry::Logging;
 
 /// `port` default.
 pub const DEFAULT_PORT: u16 = 8082;
+
+/// Every setting of `provider-swarm`, as declared: the environment variable (or flag), its
+/// default and its parser. [`Config::resolve`] turns it into the [`Config`].
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Settings {
+    /// Listen port.
+    #[arg(long = "port", env = "port", default_value_t = DEFAULT_PORT,
+          value_parser = settings::number::<u16>)]
+    pub port: u16,
+    /// `bind`, `allow_unauthenticated`.
+    #[command(flatten)]
+    pub bind: ControlBind,
+    /// Attachable overlay network of the function services, created when missing; the
+    /// gateway must be attached to it.
+    #[arg(long = "functions_network", env = "functions_network",
+          default_value = "ferry-functions-swarm", value_parser = name_like)]
+    pub functions_network: String,
+    /// `instance`, `stop_timeout`, `reconcile_interval`.
+    #[command(flatten)]
+    pub shared: Shared,
+    /// `basic_auth`, `secret_mount_path`.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// `log_format`.
+    #[command(flatten)]
+    pub logging: Logging,
+}
 
 /// Everything `provider-swarm` reads from its environment.
 #[derive(Debug, Clone)]
@@ -36,19 +67,36 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Config, EnvError> {
+        Config::resolve(settings::from_env(e)?)
+    }
+
+    /// The configuration `s` gives (the listen address decided with `basic_auth`).
+    pub fn resolve(s: Settings) -> Result<Config, EnvError> {
         Ok(Config {
-            port: env::number_or(e, "port", DEFAULT_PORT)?,
-            bind: listen::bind_from_env(e, Exposure::Control)?,
-            network: env::parse_or(
-                e,
-                "functions_network",
-                "ferry-functions-swarm".into(),
-                name_like,
-            )?,
-            instance: env::parse_or(e, "instance", "ferry".into(), name_like)?,
-            stop_timeout: env::duration_or(e, "stop_timeout", Duration::from_secs(30))?,
-            reconcile_interval: env::duration_or(e, "reconcile_interval", Duration::from_secs(5))?,
-            auth: AuthConfig::from_env(e)?,
+            port: s.port,
+            bind: s.bind.address(s.auth.enabled)?,
+            network: s.functions_network,
+            instance: s.shared.instance,
+            stop_timeout: s.shared.stop_timeout,
+            reconcile_interval: s.shared.reconcile_interval,
+            auth: s.auth,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_table_lists_every_setting_with_its_default() {
+        let readme = include_str!("../../README.md");
+        let problems =
+            ferry_runtime::settings::readme::differences::<Settings>(readme, "provider-swarm");
+        assert!(
+            problems.is_empty(),
+            "README.md and --help differ:\n{}",
+            problems.join("\n")
+        );
     }
 }

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::WorkerError;
 use crate::callback_client::{self, CallbackClient};
+use crate::error::CallbackUrlError;
 use crate::signing::{self, SigningKey};
 use ferry_runtime::headers::strip_hop_by_hop;
 
@@ -103,13 +104,13 @@ pub fn duration_seconds(d: Duration) -> String {
 /// it without user-info, query and fragment ([`ferry_runtime::redact::callback_url`]).
 pub fn callback_url(raw: &str) -> Result<Url, WorkerError> {
     let shown = || ferry_runtime::redact::callback_url(raw);
-    let url = Url::parse(raw).map_err(|e| WorkerError::CallbackUrl(format!("{}: {e}", shown())))?;
+    let url = Url::parse(raw).map_err(|source| CallbackUrlError::Parse {
+        shown: shown(),
+        source,
+    })?;
     match url.scheme() {
         "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
-        _ => Err(WorkerError::CallbackUrl(format!(
-            "{}: not an absolute http(s) URL",
-            shown()
-        ))),
+        _ => Err(CallbackUrlError::NotHttp { shown: shown() }.into()),
     }
 }
 

@@ -29,6 +29,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::Instant;
 
 use crate::WorkerError;
+use crate::error::{InvalidMessage, Unreachable};
 
 /// The most replicas one invocation is offered to (when the first could not be connected to).
 pub const MAX_REPLICAS: usize = 3;
@@ -54,10 +55,10 @@ impl Invocation {
         let method = match request.method.trim() {
             "" => Method::POST,
             m => Method::from_bytes(m.as_bytes())
-                .map_err(|_| WorkerError::InvalidMessage(format!("invalid Method {m:?}")))?,
+                .map_err(|_| InvalidMessage::Method(m.to_string()))?,
         };
         FunctionRef::parse(&request.function, &Name::default_namespace())
-            .map_err(|e| WorkerError::InvalidMessage(format!("invalid Function: {e}")))?;
+            .map_err(InvalidMessage::Function)?;
         Ok(Invocation {
             function: request.function.clone(),
             method,
@@ -85,10 +86,7 @@ pub fn path_and_query(request: &QueueRequest) -> Result<PathAndQuery, WorkerErro
         .strip_prefix("/root")
         .filter(|rest| rest.is_empty() || rest.starts_with('/'));
     let Some(rest) = inside else {
-        return Err(WorkerError::InvalidMessage(format!(
-            "Path {:?} leaves the function",
-            request.path
-        )));
+        return Err(InvalidMessage::PathLeaves(request.path.clone()).into());
     };
     let mut pq = if rest.is_empty() {
         "/".to_string()
@@ -102,7 +100,7 @@ pub fn path_and_query(request: &QueueRequest) -> Result<PathAndQuery, WorkerErro
         pq.push_str(url.query().unwrap_or_default());
     }
     pq.parse()
-        .map_err(|e| WorkerError::InvalidMessage(format!("Path or QueryString: {e}")))
+        .map_err(|e| InvalidMessage::PathOrQuery(e).into())
 }
 
 /// The original headers minus hop-by-hop ones (and those `Connection` names), `Host`,
@@ -198,15 +196,20 @@ pub async fn invoke(
             Err(SendError::Timeout) => return Err(WorkerError::Timeout(timeout)),
             Err(SendError::Failed(reason)) => {
                 replica.exchange_failed();
-                return Err(WorkerError::Unreachable(format!(
-                    "replica {}: {reason}",
-                    replica.authority()
-                )));
+                return Err(Unreachable::Replica {
+                    replica: replica.authority().clone(),
+                    reason,
+                }
+                .into());
             }
             Err(SendError::NotSent(reason)) => reason,
         };
-        let failure =
-            || WorkerError::Unreachable(format!("replica {}: {reason}", replica.authority()));
+        let failure = || {
+            WorkerError::from(Unreachable::Replica {
+                replica: replica.authority().clone(),
+                reason: reason.clone(),
+            })
+        };
         replica.connect_failed();
         tried.push(replica.authority().clone());
         if tried.len() >= MAX_REPLICAS {
@@ -232,7 +235,7 @@ fn request(
         .authority(authority.clone())
         .path_and_query(invocation.path_and_query.clone())
         .build()
-        .map_err(|e| WorkerError::InvalidMessage(format!("the request URI: {e}")))?;
+        .map_err(InvalidMessage::Uri)?;
     let mut request = Request::new(axum::body::Body::from(invocation.body.clone()));
     *request.method_mut() = invocation.method.clone();
     *request.uri_mut() = uri;

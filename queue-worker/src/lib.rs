@@ -199,7 +199,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
-    config.validate().map_err(WorkerError::Config)?;
+    config.validate()?;
     let config = Arc::new(config);
     ferry_runtime::tls::install();
     let http = CallbackClient::new(config.callback_guard.clone(), config.max_inflight)?;

@@ -34,7 +34,9 @@ use crate::invoke::FunctionResponse;
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 /// Longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-/// Default `retry_http_codes`.
+/// Default `retry_http_codes` (the setting's declaration, `config::Settings`, holds it as
+/// text), for tests.
+#[cfg(test)]
 pub const DEFAULT_RETRY_CODES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
 /// Exponential backoff with equal jitter between two bounds.

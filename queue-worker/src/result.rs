@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::WorkerError;
+use crate::error::Unreachable;
 use crate::invoke::{FunctionResponse, ResponseBody};
 
 /// The unit the budget counts in.
@@ -158,10 +159,7 @@ pub(crate) fn body_error(
     if Instant::now() >= deadline {
         WorkerError::Timeout(timeout)
     } else {
-        WorkerError::Unreachable(format!(
-            "the response broke off: {}",
-            ferry_invoke::client::error_chain(e)
-        ))
+        Unreachable::BrokeOff(ferry_invoke::client::error_chain(e)).into()
     }
 }
 

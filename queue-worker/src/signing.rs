@@ -36,6 +36,7 @@ use http::{HeaderMap, HeaderValue};
 use ring::hmac;
 
 use crate::WorkerError;
+use crate::error::SigningKeyError;
 
 /// The header with the delivery attempt's Unix time in seconds.
 pub const TIMESTAMP_HEADER: &str = "x-ferry-timestamp";
@@ -53,12 +54,34 @@ pub struct KeyFile {
     pub explicit: bool,
 }
 
+/// `callback_signing_key_file`, as declared.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
+pub struct KeyFileSetting {
+    /// Key(s) signing callbacks (X-Ferry-Signature), one per line, the first signs; unset:
+    /// <secret_mount_path>/callback-signing-key, and a missing file there means unsigned
+    /// callbacks (a missing file set here: the worker does not start).
+    #[arg(long = "callback_signing_key_file", env = "callback_signing_key_file",
+          value_parser = path)]
+    pub callback_signing_key_file: Option<PathBuf>,
+}
+
+fn path(v: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(v.trim()))
+}
+
 impl KeyFile {
     /// `callback_signing_key_file`, else `callback-signing-key` in `secret_mount_path`.
     pub fn from_env(e: &impl Env, secret_mount_path: &Path) -> KeyFile {
-        match e.get("callback_signing_key_file") {
+        let setting = ferry_runtime::settings::from_env::<KeyFileSetting>(e).unwrap_or_default();
+        KeyFile::resolve(setting, secret_mount_path)
+    }
+
+    /// The file `setting` names, else `callback-signing-key` in `secret_mount_path`.
+    pub fn resolve(setting: KeyFileSetting, secret_mount_path: &Path) -> KeyFile {
+        match setting.callback_signing_key_file {
             Some(path) => KeyFile {
-                path: PathBuf::from(path.trim()),
+                path,
                 explicit: true,
             },
             None => KeyFile {
@@ -130,7 +153,6 @@ pub fn now_unix() -> u64 {
 /// cannot be read or lists no key.
 pub fn load(file: &KeyFile) -> Result<Option<SigningKey>, WorkerError> {
     let path = file.path.display();
-    let error = |why: String| WorkerError::SigningKey(format!("{path}: {why}"));
     let text = match std::fs::read_to_string(&file.path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.explicit => {
@@ -140,9 +162,14 @@ pub fn load(file: &KeyFile) -> Result<Option<SigningKey>, WorkerError> {
             );
             return Ok(None);
         }
-        Err(e) => return Err(error(e.to_string())),
+        Err(source) => {
+            let path = file.path.clone();
+            return Err(SigningKeyError::Read { path, source }.into());
+        }
     };
-    let key = SigningKey::from_text(&text).ok_or_else(|| error("no key in the file".into()))?;
+    let key = SigningKey::from_text(&text).ok_or_else(|| SigningKeyError::Empty {
+        path: file.path.clone(),
+    })?;
     tracing::info!(
         keys = key.listed(),
         "callbacks are signed (X-Ferry-Signature) with the first key of {path}"

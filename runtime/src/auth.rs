@@ -31,7 +31,8 @@ use rand::Rng as _;
 use rand::distr::Alphanumeric;
 use subtle::ConstantTimeEq as _;
 
-use crate::env::{self, Env, EnvError};
+use crate::env::{Env, EnvError};
+use crate::settings;
 
 /// File holding the user name, in `secret_mount_path`.
 pub const USER_FILE: &str = "basic-auth-user";
@@ -52,27 +53,26 @@ pub const REALM: &str = "Restricted";
 /// The `WWW-Authenticate` value of a `401`.
 pub const CHALLENGE: &str = "Basic realm=\"Restricted\"";
 
-/// `basic_auth` and `secret_mount_path`, read the same way by every service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `basic_auth` and `secret_mount_path`, declared once for every service.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[group(skip)]
 pub struct AuthConfig {
-    /// `basic_auth` (`false`): whether `/system/*` requires the credentials.
+    /// Basic auth on /system/*: required by the gateway and the provider, sent by the
+    /// gateway and the workers to the provider.
+    #[arg(long = "basic_auth", env = "basic_auth", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = settings::boolean)]
     pub enabled: bool,
-    /// `secret_mount_path` (`/run/secrets`): folder of `basic-auth-user` and
-    /// `basic-auth-password`.
+    /// Folder of basic-auth-user and basic-auth-password (the gateway writes them on first
+    /// start if absent; the others wait for them).
+    #[arg(long = "secret_mount_path", env = "secret_mount_path",
+          default_value = DEFAULT_SECRET_MOUNT_PATH)]
     pub secret_mount_path: PathBuf,
 }
 
 impl AuthConfig {
     /// Reads `basic_auth` and `secret_mount_path`.
     pub fn from_env(e: &impl Env) -> Result<AuthConfig, EnvError> {
-        Ok(AuthConfig {
-            enabled: env::bool_or(e, "basic_auth", false)?,
-            secret_mount_path: PathBuf::from(env::string_or(
-                e,
-                "secret_mount_path",
-                DEFAULT_SECRET_MOUNT_PATH,
-            )),
-        })
+        settings::from_env(e)
     }
 }
 

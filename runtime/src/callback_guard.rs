@@ -49,7 +49,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::env::{self, Env, EnvError};
+use crate::env::{Env, EnvError};
 
 /// The setting listing extra denied destinations.
 pub const DENY_VAR: &str = "callback_deny";
@@ -261,11 +261,26 @@ fn forms(ip: IpAddr) -> Vec<IpAddr> {
     forms
 }
 
-/// The policy: built-in denials, `callback_deny`, `callback_allow`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The policy: built-in denials, `callback_deny`, `callback_allow` (declared once for the
+/// gateway and the queue-worker).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[group(skip)]
 pub struct CallbackGuard {
+    /// Destinations allowed even if callback_deny or a default denial covers them (metadata
+    /// endpoints are always refused).
+    #[arg(long = ALLOW_VAR, env = ALLOW_VAR, default_value = "", hide_default_value = true,
+          value_parser = rules)]
     allow: Rules,
+    /// More destinations callbacks may not go to, comma-separated host names, *.domain
+    /// patterns, IP addresses and CIDRs; added to the default denials (link-local, cloud
+    /// metadata, unspecified, multicast).
+    #[arg(long = DENY_VAR, env = DENY_VAR, default_value = "", hide_default_value = true,
+          value_parser = rules)]
     deny: Rules,
+}
+
+fn rules(v: &str) -> Result<Rules, String> {
+    Rules::parse(v.trim()).map_err(|err| err.to_string())
 }
 
 /// A host as written in a URL: a name (normalised) or an address.
@@ -286,15 +301,7 @@ impl CallbackGuard {
     /// The policy from `callback_allow` and `callback_deny` (both empty by default: the
     /// built-in denials only).
     pub fn from_env(e: &impl Env) -> Result<CallbackGuard, EnvError> {
-        let rules = |name| {
-            env::parse_or(e, name, Rules::default(), |v| {
-                Rules::parse(v).map_err(|err| err.to_string())
-            })
-        };
-        Ok(CallbackGuard {
-            allow: rules(ALLOW_VAR)?,
-            deny: rules(DENY_VAR)?,
-        })
+        crate::settings::from_env(e)
     }
 
     /// Checks a URL's host as written (`example.com`, `10.0.0.1`, `[fe80::1]`), without DNS:

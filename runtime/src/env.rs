@@ -2,14 +2,12 @@
 //!
 //! Binaries read their settings through the [`Env`] trait rather than `std::env` directly,
 //! so a test hands a `HashMap` to the same code path instead of mutating the process
-//! environment (which `clippy.toml` forbids). Each parser names the variable and the
+//! environment (which `clippy.toml` forbids). The settings themselves are declared with clap
+//! ([`crate::settings`]), which reads them from an [`Env`]. Each parser names the variable and the
 //! offending value in its error, so a typo in a compose file fails start-up with a message
 //! that says which line to fix.
 
 use std::collections::HashMap;
-use std::fmt::Display;
-use std::str::FromStr;
-use std::time::Duration;
 
 /// A source of configuration strings.
 pub trait Env {
@@ -55,14 +53,6 @@ pub struct EnvError {
     pub reason: String,
 }
 
-/// The first of `names` that is set (for variables with aliases, e.g. `upstream_url` and
-/// `http_upstream_url`).
-pub fn first(env: &impl Env, names: &[&str]) -> Option<(String, String)> {
-    names
-        .iter()
-        .find_map(|n| env.get(n).map(|v| (n.to_string(), v)))
-}
-
 /// Parses `name` with `parse`, or returns `default` when it is unset.
 pub fn parse_or<T>(
     env: &impl Env,
@@ -78,57 +68,6 @@ pub fn parse_or<T>(
             reason,
         }),
     }
-}
-
-/// A string variable, or `default`.
-pub fn string_or(env: &impl Env, name: &str, default: &str) -> String {
-    env.get(name).unwrap_or_else(|| default.to_string())
-}
-
-/// A number (or anything `FromStr`), or `default`.
-pub fn number_or<T>(env: &impl Env, name: &str, default: T) -> Result<T, EnvError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    parse_or(env, name, default, |v| {
-        v.parse::<T>().map_err(|e| e.to_string())
-    })
-}
-
-/// A boolean: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off` (any case), or `default`.
-pub fn bool_or(env: &impl Env, name: &str, default: bool) -> Result<bool, EnvError> {
-    parse_or(env, name, default, parse_bool)
-}
-
-/// A duration such as `200ms`, `5s`, `2m`, `1h30m` or a bare number of seconds, or `default`.
-pub fn duration_or(env: &impl Env, name: &str, default: Duration) -> Result<Duration, EnvError> {
-    parse_or(env, name, default, |v| {
-        ferry_proto::duration::parse(v).map_err(|e| e.to_string())
-    })
-}
-
-fn parse_bool(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err("expected true or false".to_string()),
-    }
-}
-
-/// A duration greater than zero from variable `name`, or `default` when it is unset.
-pub fn positive_duration_or(
-    env: &impl Env,
-    name: &str,
-    default: Duration,
-) -> Result<Duration, EnvError> {
-    parse_or(env, name, default, |v| {
-        match ferry_proto::duration::parse(v) {
-            Ok(d) if d.is_zero() => Err("must be greater than zero".to_string()),
-            Ok(d) => Ok(d),
-            Err(err) => Err(err.to_string()),
-        }
-    })
 }
 
 /// `524288`, `512KiB`, `512KB`, `1MiB`, `1MB`, `512k`: binary units either way, since
@@ -158,21 +97,18 @@ mod tests {
     #[test]
     fn unset_and_empty_values_use_the_default() {
         let e = env(&[("a", ""), ("b", "  ")]);
-        assert_eq!(number_or(&e, "a", 7u32), Ok(7));
-        assert_eq!(bool_or(&e, "b", true), Ok(true));
-        assert_eq!(string_or(&e, "missing", "x"), "x");
+        let parse = |v: &str| v.parse::<u32>().map_err(|e| e.to_string());
+        assert_eq!(parse_or(&e, "a", 7u32, parse), Ok(7));
+        assert_eq!(parse_or(&e, "b", 7u32, parse), Ok(7));
+        assert_eq!(parse_or(&e, "missing", 7u32, parse), Ok(7));
     }
 
     #[test]
     fn values_are_parsed_and_errors_name_the_variable() {
-        let e = env(&[("n", "12"), ("t", "1m5s"), ("b", "Yes"), ("bad", "twelve")]);
-        assert_eq!(number_or(&e, "n", 0u32), Ok(12));
-        assert_eq!(
-            duration_or(&e, "t", Duration::ZERO),
-            Ok(Duration::from_secs(65))
-        );
-        assert_eq!(bool_or(&e, "b", false), Ok(true));
-        let err = number_or(&e, "bad", 0u32).unwrap_err();
+        let e = env(&[("n", " 12 "), ("bad", "twelve")]);
+        let parse = |v: &str| v.parse::<u32>().map_err(|e| e.to_string());
+        assert_eq!(parse_or(&e, "n", 0u32, parse), Ok(12));
+        let err = parse_or(&e, "bad", 0u32, parse).unwrap_err();
         assert_eq!(err.name, "bad");
         assert!(
             err.to_string().starts_with("bad=\"twelve\" is not valid"),
@@ -181,11 +117,12 @@ mod tests {
     }
 
     #[test]
-    fn first_returns_the_first_alias_that_is_set() {
-        let e = env(&[("http_upstream_url", "http://127.0.0.1:3000")]);
-        assert_eq!(
-            first(&e, &["upstream_url", "http_upstream_url"]),
-            Some(("http_upstream_url".into(), "http://127.0.0.1:3000".into()))
-        );
+    fn sizes() {
+        assert_eq!(parse_size("524288"), Some(524288));
+        assert_eq!(parse_size("512KiB"), Some(524288));
+        assert_eq!(parse_size("512 kb"), Some(524288));
+        assert_eq!(parse_size("2m"), Some(2 * 1024 * 1024));
+        assert_eq!(parse_size("KiB"), None);
+        assert_eq!(parse_size("1GiB"), None);
     }
 }

@@ -71,7 +71,7 @@ fn parse_status(head: &[u8]) -> Option<u16> {
 /// `default_port`), probes `/healthz` there on [`listen::probe_address`], prints why on
 /// failure, and returns the exit code (0 for `200`, 1 otherwise).
 pub fn run(env: &impl Env, program: &str, port_var: &str, default_port: u16) -> ExitCode {
-    let port = match env::number_or(env, port_var, default_port) {
+    let port = match env::parse_or(env, port_var, default_port, crate::settings::number) {
         Ok(port) => port,
         Err(e) => {
             eprintln!("{program} --healthcheck: {e}");

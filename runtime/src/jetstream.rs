@@ -21,32 +21,51 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use ferry_proto::jetstream::{
-    CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX, CALLS_STREAM, CALLS_SUBJECT_PREFIX,
-    DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX, RETRY_SUBJECT_PREFIX, STATUS_BUCKET,
-    TOKEN_BUCKET,
+    CALL_INDEX_STREAM, CALL_INDEX_SUBJECT_PREFIX, CALLBACK_STREAM, CALLBACK_SUBJECT_PREFIX,
+    CALLS_STREAM, CALLS_SUBJECT_PREFIX, DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECT_PREFIX,
+    RECENT_CALLS_KEPT, RETRY_SUBJECT_PREFIX, STATUS_BUCKET, TOKEN_BUCKET,
 };
 
-use crate::env::{self, Env, EnvError};
+use crate::env::{Env, EnvError};
+use crate::settings;
 
-/// Connection and stream settings, from the environment.
-#[derive(Debug, Clone)]
+/// Connection and stream settings: `nats_url`, `nats_replicas`, `nats_duplicate_window`,
+/// `nats_max_age`, `call_status_ttl`, `dead_letter_max_age`, declared once for the gateway
+/// and the queue-worker.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct NatsConfig {
-    /// `nats_url` (`nats://127.0.0.1:4222`), credentials included: log or show it only
-    /// through [`crate::redact::url`].
+    /// NATS server, or several comma-separated (a cluster); `user:password@` or `token@` in
+    /// it authenticate.
+    ///
+    /// Credentials included: log or show it only through [`crate::redact::url`].
+    #[arg(
+        long = "nats_url",
+        env = "nats_url",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub url: String,
-    /// `nats_replicas` (1; `nats_stream_replicas` is an older name of it): replicas of every
-    /// stream and bucket ferry creates (3 in a three-node NATS cluster).
+    /// Replicas of every stream and bucket ferry creates (3 in a three-node NATS cluster;
+    /// JetStream keeps 1 to 5); `nats_stream_replicas` is its older name.
+    #[arg(long = "nats_replicas", env = "nats_replicas", visible_alias = "nats_stream_replicas",
+          default_value = "1", value_parser = replicas)]
     pub stream_replicas: usize,
-    /// `nats_duplicate_window` (`2m`): how long JetStream remembers message ids, the window in
-    /// which a re-submitted call with the same id is stored only once.
+    /// How long JetStream remembers message ids: a re-submitted call id is stored once
+    /// within it.
+    #[arg(long = "nats_duplicate_window", env = "nats_duplicate_window", default_value = "2m",
+          value_parser = settings::duration)]
     pub duplicate_window: Duration,
-    /// `nats_max_age` (`0` = forever): how long an unprocessed call may stay in the stream.
+    /// How long an unprocessed call may stay in the calls stream, 0 = forever.
+    #[arg(long = "nats_max_age", env = "nats_max_age", default_value = "0",
+          value_parser = settings::duration)]
     pub max_age: Duration,
-    /// `call_status_ttl` (`24h`): how long a call's status record is kept after its last
-    /// change.
+    /// How long a call's status record is kept after its last change.
+    #[arg(long = "call_status_ttl", env = "call_status_ttl", default_value = "24h",
+          value_parser = settings::duration)]
     pub call_status_ttl: Duration,
-    /// `dead_letter_max_age` (`14d` = `336h`; `0` = until deleted): how long a dead letter is
-    /// kept.
+    /// How long a dead letter is kept (14 days), 0 = until deleted.
+    #[arg(long = "dead_letter_max_age", env = "dead_letter_max_age", default_value = "336h",
+          value_parser = settings::duration)]
     pub dead_letter_max_age: Duration,
 }
 
@@ -54,39 +73,16 @@ impl NatsConfig {
     /// Reads `nats_url`, `nats_replicas` (or `nats_stream_replicas`), `nats_duplicate_window`,
     /// `nats_max_age`, `call_status_ttl`, `dead_letter_max_age`.
     pub fn from_env(e: &impl Env) -> Result<NatsConfig, EnvError> {
-        Ok(NatsConfig {
-            url: env::string_or(e, "nats_url", "nats://127.0.0.1:4222"),
-            stream_replicas: replicas(e)?,
-            duplicate_window: env::duration_or(
-                e,
-                "nats_duplicate_window",
-                Duration::from_secs(120),
-            )?,
-            max_age: env::duration_or(e, "nats_max_age", Duration::ZERO)?,
-            call_status_ttl: env::duration_or(
-                e,
-                "call_status_ttl",
-                Duration::from_secs(24 * 3600),
-            )?,
-            dead_letter_max_age: env::duration_or(
-                e,
-                "dead_letter_max_age",
-                Duration::from_secs(14 * 24 * 3600),
-            )?,
-        })
+        settings::from_env(e)
     }
 }
 
-/// `nats_replicas` (or its older name `nats_stream_replicas`): 1 to 5, JetStream's range.
-fn replicas(e: &impl Env) -> Result<usize, EnvError> {
-    let Some((name, _)) = env::first(e, &["nats_replicas", "nats_stream_replicas"]) else {
-        return Ok(1);
-    };
-    env::parse_or(e, &name, 1, |v| match v.parse::<usize>() {
-        Ok(n @ 1..=5) => Ok(n),
-        Ok(_) => Err("JetStream keeps 1 to 5 replicas".to_string()),
-        Err(err) => Err(err.to_string()),
-    })
+/// `nats_replicas`: 1 to 5, JetStream's range.
+fn replicas(v: &str) -> Result<usize, String> {
+    match settings::number::<usize>(v)? {
+        n @ 1..=5 => Ok(n),
+        _ => Err("JetStream keeps 1 to 5 replicas".to_string()),
+    }
 }
 
 /// Connects to NATS as `name`, at one server or any of a comma-separated list of servers
@@ -305,6 +301,31 @@ pub async fn ensure_callback_stream(
             ),
             subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
             retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: config.stream_replicas,
+            ..Default::default()
+        })
+        .await?;
+    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
+    Ok(stream)
+}
+
+/// Returns the call index, creating it if it does not exist: limits retention, at most
+/// [`RECENT_CALLS_KEPT`] messages per function (the oldest dropped), each kept as long as a
+/// status record (`call_status_ttl`), file storage, `nats_replicas` copies.
+pub async fn ensure_call_index_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: CALL_INDEX_STREAM.to_string(),
+            description: Some("ferry: the recent async calls of each function".to_string()),
+            subjects: vec![format!("{CALL_INDEX_SUBJECT_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_messages_per_subject: RECENT_CALLS_KEPT as i64,
+            max_age: config.call_status_ttl,
             storage: stream::StorageType::File,
             num_replicas: config.stream_replicas,
             ..Default::default()

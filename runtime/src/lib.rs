@@ -4,8 +4,9 @@
 //! logs through `tracing`, and stops cleanly on SIGTERM. The small modules here keep
 //! those habits identical across `gateway`, `queue-worker`, `provider-docker` and `watchdog`:
 //!
-//! - [`env`]: the [`env::Env`] source trait (the process environment, or a map in tests) and
-//!   typed parsers that name the variable in their errors;
+//! - [`env`]: the [`env::Env`] source trait (the process environment, or a map in tests);
+//! - [`settings`]: settings declared once with clap (variable, flag, default, parser,
+//!   `--help`), read from an [`env::Env`], errors naming the variable;
 //! - [`telemetry`]: `tracing` subscriber set-up (`RUST_LOG`, `log_format=json|text`);
 //! - [`signal`]: a future that resolves on SIGTERM or SIGINT;
 //! - [`redact`]: URLs with their credentials (and a callback URL's query) hidden, for logs
@@ -46,6 +47,7 @@ pub mod jetstream;
 pub mod listen;
 pub mod redact;
 pub mod service;
+pub mod settings;
 pub mod signal;
 #[cfg(feature = "jetstream")]
 pub mod status;

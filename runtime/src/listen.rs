@@ -17,7 +17,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::env::{self, Env, EnvError};
+use crate::env::{Env, EnvError};
+use crate::settings;
 
 /// `bind` when `basic_auth` is on: all interfaces.
 pub const BIND_WITH_AUTH: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -64,32 +65,64 @@ pub fn decide(
     Ok(address)
 }
 
-/// Reads `bind`, `basic_auth` and `allow_unauthenticated` and [`decide`]s the address.
-pub fn bind_from_env(e: &impl Env, exposure: Exposure) -> Result<IpAddr, EnvError> {
-    let bind = env::parse_or(e, "bind", None, parse_ip)?;
-    let basic_auth = env::bool_or(e, "basic_auth", false)?;
-    let allow = env::bool_or(e, "allow_unauthenticated", false)?;
-    decide(bind, basic_auth, allow, exposure).map_err(|reason| EnvError {
-        name: "bind".to_string(),
-        value: e.get("bind").unwrap_or_default(),
-        reason,
-    })
+/// `bind`, declared once for every service.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+#[group(skip)]
+pub struct Bind {
+    /// Listen address (an IP address); unset: 0.0.0.0 with basic_auth on, else 127.0.0.1.
+    #[arg(long = "bind", env = "bind", value_parser = settings::ip)]
+    pub bind: Option<IpAddr>,
+}
+
+impl Bind {
+    /// The address to bind ([`decide`]); `Err` names `bind` when `exposure` forbids it.
+    pub fn address(
+        &self,
+        basic_auth: bool,
+        allow_unauthenticated: bool,
+        exposure: Exposure,
+    ) -> Result<IpAddr, EnvError> {
+        decide(self.bind, basic_auth, allow_unauthenticated, exposure).map_err(|reason| EnvError {
+            name: "bind".to_string(),
+            value: self.bind.map(|a| a.to_string()).unwrap_or_default(),
+            reason,
+        })
+    }
+}
+
+/// `bind` and `allow_unauthenticated`, declared once for the services whose `/system/*`
+/// controls Docker ([`Exposure::Control`]).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+#[group(skip)]
+pub struct ControlBind {
+    /// `bind`.
+    #[command(flatten)]
+    pub bind: Bind,
+    /// Accept a non-loopback bind with basic_auth off: something else (a firewall, an
+    /// authenticating proxy) guards /system/*.
+    #[arg(long = "allow_unauthenticated", env = "allow_unauthenticated",
+          default_value = "false", action = clap::ArgAction::Set,
+          value_parser = settings::boolean)]
+    pub allow_unauthenticated: bool,
+}
+
+impl ControlBind {
+    /// The address to bind; a non-loopback one with `basic_auth` off is refused unless
+    /// `allow_unauthenticated`.
+    pub fn address(&self, basic_auth: bool) -> Result<IpAddr, EnvError> {
+        self.bind
+            .address(basic_auth, self.allow_unauthenticated, Exposure::Control)
+    }
 }
 
 /// Where a check of the service's own `/healthz` connects: the bound address, or loopback
 /// when it listens on all interfaces (`0.0.0.0`, `::`) or `bind` is unset or unusable.
 pub fn probe_address(e: &impl Env) -> IpAddr {
-    match env::parse_or(e, "bind", None, parse_ip) {
+    match settings::from_env::<Bind>(e).map(|b| b.bind) {
         Ok(Some(IpAddr::V6(a))) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         Ok(Some(a)) if !a.is_unspecified() => a,
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     }
-}
-
-fn parse_ip(v: &str) -> Result<Option<IpAddr>, String> {
-    v.parse::<IpAddr>()
-        .map(Some)
-        .map_err(|_| "expected an IP address, e.g. 127.0.0.1, 0.0.0.0 or ::".to_string())
 }
 
 #[cfg(test)]
@@ -135,6 +168,14 @@ mod tests {
                 Ok(address)
             );
         }
+    }
+
+    /// `bind` from `e`, as a service with `exposure` and `basic_auth` from `e` decides it.
+    fn bind_from_env(e: &impl Env, exposure: Exposure) -> Result<IpAddr, EnvError> {
+        let bind: ControlBind = settings::from_env(e)?;
+        let basic_auth = e.get("basic_auth").is_some_and(|v| v == "true");
+        bind.bind
+            .address(basic_auth, bind.allow_unauthenticated, exposure)
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The `main` of every network service (gateway, queue-worker, provider-docker): the flags
-//! (`--help`, `--version`, `--healthcheck`), logging, configuration from the environment,
+//! The `main` of every network service (gateway, queue-worker, provider-docker,
+//! provider-swarm): the flags (`--help`, `--version`, `--healthcheck`), logging, the settings
+//! (declared with clap, [`crate::settings`]: from the environment, or flags that win),
 //! the listening socket (on the address [`crate::listen`] decides: loopback unless
 //! `basic_auth` is on or `bind` says otherwise), and the library's `run` until SIGTERM or
 //! SIGINT.
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use tokio::net::TcpListener;
 
 use crate::env::ProcessEnv;
+use crate::settings::{self, SettingsError};
 use crate::{healthcheck, signal, telemetry};
 
 /// Exit code of a configuration error (BSD `EX_USAGE`).
@@ -30,32 +32,43 @@ pub struct Service {
     pub name: &'static str,
     /// Its version (`env!("CARGO_PKG_VERSION")` of the binary's crate).
     pub version: &'static str,
-    /// The `--help` text.
-    pub help: &'static str,
+    /// What it is: the first lines of `--help`, before the settings (which come from the
+    /// settings' clap declaration).
+    pub about: &'static str,
+    /// The lines of `--help` after the settings.
+    pub after_help: &'static str,
     /// The port it listens on when `port` is unset (also what `--healthcheck` calls).
     pub default_port: u16,
 }
 
 impl Service {
-    /// Runs the service: answers the flags, or sets up logging, reads the configuration with
-    /// `from_env`, binds `address(&config)` and runs `run` until a shutdown signal.
-    pub async fn main<C, CE, RE, Fut>(
+    /// Runs the service: answers the flags, or sets up logging, reads the settings `A` from
+    /// the environment and the command line, turns them into the configuration with
+    /// `resolve`, binds `address(&config)` and runs `run` until a shutdown signal.
+    pub async fn main<A, C, CE, RE, Fut>(
         self,
-        from_env: impl FnOnce(&ProcessEnv) -> Result<C, CE>,
+        resolve: impl FnOnce(A) -> Result<C, CE>,
         address: impl FnOnce(&C) -> SocketAddr,
         run: impl FnOnce(C, TcpListener, signal::Shutdown) -> Fut,
     ) -> ExitCode
     where
+        A: clap::Args + clap::FromArgMatches,
         CE: Display,
         RE: Display,
         Fut: Future<Output = Result<(), RE>>,
     {
-        if let Some(code) = self.flags(std::env::args().skip(1)) {
+        let help = || settings::help::<A>(self.name, self.about, self.after_help);
+        if let Some(code) = self.flags(std::env::args().skip(1), help) {
             return code;
         }
         let env = ProcessEnv;
         telemetry::init(telemetry::log_format(&env).unwrap_or(telemetry::LogFormat::Text));
-        let config = match from_env(&env) {
+        let config = match settings::parse::<A>(self.name, &env, std::env::args_os().skip(1)) {
+            Ok(settings) => resolve(settings).map_err(|e| e.to_string()),
+            Err(SettingsError::Invalid(e)) => Err(e.to_string()),
+            Err(SettingsError::Usage(e)) => Err(e),
+        };
+        let config = match config {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{}: {e}", self.name);
@@ -80,10 +93,15 @@ impl Service {
     }
 
     /// The exit code when `args` hold a flag that ends the process at once; `None` to run.
-    fn flags(&self, mut args: impl Iterator<Item = String>) -> Option<ExitCode> {
+    fn flags(
+        &self,
+        mut args: impl Iterator<Item = String>,
+        help: impl FnOnce() -> String,
+    ) -> Option<ExitCode> {
+        let mut help = Some(help);
         args.find_map(|arg| match arg.as_str() {
             "--help" | "-h" => {
-                print!("{}", self.help);
+                print!("{}", help.take().map(|h| h()).unwrap_or_default());
                 Some(ExitCode::SUCCESS)
             }
             "--version" => {
@@ -108,12 +126,13 @@ mod tests {
     const SERVICE: Service = Service {
         name: "svc",
         version: "1.2.3",
-        help: "help\n",
+        about: "about",
+        after_help: "",
         default_port: 1,
     };
 
     fn flags(args: &[&str]) -> Option<ExitCode> {
-        SERVICE.flags(args.iter().map(|a| a.to_string()))
+        SERVICE.flags(args.iter().map(|a| a.to_string()), || "help\n".to_string())
     }
 
     #[test]

@@ -15,15 +15,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// `log_format`, declared once for every binary (read before the rest of the settings, so
+/// that their errors are logged in that format).
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[group(skip)]
+pub struct Logging {
+    /// Log lines: text or json (one object per line); RUST_LOG filters (default info).
+    #[arg(long = "log_format", env = "log_format", default_value = "text",
+          value_parser = parse_format)]
+    pub log_format: LogFormat,
+}
+
 /// Reads `log_format` (`text` or `json`, default `text`).
 pub fn log_format(env: &impl Env) -> Result<LogFormat, EnvError> {
-    crate::env::parse_or(env, "log_format", LogFormat::Text, |v| {
-        match v.to_ascii_lowercase().as_str() {
-            "text" | "plain" | "console" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err("expected `text` or `json`".to_string()),
-        }
-    })
+    crate::settings::from_env::<Logging>(env).map(|l| l.log_format)
+}
+
+fn parse_format(v: &str) -> Result<LogFormat, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "text" | "plain" | "console" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected `text` or `json`".to_string()),
+    }
 }
 
 /// Installs the global `tracing` subscriber. Safe to call more than once (later calls are

@@ -17,6 +17,24 @@ async fn running(guard: &DockerGuard, name: &str) -> usize {
         .count()
 }
 
+/// `usage.totalMemoryBytes` of `echo` in `GET /system/functions` once every one of its
+/// `replicas` has been sampled (the sum grows with each sampled replica; the smallest a
+/// replica's memory can be is well above 64 KiB).
+async fn usage_memory(provider: &TestProvider, replicas: u64) -> f64 {
+    let mut memory = 0.0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let (_, list) = provider.call("GET", "/system/functions", None).await;
+        let status: ferry_proto::FunctionStatus = serde_json::from_value(list[0].clone()).unwrap();
+        memory = status.usage.map_or(0.0, |u| u.total_memory_bytes);
+        if status.available_replicas == replicas && memory > replicas as f64 * 64.0 * 1024.0 {
+            return memory;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("no usage of {replicas} replicas reported within 30 s (last: {memory} bytes)");
+}
+
 /// POSTs `body` to the function through one replica's address; returns the echo JSON.
 async fn invoke_echo(address: &str, path_and_query: &str, body: &str) -> Value {
     let resp = http_client()
@@ -113,6 +131,17 @@ async fn deploy_invoke_scale_update_delete() {
         3,
         "three different containers answered: {hosts:?}"
     );
+
+    // Usage: the memory of the three replicas (as `docker stats` counts it), summed, in both
+    // the list and the status, once the sampler has read them.
+    let memory = usage_memory(&provider, 3).await;
+    let per_replica = memory / 3.0;
+    assert!(
+        (64.0 * 1024.0..256.0 * 1024.0 * 1024.0).contains(&per_replica),
+        "{per_replica} bytes per replica"
+    );
+    let status = provider.status("echo").await.unwrap();
+    assert!(status.usage.is_some_and(|u| u.total_memory_bytes > 0.0));
 
     // Scale 3 -> 1: back to one container.
     let (code, _) = provider

@@ -1,15 +1,15 @@
 //! Configuration from of-watchdog's environment variables.
 //!
 //! Every variable keeps of-watchdog's name, alias and default, or in `mode=classic` the
-//! classic watchdog's (see the crate docs for the table). [`Config::from_env`] reads them
-//! through [`Env`], so tests pass a map instead of touching the process environment, and every
-//! error names the variable to fix.
+//! classic watchdog's (see the crate docs for the table), declared once in [`Settings`]
+//! (clap). [`Config::from_env`] reads them through [`Env`], so tests pass a map instead of
+//! touching the process environment, and every error names the variable to fix.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ferry_runtime::env::{Env, EnvError, bool_or, duration_or, first, number_or, string_or};
+use ferry_runtime::env::{Env, EnvError};
 use http::Uri;
 
 /// Port the watchdog listens on unless `port` says otherwise.
@@ -145,130 +145,90 @@ pub struct Config {
 impl Config {
     /// Reads the configuration from `env`, applying of-watchdog's defaults.
     pub fn from_env(env: &impl Env) -> Result<Config, ConfigError> {
-        let (fprocess, command) = fprocess(env)?;
-        let mode = ferry_runtime::env::parse_or(env, "mode", Mode::Streaming, |v| v.parse())?;
-        let upstream_url = upstream_url(env, mode)?;
+        Config::resolve(ferry_runtime::settings::from_env(env)?)
+    }
 
-        let write_timeout = duration_or(env, "write_timeout", DEFAULT_TIMEOUT)?;
-        if write_timeout.is_zero() {
-            return Err(EnvError {
-                name: "write_timeout".into(),
-                value: env.get("write_timeout").unwrap_or_default(),
-                reason: "must be greater than 0".into(),
-            }
-            .into());
+    /// The configuration `s` gives: the required variables checked, and the defaults that
+    /// depend on the mode or on `write_timeout` applied.
+    pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let fprocess = s.fprocess.ok_or(ConfigError::Missing {
+            name: "fprocess (or function_process)",
+            hint: "the command that runs the function, e.g. fprocess=\"node index.js\"",
+        })?;
+        if s.mode == Mode::Http && s.upstream_url.is_none() {
+            return Err(ConfigError::Missing {
+                name: "upstream_url (or http_upstream_url)",
+                hint: "mode=http proxies to the function's own server, e.g. \
+                       upstream_url=http://127.0.0.1:5000",
+            });
         }
-        let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
-        let ready_path = match env.get("ready_path") {
-            Some(value) => Some(parse_ready_path(&value).map_err(|reason| EnvError {
-                name: "ready_path".into(),
-                value,
-                reason,
-            })?),
-            None => None,
-        };
-        let buffer_request_body = match first(env, &["http_buffer_req_body", "buffer_http"]) {
-            Some((name, _)) => bool_or(env, &name, false)?,
-            None => false,
-        };
-
-        let classic = mode == Mode::Classic;
+        let classic = s.mode == Mode::Classic;
         if classic {
-            reject_marshal_request(env)?;
+            reject_marshal_request(&s.marshal_request)?;
         }
         // The classic watchdog has no exec_timeout by default and no fixed content type.
         let (exec_default, content_type_default) = match classic {
             true => (Duration::ZERO, ""),
             false => (DEFAULT_TIMEOUT, DEFAULT_CONTENT_TYPE),
         };
-
-        let port = number_or(env, "port", DEFAULT_PORT)?;
-        let metrics_port = number_or(env, "metrics_port", DEFAULT_METRICS_PORT)?;
-        if metrics_port != 0 && metrics_port == port {
+        if s.metrics_port != 0 && s.metrics_port == s.port {
             return Err(EnvError {
                 name: "metrics_port".into(),
-                value: metrics_port.to_string(),
+                value: s.metrics_port.to_string(),
                 reason: "must differ from port (0 turns metrics off)".into(),
             }
             .into());
         }
-
+        let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
         Ok(Config {
-            fprocess,
-            command,
-            mode,
-            upstream_url,
-            read_timeout: non_zero(duration_or(env, "read_timeout", DEFAULT_TIMEOUT)?),
-            write_timeout,
-            exec_timeout: non_zero(duration_or(env, "exec_timeout", exec_default)?),
-            healthcheck_interval: duration_or(env, "healthcheck_interval", write_timeout)?,
-            port,
-            max_inflight: number_or(env, "max_inflight", 0usize)?,
-            content_type: string_or(env, "content_type", content_type_default),
-            suppress_lock: bool_or(env, "suppress_lock", false)?,
+            fprocess: fprocess.line,
+            command: fprocess.command,
+            mode: s.mode,
+            upstream_url: s.upstream_url,
+            read_timeout: non_zero(s.read_timeout),
+            write_timeout: s.write_timeout,
+            exec_timeout: non_zero(s.exec_timeout.unwrap_or(exec_default)),
+            healthcheck_interval: s.healthcheck_interval.unwrap_or(s.write_timeout),
+            port: s.port,
+            max_inflight: s.max_inflight,
+            content_type: s
+                .content_type
+                .unwrap_or_else(|| content_type_default.to_string()),
+            suppress_lock: s.suppress_lock,
             lock_path: default_lock_path(),
-            ready_path,
-            prefix_logs: bool_or(env, "prefix_logs", true)?,
-            buffer_request_body,
-            log_callid: bool_or(env, "log_callid", false)?,
-            metrics_port,
-            combine_output: bool_or(env, "combine_output", true)?,
-            cgi_headers: bool_or(env, "cgi_headers", true)?,
-            write_debug: bool_or(env, "write_debug", false)?,
+            ready_path: s.ready_path,
+            prefix_logs: s.prefix_logs,
+            buffer_request_body: s.http_buffer_req_body,
+            log_callid: s.log_callid,
+            metrics_port: s.metrics_port,
+            combine_output: s.combine_output,
+            cgi_headers: s.cgi_headers,
+            write_debug: s.write_debug,
         })
-    }
-}
-
-/// `fprocess` (or `function_process`): as written, and split into a command.
-fn fprocess(env: &impl Env) -> Result<(String, Vec<String>), ConfigError> {
-    let (fprocess_name, fprocess) =
-        first(env, &["fprocess", "function_process"]).ok_or(ConfigError::Missing {
-            name: "fprocess (or function_process)",
-            hint: "the command that runs the function, e.g. fprocess=\"node index.js\"",
-        })?;
-    let command = split_command(&fprocess).map_err(|reason| EnvError {
-        name: fprocess_name.clone(),
-        value: fprocess.clone(),
-        reason,
-    })?;
-    Ok((fprocess, command))
-}
-
-/// `upstream_url` (or `http_upstream_url`), required in `mode=http`.
-fn upstream_url(env: &impl Env, mode: Mode) -> Result<Option<Uri>, ConfigError> {
-    match first(env, &["upstream_url", "http_upstream_url"]) {
-        Some((name, value)) => Ok(Some(parse_upstream(&value).map_err(|reason| EnvError {
-            name,
-            value,
-            reason,
-        })?)),
-        None if mode == Mode::Http => Err(ConfigError::Missing {
-            name: "upstream_url (or http_upstream_url)",
-            hint: "mode=http proxies to the function's own server, e.g. \
-                   upstream_url=http://127.0.0.1:5000",
-        }),
-        None => Ok(None),
     }
 }
 
 /// The classic watchdog's `marshal_request=true` (the request as JSON on stdin) is not
 /// implemented: refuse to start rather than hand the function a body it does not expect.
-fn reject_marshal_request(env: &impl Env) -> Result<(), ConfigError> {
-    if bool_or(env, "marshal_request", false)? {
-        return Err(EnvError {
-            name: "marshal_request".into(),
-            value: env.get("marshal_request").unwrap_or_default(),
-            reason: "marshalling requests to JSON is not supported by ferry's watchdog; \
-                     unset it: the function then reads the raw body on stdin and the headers \
-                     from the Http_* variables (cgi_headers)"
+fn reject_marshal_request(value: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: String| EnvError {
+        name: "marshal_request".into(),
+        value: value.to_string(),
+        reason,
+    };
+    if ferry_runtime::settings::boolean(value).map_err(invalid)? {
+        return Err(invalid(
+            "marshalling requests to JSON is not supported by ferry's watchdog; \
+             unset it: the function then reads the raw body on stdin and the headers \
+             from the Http_* variables (cgi_headers)"
                 .into(),
-        }
+        )
         .into());
     }
     Ok(())
 }
 
-fn parse_upstream(value: &str) -> Result<Uri, String> {
+pub(crate) fn parse_upstream(value: &str) -> Result<Uri, String> {
     let uri: Uri = value
         .trim()
         .parse()
@@ -296,7 +256,7 @@ fn parse_upstream(value: &str) -> Result<Uri, String> {
         .map_err(|e| format!("not a URL: {e}"))
 }
 
-fn parse_ready_path(value: &str) -> Result<String, String> {
+pub(crate) fn parse_ready_path(value: &str) -> Result<String, String> {
     let path = if value.starts_with('/') {
         value.to_string()
     } else {
@@ -357,6 +317,9 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
     }
     Ok(words)
 }
+
+mod settings;
+pub use settings::{Fprocess, Settings};
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! configuration (environment variables) and behaviour.
 //!
 //! Flags: `--version` prints the version; `--run-healthcheck` exits 0 if the lock file
-//! `/tmp/.lock` exists and 1 otherwise (for exec health probes). Exit codes: 0 after a clean
+//! `/tmp/.lock` exists and 1 otherwise (for exec health probes); `--help` lists the settings
+//! (the environment variables, also accepted as flags). Exit codes: 0 after a clean
 //! shutdown, 1 on a runtime failure (e.g. the http-mode function process exited), 64 on a
 //! configuration or usage error.
 
@@ -10,12 +11,18 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use ferry_runtime::env::ProcessEnv;
-use ferry_watchdog::{Config, VERSION, config::default_lock_path};
+use ferry_runtime::settings::SettingsError;
+use ferry_watchdog::config::{Settings, default_lock_path};
+use ferry_watchdog::{Config, VERSION};
 
-const USAGE: &str = "usage: watchdog [--version | --run-healthcheck]\n\
-    Configured by environment variables (fprocess, mode, upstream_url, port, read_timeout,\n\
-    write_timeout, exec_timeout, healthcheck_interval, max_inflight, content_type,\n\
-    suppress_lock, ready_path, prefix_logs, http_buffer_req_body, log_callid, metrics_port).";
+const ABOUT: &str = "\
+watchdog (ferry): PID 1's child in a function image, of-watchdog compatible.
+Configured by environment variables (a function image sets them; the function's process
+inherits them), or the same names as flags.";
+
+const AFTER_HELP: &str = "\
+Durations: 200ms, 5s, 2m, 1h30m, or a bare number of seconds.
+Flags: --version; --run-healthcheck (exit 0 if /tmp/.lock exists, else 1); --help.";
 
 /// BSD `EX_USAGE`: bad flags or configuration.
 const EXIT_USAGE: u8 = 64;
@@ -33,7 +40,13 @@ fn main() -> ExitCode {
         }
     };
     ferry_runtime::telemetry::init(format);
-    let config = match Config::from_env(&ProcessEnv) {
+    let args = std::env::args_os().skip(1);
+    let config = match ferry_runtime::settings::parse::<Settings>("watchdog", &ProcessEnv, args) {
+        Ok(settings) => Config::resolve(settings).map_err(|e| e.to_string()),
+        Err(SettingsError::Invalid(e)) => Err(e.to_string()),
+        Err(SettingsError::Usage(e)) => Err(e),
+    };
+    let config = match config {
         Ok(config) => config,
         Err(error) => {
             eprintln!("watchdog: invalid configuration: {error}");
@@ -70,13 +83,14 @@ fn flags() -> Option<ExitCode> {
             }
         }
         "--help" | "-h" | "-help" => {
-            println!("{USAGE}");
+            print!(
+                "{}",
+                ferry_runtime::settings::help::<Settings>("watchdog", ABOUT, AFTER_HELP)
+            );
             ExitCode::SUCCESS
         }
-        other => {
-            eprintln!("watchdog: unknown argument {other:?}\n{USAGE}");
-            ExitCode::from(EXIT_USAGE)
-        }
+        // Settings as flags (`--port=9000`), or a usage error from their parsing.
+        _ => return None,
     };
     Some(exit)
 }

@@ -40,8 +40,9 @@ pub(crate) enum Target<'a> {
     Namespace(&'a str),
     /// `?name=` (the function) with `?namespace=`: logs.
     Logs,
-    /// `?function=` with `?namespace=`, or `?namespace=` alone, or every namespace.
-    DeadLetters,
+    /// `?function=` with `?namespace=`, or `?namespace=` alone, or every namespace: the
+    /// dead-letter and async-call lists.
+    FunctionFilter,
     /// The body's `service` and `namespace` (a deployment), and `?namespace=`.
     Deployment,
     /// The body's `functionName` and `namespace`, and `?namespace=`.
@@ -92,7 +93,7 @@ fn of_query(target: Target<'_>, q: &Params) -> Result<Option<Vec<Name>>, Gateway
             })?;
             function(name, ns, None)?
         }
-        Target::DeadLetters => match (given(q.get("function")?), given(ns)) {
+        Target::FunctionFilter => match (given(q.get("function")?), given(ns)) {
             (Some(name), _) => vec![FunctionRef::resolve(name, ns).map_err(invalid)?.namespace],
             (None, Some(ns)) => vec![Name::new(ns).map_err(invalid)?],
             (None, None) => return Ok(None),

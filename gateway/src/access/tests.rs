@@ -72,16 +72,21 @@ fn every_route_has_its_rule() {
             Scoped(Read, Target::Namespace("dev")),
         ),
         ("GET", "/system/async-calls/c1", PerCall(Read)),
+        (
+            "GET",
+            "/system/async-calls",
+            Scoped(Read, Target::FunctionFilter),
+        ),
         ("DELETE", "/system/async-calls/c1", PerCall(Invoke)),
         (
             "GET",
             "/system/dead-letters",
-            Scoped(Read, Target::DeadLetters),
+            Scoped(Read, Target::FunctionFilter),
         ),
         (
             "POST",
             "/system/dead-letters/redrive",
-            Scoped(Invoke, Target::DeadLetters),
+            Scoped(Invoke, Target::FunctionFilter),
         ),
         ("GET", "/system/dead-letters/redrive", PerCall(Read)),
         ("GET", "/system/dead-letters/c1", PerCall(Read)),

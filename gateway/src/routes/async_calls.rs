@@ -1,8 +1,9 @@
 //! `/system/async-calls/{call_id}`: the status of an async call (`GET`), and cancelling a
-//! call that is still queued (`DELETE`). Served by the gateway from the call-status bucket,
-//! not forwarded to the provider. An API token needs `read` (`GET`) or `invoke` (`DELETE`)
-//! in the namespace of the call's function (`403` otherwise), checked once the record is
-//! read.
+//! call that is still queued (`DELETE`); `/system/async-calls?function=`: a function's recent
+//! calls. Served by the gateway from the call-status bucket (and the call index), not
+//! forwarded to the provider. An API token needs `read` (`GET`) or `invoke` (`DELETE`) in the
+//! namespace of the call's function (`403` otherwise), checked once the record is read (for
+//! the list: by the namespace the query names).
 
 use std::sync::Arc;
 
@@ -12,12 +13,54 @@ use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use ferry_proto::calls::{CallStatus, valid_call_id};
 use ferry_proto::token::Scope;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use http::StatusCode;
+use http::Uri;
 
 use crate::Gateway;
 use crate::access::Access;
+use crate::call_index::RecentQuery;
 use crate::error::GatewayError;
 use crate::status::{self, Write};
+
+/// Status records read at once for a list.
+const LIST_READS: usize = 16;
+
+/// `GET /system/async-calls?function=name[&namespace=ns][&limit=n][&state=s]`: `200` with the
+/// function's most recent calls (at most `limit`, default 20, up to 100; only those in state
+/// `s` if given), newest first, as [`CallStatus`] objects; calls whose records have expired
+/// are left out. `400` without a valid `function`, or with a bad `limit` or `state`.
+pub(crate) async fn list(
+    State(gateway): State<Arc<Gateway>>,
+    uri: Uri,
+) -> Result<Json<Vec<CallStatus>>, GatewayError> {
+    let query = RecentQuery::parse(&super::dead_letters::params(&uri)?)?;
+    let ids = gateway
+        .queue
+        .call_index()
+        .await?
+        .recent(&query.function)
+        .await?;
+    let statuses = gateway.queue.statuses().await?;
+    let function = query.function.to_string();
+    let calls = futures_util::stream::iter(ids)
+        .map(|id| {
+            let statuses = &statuses;
+            async move { statuses.get(&id).await }
+        })
+        .buffered(LIST_READS)
+        .try_filter_map(|record| {
+            let kept = record
+                .map(|r| r.status)
+                .filter(|s| s.function == function)
+                .filter(|s| query.state.is_none_or(|state| s.state == state));
+            std::future::ready(Ok(kept))
+        })
+        .take(query.limit)
+        .try_collect()
+        .await?;
+    Ok(Json(calls))
+}
 
 /// `GET`: `200` with the [`CallStatus`]; `404` unknown (or expired); `400` invalid id; `503`
 /// NATS unavailable.

@@ -162,20 +162,24 @@ async fn queue(
         function.value.subject.clone(),
         gateway.config.nats.duplicate_window,
     );
-    let stored =
-        tokio::spawn(async move { store(&queue, subject, record, payload.into(), window).await });
+    let function = f.clone();
+    let stored = tokio::spawn(async move {
+        store(&queue, &function, subject, record, payload.into(), window).await
+    });
     stored
         .await
         .map_err(|e| GatewayError::Internal(format!("the submission task failed: {e}")))?
 }
 
 /// Stores one call: its `queued` record first (create-only), then the message, carrying the
-/// record's revision so that the worker can mark it `running` in one conditional write. If
-/// the message is not stored, neither is the record. A call id that has a record already is a
+/// record's revision so that the worker can mark it `running` in one conditional write, then
+/// its entry in `function`'s recent calls ([`crate::call_index`]). If the message is not
+/// stored, neither is the record. A call id that has a record already is a
 /// repeat of that call when it was submitted to the same function within `window` (JetStream's
 /// duplicate window: answered as stored, nothing stored again), else `409`.
 async fn store(
     queue: &crate::queue::Queue,
+    function: &FunctionRef,
     subject: String,
     record: CallStatus,
     payload: Bytes,
@@ -229,6 +233,7 @@ async fn store(
         }
         Ok(ack) => {
             tracing::debug!(call_id = %id, sequence = ack.sequence, "call queued");
+            queue.index_call(function, &id).await;
             Ok(ACCEPTED)
         }
         Err(error) => {

@@ -160,7 +160,7 @@ async fn remove_id(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn params(uri: &Uri) -> Result<HashMap<String, String>, GatewayError> {
+pub(super) fn params(uri: &Uri) -> Result<HashMap<String, String>, GatewayError> {
     Query::<HashMap<String, String>>::try_from_uri(uri)
         .map(|Query(p)| p)
         .map_err(|e| GatewayError::InvalidQuery(e.body_text()))

@@ -64,6 +64,7 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
         .route("/async-function", any(async_invoke::submit))
         .route("/async-function/", any(async_invoke::submit))
         .route("/async-function/{*rest}", any(async_invoke::submit))
+        .route("/system/async-calls", get(async_calls::list))
         .route(
             "/system/async-calls/{call_id}",
             get(async_calls::show).delete(async_calls::cancel),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use ferry_runtime::env::{self, Env};
 use ferry_runtime::healthcheck::{self, TIMEOUT};
 use ferry_runtime::listen;
+use ferry_runtime::settings;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -33,7 +34,7 @@ pub fn healthcheck(env: &impl Env) -> Option<ExitCode> {
             return Some(ExitCode::FAILURE);
         }
     }
-    let port = match env::number_or(env, "port", DEFAULT_PORT) {
+    let port = match env::parse_or(env, "port", DEFAULT_PORT, settings::number) {
         Ok(port) => port,
         Err(e) => {
             eprintln!("gateway --healthcheck: {e}");

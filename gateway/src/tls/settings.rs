@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_runtime::auth::AuthConfig;
-use ferry_runtime::env::{self, Env, EnvError};
+use ferry_runtime::env::{Env, EnvError};
+use ferry_runtime::settings;
 use rustls::pki_types::ServerName;
 
 /// `tls_reload_interval` default.
@@ -37,25 +38,62 @@ pub struct TlsSettings {
     pub self_signed: Option<Vec<String>>,
 }
 
+/// The TLS settings as declared (clap); [`TlsSettings::resolve`] makes them one
+/// [`TlsSettings`] or plain HTTP.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct TlsArgs {
+    /// PEM certificate chain (the gateway's first): serve HTTPS only (HTTP/2 and HTTP/1.1 by
+    /// ALPN) on port; needs tls_key_file. Unset: plain HTTP.
+    #[arg(long = "tls_cert_file", env = "tls_cert_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of tls_cert_file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "tls_key_file", env = "tls_key_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// How often both files are read again: a changed valid pair is served to new
+    /// connections, a broken one logged and ignored; 0 = never.
+    #[arg(long = "tls_reload_interval", env = "tls_reload_interval", default_value = "5s",
+          value_parser = settings::duration)]
+    pub tls_reload_interval: Duration,
+    /// Write a self-signed pair on first start if none exists, at tls_cert_file/tls_key_file
+    /// or secret_mount_path/tls.crt, tls.key.
+    #[arg(long = "tls_self_signed", env = "tls_self_signed", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = settings::boolean)]
+    pub tls_self_signed: bool,
+    /// DNS names and IP addresses of that certificate, comma-separated.
+    #[arg(long = "tls_self_signed_hosts", env = "tls_self_signed_hosts",
+          default_value = DEFAULT_SELF_SIGNED_HOSTS, value_parser = hosts)]
+    pub tls_self_signed_hosts: std::vec::Vec<String>,
+}
+
+/// The TLS settings with the `secret_mount_path` their self-signed default lives in.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+struct TlsEnv {
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    auth: AuthConfig,
+}
+
 impl TlsSettings {
     /// Reads the TLS settings: `None` when neither a certificate nor `tls_self_signed` is
     /// given. Every error names the variable.
     pub fn from_env(e: &impl Env) -> Result<Option<TlsSettings>, EnvError> {
-        let self_signed = env::bool_or(e, "tls_self_signed", false)?;
-        let reload_interval = env::duration_or(e, "tls_reload_interval", DEFAULT_RELOAD_INTERVAL)?;
-        let hosts = env::parse_or(e, "tls_self_signed_hosts", None, |v| hosts(v).map(Some))?
-            .unwrap_or_else(|| {
-                DEFAULT_SELF_SIGNED_HOSTS
-                    .split(',')
-                    .map(String::from)
-                    .collect()
-            });
-        let (cert_file, key_file) = match (e.get("tls_cert_file"), e.get("tls_key_file")) {
-            (Some(cert), Some(key)) => (PathBuf::from(cert), PathBuf::from(key)),
+        let TlsEnv { tls, auth } = settings::from_env(e)?;
+        TlsSettings::resolve(tls, &auth)
+    }
+
+    /// The settings `args` give (self-signed files default to `auth`'s folder): `None` for
+    /// plain HTTP; a certificate without a key (or the reverse) is an error naming the
+    /// missing one.
+    pub fn resolve(args: TlsArgs, auth: &AuthConfig) -> Result<Option<TlsSettings>, EnvError> {
+        let (cert_file, key_file) = match (args.tls_cert_file, args.tls_key_file) {
+            (Some(cert), Some(key)) => (cert, key),
             (Some(cert), None) => return Err(missing("tls_key_file", "tls_cert_file", cert)),
             (None, Some(key)) => return Err(missing("tls_cert_file", "tls_key_file", key)),
-            (None, None) if self_signed => {
-                let dir = AuthConfig::from_env(e)?.secret_mount_path;
+            (None, None) if args.tls_self_signed => {
+                let dir = &auth.secret_mount_path;
                 (
                     dir.join(SELF_SIGNED_CERT_FILE),
                     dir.join(SELF_SIGNED_KEY_FILE),
@@ -66,14 +104,15 @@ impl TlsSettings {
         Ok(Some(TlsSettings {
             cert_file,
             key_file,
-            reload_interval,
-            self_signed: self_signed.then_some(hosts),
+            reload_interval: args.tls_reload_interval,
+            self_signed: args.tls_self_signed.then_some(args.tls_self_signed_hosts),
         }))
     }
 }
 
 /// `absent` is unset while `present` is set (to `value`).
-fn missing(absent: &str, present: &str, value: String) -> EnvError {
+fn missing(absent: &str, present: &str, value: PathBuf) -> EnvError {
+    let value = value.display().to_string();
     EnvError {
         name: absent.to_string(),
         value: String::new(),

@@ -58,7 +58,7 @@ impl Endpoints {
             Arc::new(move |f: FunctionRef| {
                 let (provider, loads) = (provider.clone(), loads.clone());
                 async move {
-                    let endpoints = provider.endpoints(&f).await?;
+                    let endpoints = provider.endpoints(&f).await.map_err(|e| e.to_string())?;
                     Ok(endpoints.map(|e| Replicas::from_endpoints(e, &loads, &[])))
                 }
                 .boxed()

@@ -117,7 +117,7 @@ impl Seen {
         match answer {
             Ok(None) => Step::Done(Err(Failure::NotFound)),
             Err(reason) => {
-                self.problem = Some(reason);
+                self.problem = Some(reason.to_string());
                 self.next_list = now + PROVIDER_RETRY;
                 Step::Probe
             }
@@ -198,7 +198,8 @@ async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<S
     let timed_out = || "the provider did not answer in time".to_string();
     let status = tokio::time::timeout_at(deadline, inner.provider.function(f))
         .await
-        .map_err(|_| timed_out())??;
+        .map_err(|_| timed_out())?
+        .map_err(|e| e.to_string())?;
     let Some(status) = status else {
         return Ok(ScaleUp::Gone);
     };
@@ -220,7 +221,8 @@ async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<S
     let replicas = min.max(1);
     let found = tokio::time::timeout_at(deadline, inner.provider.scale(f, replicas))
         .await
-        .map_err(|_| timed_out())??;
+        .map_err(|_| timed_out())?
+        .map_err(|e| e.to_string())?;
     if !found {
         return Ok(ScaleUp::Gone);
     }

@@ -192,3 +192,14 @@ fn callback_destinations() {
         assert_eq!(err.name, name, "{err}");
     }
 }
+
+#[test]
+fn the_readme_table_lists_every_setting_with_its_default() {
+    let readme = include_str!("../../../README.md");
+    let problems = ferry_runtime::settings::readme::differences::<Settings>(readme, "queue-worker");
+    assert!(
+        problems.is_empty(),
+        "README.md and --help differ:\n{}",
+        problems.join("\n")
+    );
+}

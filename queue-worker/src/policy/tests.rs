@@ -63,7 +63,9 @@ fn retryable_failures() {
     assert!(!p.is_retryable(&Ok(answer(200, &[("x-openfaas-internal", "proxy")]))));
     // Unreachable is retried; running out of time only when the policy says so; a function
     // that no longer exists never.
-    assert!(p.is_retryable(&Err(WorkerError::Unreachable("refused".into()))));
+    assert!(p.is_retryable(&Err(WorkerError::Unreachable(
+        crate::error::Unreachable::BrokeOff("refused".into())
+    ))));
     let timeout = || Err(WorkerError::Timeout(Duration::from_secs(1)));
     assert!(!p.is_retryable(&timeout()));
     let (p2, warnings) = p.for_function(&annotations(&[("com.openfaas.retry.on_timeout", "true")]));

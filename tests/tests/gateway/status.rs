@@ -1,5 +1,6 @@
 //! Call status: `Location` and `GET /system/async-calls/<id>`, cancelling, idempotent
-//! submission (`Idempotency-Key`, repeated `X-Call-Id`), caller call-id validation, NATS down.
+//! submission (`Idempotency-Key`, repeated `X-Call-Id`), caller call-id validation, NATS down;
+//! a function's recent calls (`GET /system/async-calls?function=`).
 
 use ferry_proto::QueueRequest;
 use ferry_proto::calls::{CallState, CallStatus, CallbackState};
@@ -227,4 +228,97 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
         .await
         .unwrap();
     gateway_error(resp, 503).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_functions_recent_calls_are_listed_newest_first() {
+    let guard = DockerGuard::new().await;
+    let echo = FunctionImage::echo_http(&guard).await;
+    let provider = TestProvider::start(&guard).await;
+    let nats = NatsServer::start_async().await;
+    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let client = http_client();
+    deploy_echo(&gateway, &provider, &echo, json!({})).await;
+    let (_, statuses) = calls_and_statuses(&nats).await;
+    let list = |query: &str| {
+        let req = client.get(gateway.url(&format!("/system/async-calls?{query}")));
+        async move { req.send().await.unwrap() }
+    };
+    let ids_of = |calls: &[CallStatus]| calls.iter().map(|c| c.call_id.clone()).collect::<Vec<_>>();
+
+    let mut submitted = Vec::new();
+    for n in 0..4 {
+        let resp = client
+            .post(gateway.url("/async-function/echo"))
+            .body(format!("call {n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        submitted.push(header(&resp, "x-call-id"));
+    }
+    // An idempotent repeat is not listed twice.
+    let repeat = client
+        .post(gateway.url("/async-function/echo"))
+        .header("x-call-id", &submitted[3])
+        .body("call 3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeat.status(), 202);
+    let newest_first: Vec<String> = submitted.iter().rev().cloned().collect();
+
+    let resp = list("function=echo").await;
+    assert_eq!(resp.status(), 200);
+    let calls: Vec<CallStatus> = resp.json().await.unwrap();
+    assert_eq!(ids_of(&calls), newest_first);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.state == CallState::Queued && c.function == "echo.openfaas-fn")
+    );
+    let calls: Vec<CallStatus> = list("function=echo.openfaas-fn&limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&calls), newest_first[..2]);
+
+    // The records are the truth: a cancelled call is listed as cancelled, an expired record
+    // (removed here) is left out.
+    let cancel = client
+        .delete(gateway.url(&format!("/system/async-calls/{}", submitted[1])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 202);
+    statuses.purge(&submitted[0]).await.unwrap();
+    let calls: Vec<CallStatus> = list("function=echo&state=cancelled")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&calls), [submitted[1].clone()]);
+    let calls: Vec<CallStatus> = list("function=echo&namespace=openfaas-fn&state=queued")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&calls), [submitted[3].clone(), submitted[2].clone()]);
+    let calls: Vec<CallStatus> = list("function=never-called").await.json().await.unwrap();
+    assert!(calls.is_empty());
+
+    for bad in [
+        "",
+        "namespace=openfaas-fn",
+        "function=Not_A_Name",
+        "function=echo&limit=0",
+        "function=echo&limit=101",
+        "function=echo&state=finished",
+    ] {
+        assert!(
+            !gateway_error(list(bad).await, 400).await.is_empty(),
+            "{bad}"
+        );
+    }
 }

@@ -161,6 +161,19 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
     assert_eq!(echoed["path"], "/later", "{echoed}");
 
     assert_prometheus_targets(&stack).await;
+    // The gateway reaches the stack's Prometheus for a function's history (the dashboard's
+    // charts): the replica count it has scraped.
+    wait_until("echo's history from Prometheus", MINUTE, || async {
+        let url = stack.gateway("/system/function-metrics?function=echo&range=15m");
+        let Ok(r) = with_auth(client.get(url), auth).send().await else {
+            return false;
+        };
+        let history: Value = r.json().await.unwrap_or_default();
+        history["replicas"]
+            .as_array()
+            .is_some_and(|points| points.iter().any(|p| p[1] == 1.0))
+    })
+    .await;
 
     // A call queued while no worker runs is kept across `down` and `up`, and so is the
     // function. (No callback for this one: `down` removes the stack's network, and with it

@@ -297,6 +297,7 @@ impl IntoResponse for GatewayError {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // tests read as one scenario
 mod tests {
     use super::*;
 

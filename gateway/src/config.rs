@@ -106,6 +106,15 @@ pub struct Settings {
     #[arg(long = "max_concurrent_requests", env = "max_concurrent_requests",
           default_value = "4096", value_parser = count)]
     pub max_concurrent_requests: usize,
+    /// Prometheus host (name or IP) that scrapes the gateway, for a function's history on
+    /// GET /system/function-metrics (the dashboard's charts); empty: none.
+    #[arg(long = "faas_prometheus_host", env = "faas_prometheus_host", default_value = "",
+          value_parser = prometheus_host)]
+    pub prometheus_host: String,
+    /// Prometheus port.
+    #[arg(long = "faas_prometheus_port", env = "faas_prometheus_port", default_value = "9090",
+          value_parser = settings::number::<u16>)]
+    pub prometheus_port: u16,
     /// `basic_auth`, `secret_mount_path`.
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -190,6 +199,10 @@ pub struct Config {
     /// IP literal or a name listed as denied gets `400`; the queue-worker checks every
     /// address a name resolves to (set the same lists there).
     pub callback_guard: CallbackGuard,
+    /// `faas_prometheus_host` (empty) and `faas_prometheus_port` (9090): Prometheus' base
+    /// URL, `http://host:port`, for `GET /system/function-metrics` ([`crate::prometheus`]);
+    /// `None` without a host.
+    pub prometheus_url: Option<String>,
     /// `tls_cert_file` and `tls_key_file` (both or neither), `tls_reload_interval` (`5s`),
     /// `tls_self_signed` (`false`), `tls_self_signed_hosts`: HTTPS (HTTP/2 and HTTP/1.1)
     /// instead of plain HTTP/1.1 on `port` ([`crate::tls`]); `None`: plain HTTP.
@@ -224,11 +237,34 @@ impl Config {
             read_header_timeout: s.read_header_timeout,
             max_connections: s.max_connections,
             max_concurrent_requests: s.max_concurrent_requests,
+            prometheus_url: prometheus_url(&s.prometheus_host, s.prometheus_port),
             tls: TlsSettings::resolve(s.tls, &s.auth)?,
             auth: s.auth,
             callback_guard: s.callback_guard,
         })
     }
+}
+
+/// `faas_prometheus_host`: a host name or an IP address, nothing else (no scheme, port or
+/// path); an IPv6 address with or without brackets.
+fn prometheus_host(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    let bare = v
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(v);
+    let name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V6(a)) => Ok(format!("[{a}]")),
+        Ok(a) if v == bare => Ok(a.to_string()),
+        Err(_) if v == bare && v.chars().all(name) => Ok(v.to_string()),
+        _ => Err("must be a host name or an IP address (no scheme, port or path)".into()),
+    }
+}
+
+/// `http://host:port` when `host` is set.
+fn prometheus_url(host: &str, port: u16) -> Option<String> {
+    (!host.is_empty()).then(|| format!("http://{host}:{port}"))
 }
 
 /// A count from 1 to [`MAX_COUNT`].
@@ -253,6 +289,28 @@ mod tests {
             problems.is_empty(),
             "README.md and --help differ:\n{}",
             problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn prometheus_is_a_host_and_port() {
+        assert_eq!(prometheus_host("prometheus").unwrap(), "prometheus");
+        assert_eq!(prometheus_host(" 10.0.0.9 ").unwrap(), "10.0.0.9");
+        assert_eq!(prometheus_host("::1").unwrap(), "[::1]");
+        assert_eq!(prometheus_host("[::1]").unwrap(), "[::1]");
+        for bad in [
+            "http://prometheus",
+            "prometheus:9090",
+            "p/x",
+            "a b",
+            "[name]",
+        ] {
+            assert!(prometheus_host(bad).is_err(), "{bad}");
+        }
+        assert_eq!(prometheus_url("", 9090), None);
+        assert_eq!(
+            prometheus_url("[::1]", 9091).as_deref(),
+            Some("http://[::1]:9091")
         );
     }
 

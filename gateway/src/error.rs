@@ -124,6 +124,15 @@ pub enum GatewayError {
     /// The provider could not be reached or answered something unusable.
     #[error("functions provider: {0}")]
     Provider(String),
+    /// `GET /system/function-metrics` without `faas_prometheus_host`.
+    #[error(
+        "no Prometheus is configured: set faas_prometheus_host (and faas_prometheus_port) on \
+         the gateway for a function's history; its current figures are on /metrics"
+    )]
+    NoPrometheus,
+    /// Prometheus could not be reached or failed the query.
+    #[error("Prometheus: {0}")]
+    Prometheus(String),
     /// NATS JetStream did not store the async call.
     #[error("the call was not queued: {0}")]
     QueueUnavailable(String),
@@ -217,7 +226,10 @@ impl GatewayError {
             GatewayError::QueueUnavailable(_)
             | GatewayError::Nats(_)
             | GatewayError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::Upstream { .. } | GatewayError::Provider(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Upstream { .. }
+            | GatewayError::Provider(_)
+            | GatewayError::Prometheus(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::NoPrometheus => StatusCode::NOT_IMPLEMENTED,
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal(_)
             | GatewayError::Io(_)
@@ -345,6 +357,8 @@ mod tests {
             (GatewayError::RouteNotFound("/".into()), 404),
             (GatewayError::CallNotFound("c".into()), 404),
             (GatewayError::DeadLetterNotFound("c".into()), 404),
+            (GatewayError::NoPrometheus, 501),
+            (GatewayError::Prometheus("refused".into()), 502),
             (GatewayError::Conflict("running".into()), 409),
             (GatewayError::Unauthorized, 401),
             (

@@ -203,6 +203,7 @@ mod headers;
 mod limits;
 mod metrics;
 mod path;
+mod prometheus;
 mod proxy;
 mod queue;
 mod queue_depth;
@@ -247,6 +248,8 @@ struct Gateway {
     credentials: Option<ferry_runtime::auth::Credentials>,
     /// The API tokens, kept in step with their bucket.
     tokens: tokens::TokenStore,
+    /// Prometheus, for functions' history (`faas_prometheus_host`), else `None`.
+    prometheus: Option<prometheus::Prometheus>,
 }
 
 /// Connects to NATS (in the background if it is down), serves the gateway on `listener`
@@ -274,6 +277,10 @@ pub async fn run(
         metrics,
         credentials,
         tokens: tokens.clone(),
+        prometheus: config
+            .prometheus_url
+            .clone()
+            .map(|url| prometheus::Prometheus::new(url, ferry_invoke::client::http_client())),
         config,
     });
 

@@ -89,14 +89,26 @@ pub struct AuthedStack {
 impl AuthedStack {
     /// Starts them on `nats`, the provider's containers owned by `guard`.
     pub async fn start(guard: &crate::DockerGuard, nats: &crate::NatsServer) -> AuthedStack {
+        AuthedStack::start_with(guard, nats, &[]).await
+    }
+
+    /// [`AuthedStack::start`] with `gateway_env` added to the gateway's settings.
+    pub async fn start_with(
+        guard: &crate::DockerGuard,
+        nats: &crate::NatsServer,
+        gateway_env: &[(&str, &str)],
+    ) -> AuthedStack {
         let secrets = tempfile::tempdir().expect("a folder for the credentials");
         let (credentials, _) =
             ferry_runtime::auth::load_or_generate(secrets.path()).expect("generating credentials");
         let dir = secrets.path().to_str().expect("a UTF-8 temporary path");
         let env = AuthedStack::env_for(dir);
         let provider = crate::provider::TestProvider::start_with(guard, &env).await;
+        let mut gateway_settings = env.to_vec();
+        gateway_settings.extend_from_slice(gateway_env);
         let gateway =
-            crate::gateway::TestGateway::start(&provider.url(""), &nats.url(), &env).await;
+            crate::gateway::TestGateway::start(&provider.url(""), &nats.url(), &gateway_settings)
+                .await;
         AuthedStack {
             gateway,
             provider,

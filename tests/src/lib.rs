@@ -19,6 +19,7 @@
 //!   equivalent of `FROM scratch` + `COPY`, imported from an in-memory tar in well under a
 //!   second); [`FunctionImage`] has ready-made images (`echo_http`, `cat_streaming`,
 //!   `shell_serializing`), and `build-function-images` makes them under stable names.
+//! - [`cli`]: the `ferry` CLI run as a child process ([`cli::Ferry`]) and golden JSON files.
 //! - [`callback`]: [`callback::CallbackReceiver`], an HTTP server standing in for an
 //!   `X-Callback-Url`, recording what it receives.
 //! - [`process`]: ferry binaries as real child processes ([`process::ServiceProcess`]), for
@@ -51,6 +52,7 @@
 
 pub mod auth;
 pub mod callback;
+pub mod cli;
 pub mod compose;
 pub mod docker;
 pub mod gateway;

@@ -167,6 +167,89 @@ pub fn check_metrics(what: &str, text: &str, lint_allowed: &[&str]) {
     );
 }
 
+/// A real Prometheus server (Debian's, extracted beside promtool by `deploy/promtool.sh`) on
+/// 127.0.0.1, scraping the given targets every second into a temporary folder; killed when
+/// dropped.
+pub struct PrometheusServer {
+    child: std::process::Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl PrometheusServer {
+    /// Starts Prometheus on `port` scraping `targets` (`host:port`, job `ferry`) and waits
+    /// until it answers.
+    pub async fn start(port: u16, targets: &[String]) -> PrometheusServer {
+        let tool = promtool();
+        let binary = tool
+            .parent()
+            .expect("promtool's folder")
+            .join(".cache/prometheus-root/usr/bin/prometheus");
+        assert!(
+            binary.is_file(),
+            "{} is missing: run `make promtool`",
+            binary.display()
+        );
+        let data = tempfile::tempdir().expect("a temporary folder");
+        let config = data.path().join("prometheus.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ferry\n    \
+                 static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .expect("writing prometheus.yml");
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let server = PrometheusServer {
+            child,
+            port,
+            _data: data,
+        };
+        let ready = server.url("/-/ready");
+        crate::wait_until(
+            "Prometheus is ready",
+            std::time::Duration::from_secs(30),
+            || {
+                let ready = ready.clone();
+                async move {
+                    crate::http_client()
+                        .get(ready)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            },
+        )
+        .await;
+        server
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn workspace() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }

@@ -86,6 +86,38 @@ async fn make_up_runs_the_platform_and_its_data_survives_down_and_up() {
         &auth.password,
     );
 
+    // The README's quick start: `ferry new` → `ferry up` → `ferry invoke`, from make up's
+    // ferry/watchdog image, with make login's credentials (only the image tag and its label
+    // are the test's).
+    let ferry = ferry_tests::cli::Ferry::new(&stack.gateway(""))
+        .await
+        .faas_cli_config(stack.openfaas_config.path());
+    let prefix = ["--prefix", "ferry-test"];
+    ferry
+        .ok(
+            &["new", "hello", "--lang", "shell", prefix[0], prefix[1]],
+            b"",
+        )
+        .await;
+    let file = ferry.path().join("hello.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace(":latest", &format!(":{}", stack.id))).unwrap();
+    let label = format!("{}={}", ferry_tests::TEST_LABEL, stack.id);
+    let watchdog = format!("ferry/watchdog:{}", stack.id);
+    let up = [
+        "up",
+        "-f",
+        "hello.yml",
+        "--label",
+        &label,
+        "--watchdog-image",
+        &watchdog,
+    ];
+    ferry.ok(&up, b"").await;
+    let answer = ferry.ok(&["invoke", "hello"], b"compose").await;
+    assert_eq!(answer, "Hello from hello: compose\n");
+    ferry.ok(&["remove", "hello"], b"").await;
+
     // Deploy the echo function through the published gateway, then call it sync.
     let deployment = json!({"service": "echo", "image": echo.tag}).to_string();
     let deployed = with_auth(client.post(stack.gateway("/system/functions")), auth)

@@ -3,7 +3,8 @@
 //! JetStream, the gateway and a queue-worker. The counts in each service's `/metrics` agree
 //! with the calls made, `invocationCount` in `/system/functions` agrees with the gateway's
 //! counters, `/system/info` has OpenFaaS' shape, and every `/metrics` (gateway, provider,
-//! queue-worker, watchdog) passes `promtool check metrics`.
+//! queue-worker, watchdog) passes `promtool check metrics`; a real Prometheus scraping the
+//! gateway gives a function's history (`GET /system/function-metrics`).
 
 // A test reads as one scenario; the 80-line limit is for the code under test.
 #![allow(clippy::too_many_lines)]
@@ -12,10 +13,10 @@ use std::time::Duration;
 
 use ferry_tests::callback::CallbackReceiver;
 use ferry_tests::gateway::TestGateway;
-use ferry_tests::prometheus::{Samples, check_metrics};
+use ferry_tests::prometheus::{PrometheusServer, Samples, check_metrics};
 use ferry_tests::provider::{TestProvider, function_containers};
 use ferry_tests::worker::TestWorker;
-use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
+use ferry_tests::{DockerGuard, FunctionImage, NatsServer, free_port, http_client, wait_until};
 use serde_json::{Value, json};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -324,4 +325,85 @@ async fn async_calls_are_counted_by_the_gateway_and_the_worker_with_the_backlog_
     );
     check_metrics("the gateway", &text, OPENFAAS_NAMES);
     assert_eq!(p.invocation_count().await, json!(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_functions_history_comes_from_the_prometheus_that_scrapes_the_gateway() {
+    let guard = DockerGuard::new().await;
+    let nats = NatsServer::start_async().await;
+    let provider = TestProvider::start(&guard).await;
+    deploy(&guard, &provider, json!({"service": "echo"})).await;
+    provider.wait_available("echo", 1).await;
+    let prometheus_port = free_port();
+    let port = prometheus_port.to_string();
+    let extra = [
+        ("faas_prometheus_host", "127.0.0.1"),
+        ("faas_prometheus_port", port.as_str()),
+    ];
+    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &extra).await;
+    let client = http_client();
+    let history = |query: &str| {
+        let request = client.get(gateway.url(&format!("/system/function-metrics?{query}")));
+        async move { request.send().await.expect("GET /system/function-metrics") }
+    };
+
+    // Prometheus not there yet: 502, saying so.
+    let resp = history("function=echo").await;
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("Prometheus"),
+        "{body}"
+    );
+
+    // Calls while Prometheus scrapes every second: the history shows their rate, latency
+    // and the replica count.
+    let _prometheus = PrometheusServer::start(prometheus_port, &[gateway.addr().to_string()]).await;
+    let seen = std::sync::Mutex::new(Value::Null);
+    wait_until("the calls in the function's history", MINUTE, || {
+        let call = client.post(gateway.url("/function/echo")).body("x");
+        let read = history("function=echo&namespace=openfaas-fn&range=5m");
+        let seen = &seen;
+        async move {
+            assert_eq!(call.send().await.unwrap().status(), 200);
+            let resp = read.await;
+            assert_eq!(resp.status(), 200);
+            let last: Value = resp.json().await.unwrap();
+            let any = |series: &str| {
+                last[series]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p[1].as_f64().unwrap() > 0.0)
+            };
+            let done = any("rate") && any("p99") && any("p50") && any("replicas");
+            *seen.lock().unwrap() = last;
+            done
+        }
+    })
+    .await;
+    let last = seen.into_inner().unwrap();
+    assert_eq!(last["function"], ECHO);
+    assert_eq!(last["step"], 5, "{last}");
+    assert!(
+        last["errorRate"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p[1] == 0.0)
+    );
+    let replicas = last["replicas"].as_array().unwrap();
+    assert_eq!(replicas.last().unwrap()[1], 1.0, "{last}");
+
+    for bad in ["", "function=echo&range=10s", "function=echo&range=forever"] {
+        assert_eq!(history(bad).await.status(), 400, "{bad}");
+    }
+    // A gateway without faas_prometheus_host: 501.
+    let plain = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let resp = client
+        .get(plain.url("/system/function-metrics?function=echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 501);
 }

@@ -12,7 +12,7 @@
 //! | `GET /system/namespace[s]/{ns}` | `read` in `ns` |
 //! | `GET /system/async-calls/{id}`, `GET /system/dead-letters/{id}` | `read` in the call's namespace |
 //! | `DELETE /system/async-calls/{id}` (cancel), `POST /system/dead-letters/{id}/redrive`, `DELETE /system/dead-letters/{id}` | `invoke` in the call's namespace |
-//! | `GET /system/dead-letters`, `GET /system/async-calls` | `read` in the namespace of `?function=` / `?namespace=` (all namespaces without them) |
+//! | `GET /system/dead-letters`, `GET /system/async-calls`, `GET /system/function-metrics` | `read` in the namespace of `?function=` / `?namespace=` (all namespaces without them) |
 //! | `POST /system/dead-letters/redrive?function=` | `invoke` in the function's namespace |
 //! | `/system/tokens[/...]`, `GET /system/endpoints/{fn}`, namespace writes, anything else under `/system` | `admin` |
 //! | `/healthz`, `/metrics`, every other path | nothing |
@@ -100,7 +100,7 @@ fn system<'a>(method: &Method, segments: &[&'a str]) -> Rule<'a> {
         ["logs"] if get => Rule::Scoped(Read, Target::Logs),
         ["info"] | ["namespaces"] | ["queues"] if get => Rule::Scoped(Read, Target::None),
         ["namespace" | "namespaces", ns] if get => Rule::Scoped(Read, Target::Namespace(ns)),
-        ["async-calls"] if get => Rule::Scoped(Read, Target::FunctionFilter),
+        ["async-calls"] | ["function-metrics"] if get => Rule::Scoped(Read, Target::FunctionFilter),
         ["async-calls", _] if get => Rule::PerCall(Read),
         ["async-calls", _] if delete => Rule::PerCall(Invoke),
         ["dead-letters"] if get => Rule::Scoped(Read, Target::FunctionFilter),

@@ -80,6 +80,11 @@ fn every_route_has_its_rule() {
         ("DELETE", "/system/async-calls/c1", PerCall(Invoke)),
         (
             "GET",
+            "/system/function-metrics",
+            Scoped(Read, Target::FunctionFilter),
+        ),
+        (
+            "GET",
             "/system/dead-letters",
             Scoped(Read, Target::FunctionFilter),
         ),

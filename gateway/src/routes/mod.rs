@@ -7,6 +7,8 @@
 //! | `GET`, `DELETE /system/async-calls/{call_id}` | [`async_calls`]: call status, cancellation |
 //! | `/system/dead-letters[/...]` | [`dead_letters`]: list, inspect, redrive, delete |
 //! | `GET /system/queues` | [`queues`]: each queue's depth |
+//! | `GET /system/async-calls?function=` | [`async_calls`]: a function's recent calls |
+//! | `GET /system/function-metrics?function=&range=` | [`function_metrics`]: a function's history, from Prometheus |
 //! | `GET /system/functions`, `GET /system/function/{name}` | [`system`]: forwarded, `invocationCount` filled in |
 //! | `GET /system/info` | [`system`]: the provider's info, the gateway's version and architecture |
 //! | `GET`, `POST /system/tokens`, `DELETE /system/tokens/{name}` | [`tokens`]: API tokens (admin only) |
@@ -26,6 +28,7 @@
 pub(crate) mod async_calls;
 pub(crate) mod async_invoke;
 pub(crate) mod dead_letters;
+pub(crate) mod function_metrics;
 pub(crate) mod health;
 pub(crate) mod invoke;
 pub(crate) mod metrics;
@@ -97,6 +100,7 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
             get(system::info).fallback(system::forward),
         )
         .route("/system/queues", get(queues::list))
+        .route("/system/function-metrics", get(function_metrics::history))
         .route("/system/tokens", get(tokens::list).post(tokens::create))
         .route("/system/tokens/{name}", delete(tokens::remove))
         .route("/system/{*rest}", any(system::forward))

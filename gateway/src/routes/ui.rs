@@ -19,6 +19,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("style.css", CSS, include_bytes!("../../ui/style.css")),
     ("js/api.js", JS, include_bytes!("../../ui/js/api.js")),
     ("js/app.js", JS, include_bytes!("../../ui/js/app.js")),
+    ("js/chart.js", JS, include_bytes!("../../ui/js/chart.js")),
     ("js/dom.js", JS, include_bytes!("../../ui/js/dom.js")),
     (
         "js/metrics.js",
@@ -51,9 +52,19 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/js/views/functions.js"),
     ),
     (
+        "js/views/history.js",
+        JS,
+        include_bytes!("../../ui/js/views/history.js"),
+    ),
+    (
         "js/views/invoke.js",
         JS,
         include_bytes!("../../ui/js/views/invoke.js"),
+    ),
+    (
+        "js/views/recent_calls.js",
+        JS,
+        include_bytes!("../../ui/js/views/recent_calls.js"),
     ),
     (
         "js/views/login.js",

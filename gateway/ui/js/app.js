@@ -67,6 +67,11 @@ window.addEventListener('ferry:unauthorized', () => {
   show();
 });
 document.addEventListener('DOMContentLoaded', () => {
+  // The skip link moves the focus to the page; following its href would change the route.
+  document.querySelector('.skip').addEventListener('click', (event) => {
+    event.preventDefault();
+    document.getElementById('view').focus();
+  });
   document.getElementById('logout').addEventListener('click', () => {
     logout();
     show();

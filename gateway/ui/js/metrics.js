@@ -20,11 +20,14 @@ export function parse(text) {
   return samples;
 }
 
-/** Per function (`name.namespace`): {calls, errors, buckets: Map(le → count)}. */
+/**
+ * Per function (`name.namespace`): {calls (sync answered), errors (5xx), accepted (async
+ * calls accepted), buckets: Map(le → count)}.
+ */
 export function byFunction(samples) {
   const out = new Map();
   const of = (fn) => {
-    if (!out.has(fn)) out.set(fn, { calls: 0, errors: 0, buckets: new Map() });
+    if (!out.has(fn)) out.set(fn, { calls: 0, errors: 0, accepted: 0, buckets: new Map() });
     return out.get(fn);
   };
   for (const s of samples) {
@@ -34,6 +37,8 @@ export function byFunction(samples) {
       const f = of(fn);
       f.calls += s.value;
       if (Number(s.labels.code) >= 500) f.errors += s.value;
+    } else if (s.name === 'gateway_async_submissions_total' && s.labels.outcome === 'accepted') {
+      of(fn).accepted += s.value;
     } else if (s.name === 'gateway_functions_seconds_bucket') {
       const f = of(fn);
       const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
@@ -85,6 +90,7 @@ export function figures(now, before, elapsedSeconds) {
     const errors = recent ? f.errors - b.errors : f.errors;
     out.set(fn, {
       total: f.calls,
+      accepted: f.accepted,
       rate: b && elapsedSeconds > 0 ? windowCalls / elapsedSeconds : null,
       errorShare: calls ? errors / calls : null,
       p50: quantile(0.5, buckets),

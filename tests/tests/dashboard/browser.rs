@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use ferry_tests::{free_port, http_client, wait_until};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -132,6 +134,106 @@ impl Browser {
     pub(crate) async fn shot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("saving a screenshot");
+    }
+
+    /// Presses `key` where the focus is, as a keyboard does (WebDriver's key actions: no
+    /// element is clicked or focused first).
+    pub(crate) async fn press(&self, key: Key) {
+        self.chord(None, key).await;
+    }
+
+    /// Presses `key` with `modifier` held.
+    async fn chord(&self, modifier: Option<Key>, key: Key) {
+        let value: char = key.into();
+        let mut keys = KeyActions::new("keyboard".into());
+        if let Some(m) = modifier {
+            keys = keys.then(KeyAction::Down { value: m.into() });
+        }
+        keys = keys
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value });
+        if let Some(m) = modifier {
+            keys = keys.then(KeyAction::Up { value: m.into() });
+        }
+        self.client
+            .perform_actions(keys)
+            .await
+            .expect("pressing a key");
+    }
+
+    /// Types `text` where the focus is.
+    pub(crate) async fn type_text(&self, text: &str) {
+        let mut keys = KeyActions::new("keyboard".into());
+        for value in text.chars() {
+            keys = keys
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        self.client.perform_actions(keys).await.expect("typing");
+    }
+
+    /// The focused element, described as `tag#id "accessible text"`.
+    pub(crate) async fn focused(&self) -> String {
+        let script = r#"
+            const e = document.activeElement;
+            if (!e || e === document.body) return 'body';
+            const text = e.getAttribute('aria-label')
+              || (e.labels && e.labels.length ? e.labels[0].textContent : '')
+              || e.textContent || '';
+            return `${e.tagName.toLowerCase()}#${e.id} "${text.trim().slice(0, 60)}"`;
+        "#;
+        let value = self
+            .client
+            .execute(script, vec![])
+            .await
+            .expect("reading the focus");
+        value.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Presses Tab until the focused element's description contains `wanted` (at most `max`
+    /// times); the descriptions passed on the way.
+    pub(crate) async fn tab_to(&self, wanted: &str, max: usize) -> Vec<String> {
+        self.walk(None, wanted, max).await
+    }
+
+    /// [`Browser::tab_to`] backwards (Shift+Tab).
+    pub(crate) async fn back_to(&self, wanted: &str, max: usize) -> Vec<String> {
+        self.walk(Some(Key::Shift), wanted, max).await
+    }
+
+    async fn walk(&self, modifier: Option<Key>, wanted: &str, max: usize) -> Vec<String> {
+        let mut passed = Vec::new();
+        for _ in 0..max {
+            self.chord(modifier, Key::Tab).await;
+            let now = self.focused().await;
+            let found = now.contains(wanted);
+            passed.push(now);
+            if found {
+                return passed;
+            }
+        }
+        panic!("{wanted:?} not reached with {max} Tabs; focus went {passed:#?}");
+    }
+
+    /// The visible controls (links, buttons, fields) without an accessible name.
+    pub(crate) async fn unlabelled_controls(&self) -> Vec<String> {
+        let script = r#"
+            const bad = [];
+            for (const e of document.querySelectorAll('a[href], button, input, select, textarea')) {
+              if (e.offsetParent === null) continue;
+              const name = e.getAttribute('aria-label') || e.title
+                || (e.labels ? [...e.labels].map((l) => l.textContent).join(' ') : '')
+                || e.textContent || '';
+              if (!name.trim()) bad.push(e.outerHTML.slice(0, 100));
+            }
+            return bad;
+        "#;
+        let value = self
+            .client
+            .execute(script, vec![])
+            .await
+            .expect("checking labels");
+        serde_json::from_value(value).expect("a list")
     }
 
     /// Accepts the page's `confirm()` dialogs from now on.

@@ -1,9 +1,12 @@
 // One function: what it runs with (env, labels, annotations, secret names, limits), scaling
-// (to zero too), edit and delete, invoking it (invoke.js) and its logs, followed live.
+// (to zero too), edit and delete, its history (history.js), invoking it (invoke.js), its
+// recent async calls (recent_calls.js) and its logs, followed live.
 
 import { enc, get, request } from '../api.js';
-import { field, flash, h, kv, replace, say } from '../dom.js';
+import { bytes, field, flash, h, kv, replace, say } from '../dom.js';
+import { historyPanel } from './history.js';
 import { invokePanel } from './invoke.js';
+import { recentCallsPanel } from './recent_calls.js';
 
 export async function render(main, [namespace, name]) {
   const f = await get(`/system/function/${enc(name)}?namespace=${enc(namespace)}`);
@@ -31,6 +34,9 @@ export async function render(main, [namespace, name]) {
     } catch (e) { say(e.message, true); }
   });
   const logs = logsPanel(name, namespace);
+  const history = historyPanel(name, namespace);
+  const invoke = invokePanel(name, namespace);
+  const recent = recentCallsPanel(name, namespace);
   const summary = h('div', { id: 'summary' }, summaryOf(f));
   const timer = setInterval(async () => {
     try {
@@ -54,9 +60,14 @@ export async function render(main, [namespace, name]) {
         'memory request': (f.requests && f.requests.memory) || '–',
         'cpu request': (f.requests && f.requests.cpu) || '–',
       }))),
-    invokePanel(name, namespace),
+    history.node,
+    invoke.node,
+    recent.node,
     logs.node);
-  return () => { clearInterval(timer); logs.stop(); };
+  return () => {
+    clearInterval(timer);
+    for (const panel of [logs, history, invoke, recent]) panel.stop();
+  };
 }
 
 const REFRESH_MS = 2000;
@@ -65,7 +76,9 @@ function summaryOf(f) {
   return kv({
     image: f.image,
     replicas: `${f.availableReplicas || 0} ready / ${f.replicas || 0} desired`,
-    invocations: Math.round(f.invocationCount || 0),
+    'sync calls': Math.round(f.invocationCount || 0),
+    memory: f.usage && f.usage.totalMemoryBytes
+      ? `${bytes(f.usage.totalMemoryBytes)} (${f.availableReplicas || 0} replicas)` : '–',
     created: f.createdAt || '–',
     fprocess: f.envProcess || '–',
     'read-only root': f.readOnlyRootFilesystem ? 'yes' : 'no',

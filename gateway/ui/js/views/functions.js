@@ -1,6 +1,7 @@
 // The functions of a namespace, refreshed every few seconds without reloading: image,
-// replicas ready / desired, invocations, rate, 5xx share and p50 / p99 latency (from the
-// gateway's own /metrics), memory per replica when the provider reports usage.
+// replicas ready / desired, calls (sync answered and async accepted), rate, 5xx share and
+// p50 / p99 latency (from the gateway's own /metrics), memory per replica (the provider's
+// usage report).
 
 import { enc, get, qualified } from '../api.js';
 import { bytes, h, replace, say, seconds } from '../dom.js';
@@ -19,7 +20,7 @@ export async function render(main) {
       h('th', { scope: 'col' }, 'Name'),
       h('th', { scope: 'col', class: 'wide' }, 'Image'),
       h('th', { scope: 'col', class: 'num' }, 'Replicas'),
-      h('th', { scope: 'col', class: 'num' }, 'Invocations'),
+      h('th', { scope: 'col', class: 'num', title: 'Sync calls answered and async calls accepted by this gateway since it started' }, 'Calls'),
       h('th', { scope: 'col', class: 'num wide' }, 'Rate'),
       h('th', { scope: 'col', class: 'num' }, 'Errors'),
       h('th', { scope: 'col', class: 'num wide' }, 'p50'),
@@ -78,7 +79,7 @@ function rows(body, list, stats) {
       h('td', {}, h('a', { href: `#/function/${enc(f.namespace)}/${enc(f.name)}` }, f.name)),
       h('td', { class: 'wide' }, f.image),
       h('td', { class: `num ${ready}` }, `${f.availableReplicas || 0} / ${f.replicas || 0}`),
-      h('td', { class: 'num' }, String(Math.round(f.invocationCount || 0))),
+      h('td', { class: 'num', 'data-calls': '' }, String(Math.round((f.invocationCount || 0) + (s.accepted || 0)))),
       h('td', { class: 'num wide' }, s.rate === null || s.rate === undefined ? '–' : `${s.rate.toFixed(1)}/s`),
       h('td', { class: 'num' }, s.errorShare === null || s.errorShare === undefined
         ? '–' : `${(s.errorShare * 100).toFixed(1)} %`),

@@ -22,10 +22,13 @@ export function invokePanel(name, namespace) {
     field('Headers', headers, 'One "Name: value" per line.'),
     field('Body', body),
     h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Invoke')));
+  // Each invocation (and leaving the page) starts a new run: an older run's polling stops.
+  let run = 0;
   let poll = null;
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearTimeout(poll);
+    const mine = ++run;
     const prefix = mode.value === 'async' ? '/async-function/' : '/function/';
     const sub = path.value.startsWith('/') ? path.value : `/${path.value}`;
     const url = `${prefix}${qualified(name, namespace)}${sub === '/' ? '' : sub}${query.value ? `?${query.value.replace(/^\?/, '')}` : ''}`;
@@ -50,6 +53,7 @@ export function invokePanel(name, namespace) {
       const follow = async () => {
         try {
           const status = await request('GET', `/system/async-calls/${encodeURIComponent(id)}`);
+          if (mine !== run) return;
           replace(result, h('h3', {}, `202 Accepted: call ${id}`), callView(status));
           if (!FINAL.includes(status.state)) poll = setTimeout(follow, POLL_MS);
         } catch (e) {
@@ -61,5 +65,7 @@ export function invokePanel(name, namespace) {
       replace(result, h('p', { class: 'bad' }, e.message));
     }
   });
-  return h('section', { 'aria-labelledby': 'invoke-title' }, h('h2', { id: 'invoke-title' }, 'Invoke'), form, result);
+  const node = h('section', { 'aria-labelledby': 'invoke-title' }, h('h2', { id: 'invoke-title' }, 'Invoke'), form, result);
+  // Leaving the page stops following an async call.
+  return { node, stop: () => { run += 1; clearTimeout(poll); } };
 }

@@ -33,14 +33,9 @@ pub fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// A line chart as an SVG document; `log_x` puts x on a base-10 logarithmic axis.
-pub fn line_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    log_x: bool,
-) -> String {
+/// The axes' ranges of `series`: x from and to (as plotted: a power of ten with `log_x`), y
+/// up to 5 % above the highest point.
+fn bounds(series: &[Series], log_x: bool) -> (f64, f64, f64) {
     let tx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
     let all = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
@@ -59,6 +54,19 @@ pub fn line_chart(
         x1 = x0 + 1.0;
     }
     let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.05 };
+    (x0, x1, y1)
+}
+
+/// A line chart as an SVG document; `log_x` puts x on a base-10 logarithmic axis.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> String {
+    let tx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
+    let (x0, x1, y1) = bounds(series, log_x);
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let px = |x: f64| LEFT + (tx(x) - x0) / (x1 - x0) * pw;
     let py = |y: f64| TOP + ph - y / y1 * ph;

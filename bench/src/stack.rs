@@ -331,16 +331,7 @@ impl Stack {
 /// Waits until `url` answers `200` (30 s at most).
 async fn wait_healthy(url: &str) -> anyhow::Result<()> {
     let client = http_client();
-    for _ in 0..300 {
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{url} did not answer 200 within 30 s")
+    let what = format!("{url} answers 200");
+    let healthy = || ferry_tests::answers_ok(&client, url);
+    Ok(ferry_tests::try_wait_until(&what, Duration::from_secs(30), healthy).await?)
 }

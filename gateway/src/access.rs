@@ -227,4 +227,5 @@ fn lacks(grant: &Grant, scope: Scope) -> GatewayError {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // tests read as one scenario
 mod tests;

@@ -193,4 +193,5 @@ async fn call(gateway: &Gateway, access: &Access, function: &str) -> Result<(), 
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // tests read as one scenario
 mod tests;

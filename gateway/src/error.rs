@@ -254,7 +254,6 @@ impl From<ferry_invoke::InvokeError> for GatewayError {
             ferry_invoke::InvokeError::InvalidName { name, reason } => {
                 GatewayError::InvalidName { name, reason }
             }
-            ferry_invoke::InvokeError::Provider(reason) => GatewayError::Provider(reason),
             other => GatewayError::Invoke(other),
         }
     }
@@ -266,7 +265,7 @@ fn invoke_status(e: &ferry_invoke::InvokeError) -> StatusCode {
     match e {
         E::InvalidName { .. } | E::FunctionNotFound(_) => StatusCode::NOT_FOUND,
         E::NoReadyReplica { .. } | E::NotReadyInTime { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        E::Provider(_) => StatusCode::BAD_GATEWAY,
+        E::Provider(_) | E::ReplicasExhausted(_) => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -309,6 +308,7 @@ impl IntoResponse for GatewayError {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // tests read as one scenario
 mod tests {
     use super::*;
 

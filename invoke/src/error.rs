@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use ferry_proto::NameError;
 
+use crate::provider::ProviderCallError;
+
 /// Why no replica could be chosen for a call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InvokeError {
@@ -39,7 +41,12 @@ pub enum InvokeError {
     },
     /// The provider could not be reached or answered something unusable.
     #[error("functions provider: {0}")]
-    Provider(String),
+    Provider(#[from] ProviderCallError),
+    /// Every replica of the last list failed, and the provider could not give a new one.
+    #[error(
+        "functions provider: every known replica of {0} failed, and no new list could be fetched"
+    )]
+    ReplicasExhausted(String),
 }
 
 impl InvokeError {

@@ -130,7 +130,7 @@ impl Functions {
         let load = Arc::new(move |f: FunctionRef| {
             let provider = provider.clone();
             async move {
-                let status = provider.function(&f).await.map_err(|e| e.to_string())?;
+                let status = provider.function(&f).await?;
                 Ok(status.map(|s| FunctionInfo::new(&f, s)))
             }
             .boxed()

@@ -34,6 +34,24 @@ impl FunctionNamespace {
             ..FunctionNamespace::default()
         }
     }
+
+    /// A namespace with these labels and annotations.
+    pub fn labelled(
+        name: impl Into<String>,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> Self {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        FunctionNamespace {
+            name: name.into(),
+            labels: map(labels),
+            annotations: map(annotations),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,23 @@
 //! The faas-provider HTTP API (plus ferry's endpoints route and `/metrics`), mapped onto
 //! [`Provider`]: the routes, parsing and validation are `ferry-provider-core`'s, over the
 //! [`Backend`] implementation here. `/system/namespaces`, `/system/namespace/{name}` and
-//! `/system/secrets` are `ferry-provider-core`'s routes too, over the `NamespaceBackend` and
-//! `SecretBackend` implementations in [`crate::namespaces`] and [`crate::secrets`];
+//! `/system/secrets` are `ferry-provider-core`'s routes too, over the [`NamespaceBackend`] and
+//! [`SecretBackend`] implementations here (over [`crate::namespaces`] and [`crate::secrets`]);
 //! `/system/logs` lives in [`crate::logs`].
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::get;
 use ferry_proto::info::{ProviderInfo, VersionInfo};
-use ferry_proto::{FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus};
-use ferry_provider_core::Backend;
+use ferry_proto::{
+    FunctionDeployment, FunctionEndpoints, FunctionNamespace, FunctionRef, FunctionStatus, Name,
+};
+use ferry_provider_core::{Backend, NamespaceBackend, SecretBackend};
 
 pub use ferry_provider_core::api::{function_ref, namespace_param, parse_json};
 
@@ -26,8 +33,15 @@ pub fn router(
     let routes = ferry_provider_core::api::routes::<Provider>()
         .merge(ferry_provider_core::namespaces::routes::<Provider>())
         .merge(ferry_provider_core::secrets::routes::<Provider>())
-        .merge(crate::logs::routes());
+        .merge(Router::new().route(ferry_proto::routes::SYSTEM_LOGS, get(logs)));
     ferry_provider_core::api::finish(routes, provider, credentials)
+}
+
+async fn logs(
+    State(p): State<Arc<Provider>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ProviderError> {
+    crate::logs::logs(Arc::clone(&p.parts), &q).await
 }
 
 impl Backend for Provider {
@@ -77,7 +91,8 @@ impl Backend for Provider {
     }
 
     async fn health(self: &Arc<Self>) -> Result<(), String> {
-        self.engine
+        self.parts
+            .engine
             .ping()
             .await
             .map_err(|e| format!("the Docker engine does not answer: {e}"))
@@ -86,9 +101,85 @@ impl Backend for Provider {
     /// The provider's Prometheus metrics (see [`crate::metrics`]).
     async fn metrics(self: &Arc<Self>) -> Vec<u8> {
         match self.replica_counts().await {
-            Ok(counts) => self.metrics.set_replicas(&counts),
+            Ok(counts) => self.parts.metrics.set_replicas(&counts),
             Err(e) => tracing::warn!(error = %e, "metrics: cannot count replicas"),
         }
-        self.metrics.render()
+        self.parts.metrics.render()
+    }
+}
+
+impl SecretBackend for Provider {
+    async fn secret_names(self: &Arc<Self>, ns: &Name) -> Result<Vec<String>, ProviderError> {
+        Ok(self.secrets.names(ns)?)
+    }
+
+    async fn create_secret(
+        self: &Arc<Self>,
+        ns: &Name,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), ProviderError> {
+        self.secrets.create(ns, name, value)
+    }
+
+    async fn update_secret(
+        self: &Arc<Self>,
+        ns: &Name,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), ProviderError> {
+        self.secrets.update(ns, name, value)
+    }
+
+    async fn delete_secret(self: &Arc<Self>, ns: &Name, name: &str) -> Result<(), ProviderError> {
+        self.secrets.delete(ns, name, &self.parts.store).await
+    }
+}
+
+/// Whether the namespace `name` holds deployed functions.
+fn holds_functions(p: &Provider, name: &Name) -> bool {
+    !p.parts.store.list(Some(name.as_str())).is_empty()
+}
+
+impl NamespaceBackend for Provider {
+    async fn namespace_names(self: &Arc<Self>) -> Result<Vec<String>, ProviderError> {
+        Ok(self.namespaces.names(self.parts.store.namespaces()))
+    }
+
+    async fn namespace(
+        self: &Arc<Self>,
+        name: &Name,
+    ) -> Result<Option<FunctionNamespace>, ProviderError> {
+        Ok(self.namespaces.get(name, holds_functions(self, name)))
+    }
+
+    async fn create_namespace(
+        self: &Arc<Self>,
+        name: &Name,
+        ns: FunctionNamespace,
+    ) -> Result<(), ProviderError> {
+        self.namespaces
+            .create(name, ns, holds_functions(self, name))
+    }
+
+    async fn update_namespace(
+        self: &Arc<Self>,
+        name: &Name,
+        ns: FunctionNamespace,
+    ) -> Result<(), ProviderError> {
+        self.namespaces
+            .update(name, ns, holds_functions(self, name))
+    }
+
+    async fn delete_namespace(self: &Arc<Self>, name: &Name) -> Result<(), ProviderError> {
+        let functions: Vec<String> = self
+            .parts
+            .store
+            .list(Some(name.as_str()))
+            .into_iter()
+            .map(|(f, _)| f.name.to_string())
+            .collect();
+        let secrets = self.secrets.names(name)?;
+        self.namespaces.delete(name, &functions, &secrets)
     }
 }

@@ -8,13 +8,14 @@
 //!   messages of stream `ferry-calls` on `ferry.calls.*.<name>.<namespace>` (stream info
 //!   with a subjects filter). Without `nats_url`, `queue` functions are not autoscaled (a
 //!   warning says so once). Replicas are scraped in parallel, each with `probe_timeout`.
-//! - A decision is applied through [`Provider::set_replicas`], the path of
+//! - A decision is applied through [`Rescale`] (the provider's `set_replicas`), the path of
 //!   `POST /system/scale-function`, under the function's lock, in a task of its own so that
 //!   creating containers for one function does not hold up the next round of the others. A
 //!   function busy with another operation (its lock taken, e.g. by that task), or changed
 //!   since it was measured, is left for the next round.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::docker::Replica;
-use crate::provider::Provider;
+use crate::error::ProviderError;
+use crate::parts::Parts;
 use crate::recommend::{Decision, FunctionLoad, Observation};
 use crate::replica_metrics::Scraper;
 use crate::scaling::{LoadType, ScalePolicy};
@@ -34,6 +36,21 @@ use crate::store::Desired;
 
 /// Longest wait for JetStream's count of a function's pending calls.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How a decision is applied: the provider's `set_replicas` (the path of
+/// `POST /system/scale-function`), called with the function's lock held.
+pub trait Rescale: Send + Sync + 'static {
+    /// Sets the desired replicas of `f` (now `want`) to `replicas` and reconciles; `cause`
+    /// is for the log, `decided` starts a cold start's clock.
+    fn rescale(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        want: Desired,
+        replicas: u64,
+        cause: &'static str,
+        decided: Instant,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+}
 
 /// Autoscaling state shared by the loop and the scale API.
 #[derive(Debug)]
@@ -85,10 +102,10 @@ impl Autoscaler {
     }
 }
 
-impl Provider {
+impl Autoscaler {
     /// One round over every function that autoscales or scales to zero.
-    pub async fn autoscale_all(self: &Arc<Self>) {
-        let functions: Vec<(FunctionRef, Desired, ScalePolicy)> = self
+    pub async fn round<P: Rescale>(&self, parts: &Arc<Parts>, provider: &Arc<P>) {
+        let functions: Vec<(FunctionRef, Desired, ScalePolicy)> = parts
             .store
             .list(None)
             .into_iter()
@@ -98,15 +115,14 @@ impl Provider {
             })
             .filter(|(_, _, p)| p.autoscale || p.zero)
             .collect();
-        self.autoscaler
-            .loads
+        self.loads
             .lock()
             .expect("autoscaler state poisoned")
             .retain(|f, _| functions.iter().any(|(g, _, _)| g == f));
         if functions.is_empty() {
             return;
         }
-        let mut live = match self.live(None).await {
+        let mut live = match parts.live(None).await {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "autoscaling: cannot list containers");
@@ -115,23 +131,24 @@ impl Provider {
         };
         let rounds = functions.into_iter().map(|(f, want, policy)| {
             let replicas = live.remove(&f).unwrap_or_default();
-            self.autoscale_one(f, want, policy, replicas)
+            self.one(parts, provider, f, want, policy, replicas)
         });
         futures_util::future::join_all(rounds).await;
     }
 
-    async fn autoscale_one(
-        self: &Arc<Self>,
+    async fn one<P: Rescale>(
+        &self,
+        parts: &Arc<Parts>,
+        provider: &Arc<P>,
         f: FunctionRef,
         want: Desired,
         policy: ScalePolicy,
         replicas: Vec<Replica>,
     ) {
-        let obs = self.observe(&f, &want, &policy, replicas).await;
-        let window = policy.down_window.unwrap_or(self.config.scale_down_window);
+        let obs = self.observe(parts, &f, &want, &policy, replicas).await;
+        let window = policy.down_window.unwrap_or(parts.config.scale_down_window);
         let now = Instant::now();
         let decision = self
-            .autoscaler
             .loads
             .lock()
             .expect("autoscaler state poisoned")
@@ -148,17 +165,17 @@ impl Provider {
         if replicas == want.replicas {
             return;
         }
-        let Ok(guard) = self.store.lock_for(&f).try_lock_owned() else {
+        let Ok(guard) = parts.store.lock_for(&f).try_lock_owned() else {
             return;
         };
-        let Some(current) = self.store.get(&f).filter(|current| {
+        let Some(current) = parts.store.get(&f).filter(|current| {
             current.replicas == want.replicas && current.generation == want.generation
         }) else {
             return;
         };
-        let this = Arc::clone(self);
-        self.autoscaler.tasks.spawn(async move {
-            if let Err(e) = this.set_replicas(&f, current, replicas, cause, now).await {
+        let provider = Arc::clone(provider);
+        self.tasks.spawn(async move {
+            if let Err(e) = provider.rescale(&f, current, replicas, cause, now).await {
                 tracing::warn!(function = %f, replicas, error = %e, "autoscaling failed");
             }
             drop(guard);
@@ -169,6 +186,7 @@ impl Provider {
     /// its queue.
     async fn observe(
         &self,
+        parts: &Parts,
         f: &FunctionRef,
         want: &Desired,
         policy: &ScalePolicy,
@@ -179,7 +197,7 @@ impl Provider {
             .filter(|r| r.running && r.generation == want.generation)
             .collect();
         // Unready replicas get no traffic: they carry no load and are not asked.
-        let ready = self.prober.ready_all(&current).await;
+        let ready = parts.prober.ready_all(&current).await;
         let unready = ready.iter().filter(|r| !**r).count();
         let reads = current
             .iter()
@@ -187,11 +205,11 @@ impl Provider {
             .filter(|(_, ready)| *ready)
             .map(|(r, _)| async move {
                 let reading = match &r.metrics_address {
-                    Some(address) => self.autoscaler.scraper.read(address).await,
+                    Some(address) => self.scraper.read(address).await,
                     None => Err("its metrics port is not published".to_string()),
                 };
                 if let Err(e) = &reading {
-                    if self.autoscaler.first_time(format!("replica {}", r.id)) {
+                    if self.first_time(format!("replica {}", r.id)) {
                         tracing::warn!(function = %f, container = %r.id, error = %e,
                             "cannot read a replica's metrics; until it answers, the function is not scaled down");
                     }
@@ -213,8 +231,8 @@ impl Provider {
 
     /// The function's calls waiting in JetStream (None: unknown).
     async fn pending_calls(&self, f: &FunctionRef) -> Option<u64> {
-        let Some(js) = &self.autoscaler.jetstream else {
-            if self.autoscaler.first_time(format!("queue {f}")) {
+        let Some(js) = &self.jetstream else {
+            if self.first_time(format!("queue {f}")) {
                 tracing::warn!(function = %f, "com.openfaas.scale.type=queue needs nats_url; not autoscaling this function");
             }
             return None;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ferry_proto::FunctionRef;
 
 use crate::docker::Replica;
-use crate::provider::Provider;
+use crate::parts::Parts;
 
 /// When each replica was first seen unready.
 #[derive(Debug)]
@@ -56,36 +56,35 @@ impl Unready {
         }
         stuck
     }
-}
 
-impl Provider {
     /// Retires the replicas of `current` (running, current generation) that stayed unready
     /// past `unready_timeout`, and returns the others. The caller holds `f`'s lock.
     pub(crate) async fn without_stuck(
-        self: &Arc<Self>,
+        &self,
+        parts: &Arc<Parts>,
         f: &FunctionRef,
         current: Vec<Replica>,
     ) -> Vec<Replica> {
-        if self.unready.timeout.is_zero() || current.is_empty() {
+        if self.timeout.is_zero() || current.is_empty() {
             return current;
         }
-        let ready = self.prober.ready_all(&current).await;
+        let ready = parts.prober.ready_all(&current).await;
         let observed: Vec<(&str, bool)> = current
             .iter()
             .zip(ready)
             // A replica within its probe's initial delay is not counted as unready yet.
             .map(|(r, ready)| (r.id.as_str(), ready || crate::readiness::delayed(r)))
             .collect();
-        let stuck = self.unready.stuck(f, &observed, Instant::now());
+        let stuck = self.stuck(f, &observed, Instant::now());
         if stuck.is_empty() {
             return current;
         }
         let (gone, keep): (Vec<Replica>, Vec<Replica>) =
             current.into_iter().partition(|r| stuck.contains(&r.id));
         for r in gone {
-            tracing::warn!(function = %f, container = %r.id, timeout = ?self.unready.timeout,
+            tracing::warn!(function = %f, container = %r.id, timeout = ?self.timeout,
                 "replacing a replica that stayed unready");
-            self.retire(r.id);
+            parts.retire(r.id);
         }
         keep
     }

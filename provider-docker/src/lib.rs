@@ -17,7 +17,9 @@
 //!   secrets stored under `data_dir/secrets` and mounted read-only at
 //!   `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
-//! - [`provider`]: the operations, all built on one `reconcile` step;
+//! - [`provider`]: the operations, all built on one `reconcile` step; on top of the modules
+//!   below, which get the narrow [`parts::Parts`] (settings, engine, desired state, prober,
+//!   metrics, containers being removed) rather than the provider;
 //! - [`orphans`]: removing containers of this instance that belong to no desired function
 //!   (at start and on every reconcile round);
 //! - [`attach`]: connecting containers labelled `com.ferry.attach=<instance>` (the gateway
@@ -50,6 +52,7 @@ pub mod metrics;
 pub mod namespaces;
 pub mod orphans;
 pub mod park;
+pub mod parts;
 pub mod provider;
 pub mod quantity;
 pub mod readiness;

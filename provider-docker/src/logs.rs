@@ -19,11 +19,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::get;
 use bollard::Docker;
 use ferry_proto::FunctionRef;
 use futures_util::StreamExt;
@@ -31,7 +28,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::error::ProviderError;
-use crate::provider::Provider;
+use crate::parts::Parts;
 use lines::{Line, Lines, container_lines};
 
 /// How often a following stream looks for new containers of the function.
@@ -41,21 +38,17 @@ const RESCAN: Duration = Duration::from_secs(1);
 use ferry_proto::logs::LogMessage;
 pub use ferry_provider_core::logs::LogQuery;
 
-/// The logs route.
-pub(crate) fn routes() -> Router<Arc<Provider>> {
-    Router::new().route(ferry_proto::routes::SYSTEM_LOGS, get(logs))
-}
-
-async fn logs(
-    State(p): State<Arc<Provider>>,
-    Query(q): Query<HashMap<String, String>>,
+/// `GET /system/logs`, with the query's parameters `q`.
+pub(crate) async fn logs(
+    parts: Arc<Parts>,
+    q: &HashMap<String, String>,
 ) -> Result<Response, ProviderError> {
-    let query = LogQuery::parse::<ProviderError>(&q)?;
+    let query = LogQuery::parse::<ProviderError>(q)?;
     let f = &query.function;
-    if p.store.get(f).is_none() {
+    if parts.store.get(f).is_none() {
         return Err(ProviderError::NotFound(f.to_string()));
     }
-    let ids: Vec<String> = p
+    let ids: Vec<String> = parts
         .engine
         .replicas(Some(f))
         .await?
@@ -70,13 +63,13 @@ async fn logs(
         });
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(produce(p, query, ids, tx));
+    tokio::spawn(produce(parts, query, ids, tx));
     Ok(ferry_provider_core::logs::ndjson_response(rx))
 }
 
 /// Writes the history, then (with `follow`) new lines, to `tx` until the receiver goes.
-async fn produce(p: Arc<Provider>, q: LogQuery, ids: Vec<String>, tx: mpsc::Sender<Bytes>) {
-    let docker = p.engine.client().clone();
+async fn produce(parts: Arc<Parts>, q: LogQuery, ids: Vec<String>, tx: mpsc::Sender<Bytes>) {
+    let docker = parts.engine.client().clone();
     let f = q.function.clone();
     let send = |id: &str, line: Line| tx.send(encode(&f, id, line));
 
@@ -139,10 +132,10 @@ async fn produce(p: Arc<Provider>, q: LogQuery, ids: Vec<String>, tx: mpsc::Send
             _ = tokio::time::sleep(RESCAN) => {}
         }
         while tasks.try_join_next().is_some() {}
-        if p.store.get(&f).is_none() {
+        if parts.store.get(&f).is_none() {
             break;
         }
-        let Ok(now) = p.engine.replicas(Some(&f)).await else {
+        let Ok(now) = parts.engine.replicas(Some(&f)).await else {
             continue;
         };
         for (_, r) in now {

@@ -1,4 +1,5 @@
-//! Namespaces on Docker: provider-docker's [`NamespaceBackend`]. The routes, request
+//! Namespaces on Docker: what provider-docker's [`ferry_provider_core::NamespaceBackend`] (in
+//! [`crate::api`]) works on. The routes, request
 //! parsing, statuses and the rules of which namespaces exist are `ferry-provider-core`'s
 //! ([`ferry_provider_core::namespaces`]); this module keeps the created ones.
 //!
@@ -12,14 +13,12 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use ferry_proto::{FunctionNamespace, Name};
-use ferry_provider_core::NamespaceBackend;
 use ferry_provider_core::namespaces::{self as rules};
 
 use crate::error::ProviderError;
-use crate::provider::Provider;
 use crate::store::{create_private_dir, write_private};
 
 /// The namespaces created (or updated) through the API, in memory and on disk.
@@ -147,52 +146,6 @@ fn load(path: &Path) -> io::Result<(Name, FunctionNamespace)> {
         )));
     }
     Ok((name, ns))
-}
-
-fn holds_functions(p: &Provider, name: &Name) -> bool {
-    !p.store.list(Some(name.as_str())).is_empty()
-}
-
-impl NamespaceBackend for Provider {
-    async fn namespace_names(self: &Arc<Self>) -> Result<Vec<String>, ProviderError> {
-        Ok(self.namespaces.names(self.store.namespaces()))
-    }
-
-    async fn namespace(
-        self: &Arc<Self>,
-        name: &Name,
-    ) -> Result<Option<FunctionNamespace>, ProviderError> {
-        Ok(self.namespaces.get(name, holds_functions(self, name)))
-    }
-
-    async fn create_namespace(
-        self: &Arc<Self>,
-        name: &Name,
-        ns: FunctionNamespace,
-    ) -> Result<(), ProviderError> {
-        self.namespaces
-            .create(name, ns, holds_functions(self, name))
-    }
-
-    async fn update_namespace(
-        self: &Arc<Self>,
-        name: &Name,
-        ns: FunctionNamespace,
-    ) -> Result<(), ProviderError> {
-        self.namespaces
-            .update(name, ns, holds_functions(self, name))
-    }
-
-    async fn delete_namespace(self: &Arc<Self>, name: &Name) -> Result<(), ProviderError> {
-        let functions: Vec<String> = self
-            .store
-            .list(Some(name.as_str()))
-            .into_iter()
-            .map(|(f, _)| f.name.to_string())
-            .collect();
-        let secrets = self.secrets.names(name)?;
-        self.namespaces.delete(name, &functions, &secrets)
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! desired function, e.g. those of a function deleted just before the provider stopped (the
 //! delete's background drain died with the process), or made by hand with the instance label.
 //!
-//! [`Provider::remove_orphans`] runs at start and on every reconcile round, before the
+//! [`remove`] runs at start and on every reconcile round, before the
 //! functions are reconciled. It leaves alone:
 //!
 //! - containers of desired functions, parked ones included (reconcile owns those);
@@ -15,41 +15,39 @@
 
 use std::sync::Arc;
 
-use crate::provider::Provider;
+use crate::parts::Parts;
 
-impl Provider {
-    /// Stops and removes (in the background, gracefully) every container of this instance
-    /// that belongs to no desired function.
-    pub async fn remove_orphans(self: &Arc<Self>) {
-        let containers = match self.engine.instance_containers().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list containers to find orphans");
-                return;
-            }
-        };
-        for (id, function) in containers {
-            if self.is_terminating(&id) {
-                continue;
-            }
-            match function {
-                Some(f) => {
-                    let lock = self.store.lock_for(&f);
-                    let Ok(_guard) = lock.try_lock() else {
-                        continue;
-                    };
-                    if self.store.get(&f).is_some() {
-                        continue;
-                    }
-                    tracing::info!(function = %f, container = %id,
-                        "removing a container of a function that is not deployed");
-                    self.retire(id);
+/// Stops and removes (in the background, gracefully) every container of this instance
+/// that belongs to no desired function.
+pub async fn remove(parts: &Arc<Parts>) {
+    let containers = match parts.engine.instance_containers().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list containers to find orphans");
+            return;
+        }
+    };
+    for (id, function) in containers {
+        if parts.is_terminating(&id) {
+            continue;
+        }
+        match function {
+            Some(f) => {
+                let lock = parts.store.lock_for(&f);
+                let Ok(_guard) = lock.try_lock() else {
+                    continue;
+                };
+                if parts.store.get(&f).is_some() {
+                    continue;
                 }
-                None => {
-                    tracing::info!(container = %id,
-                        "removing a container of this instance that belongs to no function");
-                    self.retire(id);
-                }
+                tracing::info!(function = %f, container = %id,
+                    "removing a container of a function that is not deployed");
+                parts.retire(id);
+            }
+            None => {
+                tracing::info!(container = %id,
+                    "removing a container of this instance that belongs to no function");
+                parts.retire(id);
             }
         }
     }

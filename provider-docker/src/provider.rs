@@ -6,8 +6,8 @@
 //! Manual scaling, autoscaling and scale to zero all go through [`Provider::set_replicas`];
 //! at zero, reconcile keeps one container stopped ("parked", see [`crate::park`]).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_proto::{
@@ -16,15 +16,14 @@ use ferry_proto::{
 
 use ferry_proto::probe::ReadinessProbe;
 
-use crate::autoscale::Autoscaler;
+use crate::autoscale::{Autoscaler, Rescale};
 use crate::config::Config;
 use crate::docker::{Engine, Replica};
 use crate::error::ProviderError;
 use crate::health::Unready;
-use crate::metrics::Metrics;
 use crate::namespaces::Namespaces;
 use crate::park::{Started, Stopping};
-use crate::readiness::Prober;
+use crate::parts::Parts;
 use crate::scaling::ScalePolicy;
 use crate::secrets::Secrets;
 use crate::store::{Desired, Store};
@@ -33,24 +32,18 @@ use crate::usage::Usage;
 /// Shared state behind the HTTP API.
 #[derive(Debug)]
 pub struct Provider {
-    pub(crate) config: Config,
-    pub(crate) engine: Engine,
-    pub(crate) store: Store,
-    pub(crate) prober: Prober,
+    /// Settings, engine, desired state, prober, metrics: what the satellites get.
+    pub(crate) parts: Arc<Parts>,
     /// Secrets on disk (`/system/secrets`, mounts).
     pub(crate) secrets: Secrets,
     /// Namespaces created through `/system/namespace/` (see [`crate::namespaces`]).
     pub(crate) namespaces: Namespaces,
     /// Replicas seen unready, and since when.
     pub(crate) unready: Unready,
-    /// Containers being stopped and removed; no longer counted or routed to.
-    terminating: Mutex<HashSet<String>>,
     /// Autoscaling and scale-to-zero state.
     pub(crate) autoscaler: Autoscaler,
     /// Parked containers still being stopped.
     pub(crate) stopping: Stopping,
-    /// What `GET /metrics` reports.
-    pub(crate) metrics: Metrics,
     /// Replicas' memory and CPU ([`crate::usage`]).
     pub(crate) usage: Usage,
 }
@@ -66,21 +59,15 @@ impl Provider {
         namespaces: Namespaces,
         jetstream: Option<async_nats::jetstream::Context>,
     ) -> Arc<Provider> {
-        let prober = Prober::new(config.probe_timeout, config.probe_cache);
         let unready = Unready::new(config.unready_timeout);
         let autoscaler = Autoscaler::new(&config, jetstream);
         Arc::new(Provider {
-            config,
-            engine,
-            store,
-            prober,
+            parts: Parts::new(config, engine, store),
             secrets,
             namespaces,
             unready,
-            terminating: Mutex::default(),
             autoscaler,
             stopping: Stopping::default(),
-            metrics: Metrics::new(),
             usage: Usage::default(),
         })
     }
@@ -91,15 +78,15 @@ impl Provider {
         d: FunctionDeployment,
     ) -> Result<FunctionRef, ProviderError> {
         let f = d.validate()?;
-        let lock = self.store.lock_for(&f);
+        let lock = self.parts.store.lock_for(&f);
         let _guard = lock.lock().await;
-        if self.store.get(&f).is_some() {
+        if self.parts.store.get(&f).is_some() {
             return Err(ProviderError::AlreadyExists(f.to_string()));
         }
         crate::spec::check(&f, &d)?;
         let _secrets = self.secrets.require(&f, &d.secrets).await?;
-        self.engine.ensure_image(&d.image).await?;
-        self.engine.ensure_network().await?;
+        self.parts.engine.ensure_image(&d.image).await?;
+        self.parts.engine.ensure_network().await?;
         let want = Desired {
             replicas: ScalePolicy::of(&f, &d).initial(),
             deployment: d,
@@ -107,11 +94,11 @@ impl Provider {
             created_at: now_rfc3339(),
             parked: None,
         };
-        self.store.put(&f, want.clone())?;
+        self.parts.store.put(&f, want.clone())?;
         if let Err(e) = self.reconcile(&f, &want, false).await {
             // Leave nothing behind from a deployment that could not start.
-            self.store.remove(&f)?;
-            self.retire_all(&f).await;
+            self.parts.store.remove(&f)?;
+            self.parts.retire_all(&f).await;
             return Err(e);
         }
         Ok(f)
@@ -124,16 +111,17 @@ impl Provider {
         d: FunctionDeployment,
     ) -> Result<FunctionRef, ProviderError> {
         let f = d.validate()?;
-        let lock = self.store.lock_for(&f);
+        let lock = self.parts.store.lock_for(&f);
         let _guard = lock.lock().await;
         let old = self
+            .parts
             .store
             .get(&f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
         crate::spec::check(&f, &d)?;
         let _secrets = self.secrets.require(&f, &d.secrets).await?;
-        self.engine.ensure_image(&d.image).await?;
-        self.engine.ensure_network().await?;
+        self.parts.engine.ensure_image(&d.image).await?;
+        self.parts.engine.ensure_network().await?;
         let policy = ScalePolicy::of(&f, &d);
         let replicas = match old.replicas {
             // A function at zero stays there (the gateway brings it back on a call).
@@ -148,10 +136,10 @@ impl Provider {
             created_at: old.created_at.clone(),
             parked: None,
         };
-        self.store.put(&f, want.clone())?;
+        self.parts.store.put(&f, want.clone())?;
         if let Err(e) = self.reconcile(&f, &want, true).await {
             // Keep the function as it was.
-            self.store.put(&f, old.clone())?;
+            self.parts.store.put(&f, old.clone())?;
             let _ = self.reconcile(&f, &old, false).await;
             return Err(e);
         }
@@ -166,9 +154,10 @@ impl Provider {
         replicas: u64,
     ) -> Result<u64, ProviderError> {
         let decided = Instant::now();
-        let lock = self.store.lock_for(f);
+        let lock = self.parts.store.lock_for(f);
         let _guard = lock.lock().await;
         let want = self
+            .parts
             .store
             .get(f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
@@ -192,14 +181,14 @@ impl Provider {
     ) -> Result<(), ProviderError> {
         let from = want.replicas;
         want.replicas = replicas;
-        self.store.put(f, want.clone())?;
+        self.parts.store.put(f, want.clone())?;
         if from != replicas {
             tracing::info!(function = %f, from, to = replicas, cause, "scaling");
-            self.metrics.scale_event(f, from, replicas);
+            self.parts.metrics.scale_event(f, from, replicas);
         }
         let started = self.reconcile(f, &want, false).await?;
         if from == 0 && replicas > 0 {
-            self.watch_cold_start(f, started, decided);
+            crate::park::watch_cold_start(&self.parts, f, started, decided);
         }
         Ok(())
     }
@@ -207,29 +196,36 @@ impl Provider {
     /// `DELETE /system/functions`: the function is gone at once; its containers drain and
     /// are removed in the background.
     pub async fn delete(self: &Arc<Self>, f: &FunctionRef) -> Result<(), ProviderError> {
-        let lock = self.store.lock_for(f);
+        let lock = self.parts.store.lock_for(f);
         let _guard = lock.lock().await;
-        self.store
+        self.parts
+            .store
             .remove(f)?
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        self.retire_all(f).await;
+        self.parts.retire_all(f).await;
         Ok(())
     }
 
     /// `GET /system/function/{name}`.
     pub async fn status(&self, f: &FunctionRef) -> Result<FunctionStatus, ProviderError> {
         let want = self
+            .parts
             .store
             .get(f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
+        let replicas = self
+            .parts
+            .live(Some(f))
+            .await?
+            .remove(f)
+            .unwrap_or_default();
         Ok(self.status_of(f, &want, &replicas).await)
     }
 
     /// `GET /system/functions?namespace=`.
     pub async fn list(&self, namespace: &str) -> Result<Vec<FunctionStatus>, ProviderError> {
-        let mut live = self.live(None).await?;
-        let functions = self.store.list(Some(namespace));
+        let mut live = self.parts.live(None).await?;
+        let functions = self.parts.store.list(Some(namespace));
         let statuses = functions.iter().map(|(f, want)| {
             let replicas = live.remove(f).unwrap_or_default();
             async move { self.status_of(f, want, &replicas).await }
@@ -240,12 +236,18 @@ impl Provider {
     /// `GET /system/endpoints/{name}`: every running replica, its address and readiness.
     pub async fn endpoints(&self, f: &FunctionRef) -> Result<FunctionEndpoints, ProviderError> {
         let want = self
+            .parts
             .store
             .get(f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
+        let replicas = self
+            .parts
+            .live(Some(f))
+            .await?
+            .remove(f)
+            .unwrap_or_default();
         let running: Vec<Replica> = replicas.into_iter().filter(|r| r.running).collect();
-        let ready = self.prober.ready_all(&running).await;
+        let ready = self.parts.prober.ready_all(&running).await;
         let endpoints = running
             .into_iter()
             .zip(ready)
@@ -268,11 +270,11 @@ impl Provider {
 
     /// `(function, desired, ready)` replicas of every function.
     pub async fn replica_counts(&self) -> Result<Vec<(FunctionRef, u64, u64)>, ProviderError> {
-        let mut live = self.live(None).await?;
-        let counts = self.store.list(None).into_iter().map(|(f, want)| {
+        let mut live = self.parts.live(None).await?;
+        let counts = self.parts.store.list(None).into_iter().map(|(f, want)| {
             let replicas = live.remove(&f).unwrap_or_default();
             async move {
-                let ready = self.prober.ready_all(&replicas).await;
+                let ready = self.parts.prober.ready_all(&replicas).await;
                 let available = ready.iter().filter(|r| **r).count() as u64;
                 (f, want.replicas, available)
             }
@@ -284,14 +286,14 @@ impl Provider {
     /// Functions busy with an API call are skipped until the next round.
     /// Containers of no desired function are removed first (see [`crate::orphans`]).
     pub async fn reconcile_all(self: &Arc<Self>) {
-        self.remove_orphans().await;
-        for (f, want) in self.store.list(None) {
-            let lock = self.store.lock_for(&f);
+        crate::orphans::remove(&self.parts).await;
+        for (f, want) in self.parts.store.list(None) {
+            let lock = self.parts.store.lock_for(&f);
             let Ok(_guard) = lock.try_lock() else {
                 continue;
             };
             // Re-read under the lock: the function may have changed or gone meanwhile.
-            if self.store.get(&f).as_ref() != Some(&want) {
+            if self.parts.store.get(&f).as_ref() != Some(&want) {
                 continue;
             }
             if let Err(e) = self.reconcile(&f, &want, false).await {
@@ -311,20 +313,26 @@ impl Provider {
         want: &Desired,
         wait_rollout: bool,
     ) -> Result<Started, ProviderError> {
-        let replicas = self.live(Some(f)).await?.remove(f).unwrap_or_default();
-        let (mut started, replicas) = self.handle_parked(f, want, replicas).await?;
+        let replicas = self
+            .parts
+            .live(Some(f))
+            .await?
+            .remove(f)
+            .unwrap_or_default();
+        let (mut started, replicas) =
+            crate::park::handle(&self.parts, &self.stopping, f, want, replicas).await?;
         let (running, stopped): (Vec<_>, Vec<_>) = replicas.into_iter().partition(|r| r.running);
         for r in stopped {
             tracing::info!(function = %f, container = %r.id, "removing stopped replica");
-            self.retire(r.id);
+            self.parts.retire(r.id);
         }
         let (current, old): (Vec<_>, Vec<_>) = running
             .into_iter()
             .partition(|r| r.generation == want.generation);
-        let mut current = self.without_stuck(f, current).await;
+        let mut current = self.unready.without_stuck(&self.parts, f, current).await;
         let desired = usize::try_from(want.replicas).unwrap_or(usize::MAX);
         while current.len() < desired {
-            let id = self.engine.start_replica(f, want).await?;
+            let id = self.parts.engine.start_replica(f, want).await?;
             started.created.push(id.clone());
             current.push(Replica {
                 id,
@@ -338,11 +346,11 @@ impl Provider {
         }
         if current.len() > desired {
             // Remove replicas that are not ready first, then the newest.
-            let ready = self.prober.ready_all(&current).await;
+            let ready = self.parts.prober.ready_all(&current).await;
             let mut ranked: Vec<(bool, Replica)> = ready.into_iter().zip(current).collect();
             ranked.sort_by_key(|(ready, r)| (!*ready, std::cmp::Reverse(r.created)));
             for (_, r) in ranked.into_iter().skip(desired) {
-                self.retire(r.id);
+                self.parts.retire(r.id);
             }
         }
         if !old.is_empty() {
@@ -350,7 +358,7 @@ impl Provider {
                 tracing::warn!(function = %f, "new replicas not ready within rollout_timeout; replacing the old ones anyway");
             }
             for r in old {
-                self.retire(r.id);
+                self.parts.retire(r.id);
             }
         }
         Ok(started)
@@ -358,16 +366,16 @@ impl Provider {
 
     /// Waits until `n` replicas of `generation` are ready; false on timeout.
     async fn wait_ready(&self, f: &FunctionRef, generation: u64, n: usize) -> bool {
-        let deadline = Instant::now() + self.config.rollout_timeout;
+        let deadline = Instant::now() + self.parts.config.rollout_timeout;
         while Instant::now() < deadline {
-            if let Ok(mut live) = self.live(Some(f)).await {
+            if let Ok(mut live) = self.parts.live(Some(f)).await {
                 let current: Vec<Replica> = live
                     .remove(f)
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|r| r.running && r.generation == generation)
                     .collect();
-                let ready = self.prober.ready_all(&current).await;
+                let ready = self.parts.prober.ready_all(&current).await;
                 if ready.iter().filter(|r| **r).count() >= n {
                     return true;
                 }
@@ -377,34 +385,13 @@ impl Provider {
         false
     }
 
-    /// Containers per function, leaving out those being removed.
-    pub(crate) async fn live(
-        &self,
-        f: Option<&FunctionRef>,
-    ) -> Result<BTreeMap<FunctionRef, Vec<Replica>>, ProviderError> {
-        let all = self.engine.replicas(f).await?;
-        let terminating = self
-            .terminating
-            .lock()
-            .expect("terminating set poisoned")
-            .clone();
-        let mut out: BTreeMap<FunctionRef, Vec<Replica>> = BTreeMap::new();
-        for (f, r) in all
-            .into_iter()
-            .filter(|(_, r)| !terminating.contains(&r.id))
-        {
-            out.entry(f).or_default().push(r);
-        }
-        Ok(out)
-    }
-
     async fn status_of(
         &self,
         f: &FunctionRef,
         want: &Desired,
         replicas: &[Replica],
     ) -> FunctionStatus {
-        let ready = self.prober.ready_all(replicas).await;
+        let ready = self.parts.prober.ready_all(replicas).await;
         let mut status = FunctionStatus::from_deployment(&want.deployment, f.namespace.as_str());
         // As OpenFaaS providers report it on every function.
         status.labels.insert(
@@ -418,9 +405,15 @@ impl Provider {
         status
     }
 
+    /// One autoscaling round over every function that autoscales or scales to zero
+    /// ([`crate::autoscale`]).
+    pub async fn autoscale_all(self: &Arc<Self>) {
+        self.autoscaler.round(&self.parts, self).await;
+    }
+
     /// Samples the resource usage of every running replica ([`crate::usage`]).
     pub async fn sample_usage(&self) {
-        let running = match self.live(None).await {
+        let running = match self.parts.live(None).await {
             Ok(live) => live.into_values().flatten().filter(|r| r.running),
             Err(error) => {
                 tracing::debug!(%error, "cannot list replicas to sample their usage");
@@ -428,47 +421,20 @@ impl Provider {
             }
         };
         let ids = running.map(|r| r.id).collect();
-        self.usage.refresh(self.engine.client(), ids).await;
+        self.usage.refresh(self.parts.engine.client(), ids).await;
     }
+}
 
-    /// Stops and removes a container in the background; from now on it is not counted.
-    pub(crate) fn retire(self: &Arc<Self>, id: String) {
-        if !self
-            .terminating
-            .lock()
-            .expect("terminating set poisoned")
-            .insert(id.clone())
-        {
-            return;
-        }
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(e) = this.engine.stop_and_remove(&id).await {
-                tracing::warn!(container = %id, error = %e, "could not remove replica");
-            }
-            this.prober.forget(&id);
-            this.terminating
-                .lock()
-                .expect("terminating set poisoned")
-                .remove(&id);
-        });
-    }
-
-    /// Whether the container `id` is being stopped and removed.
-    pub(crate) fn is_terminating(&self, id: &str) -> bool {
-        self.terminating
-            .lock()
-            .expect("terminating set poisoned")
-            .contains(id)
-    }
-
-    async fn retire_all(self: &Arc<Self>, f: &FunctionRef) {
-        match self.engine.replicas(Some(f)).await {
-            Ok(all) => all.into_iter().for_each(|(_, r)| self.retire(r.id)),
-            Err(e) => {
-                tracing::warn!(function = %f, error = %e, "could not list replicas to remove")
-            }
-        }
+impl Rescale for Provider {
+    fn rescale(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        want: Desired,
+        replicas: u64,
+        cause: &'static str,
+        decided: Instant,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        self.set_replicas(f, want, replicas, cause, decided)
     }
 }
 

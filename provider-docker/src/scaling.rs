@@ -95,45 +95,18 @@ pub struct ScalePolicy {
 impl ScalePolicy {
     /// Reads the labels of `d`, warning once about each invalid value.
     pub fn of(f_ref: &FunctionRef, d: &FunctionDeployment) -> ScalePolicy {
-        let read = |key: &str, expected: &str, parse: &dyn Fn(&str) -> Option<()>| {
-            let value = d.labels.get(key)?;
-            if parse(value.trim()).is_some() {
-                return Some(value.trim().to_string());
-            }
-            warn_once(f_ref, key, value, expected);
-            None
-        };
-        let number = |key: &str, least: u64| {
-            let v = read(key, &format!("a whole number, at least {least}"), &|v| {
-                v.parse::<u64>().ok().filter(|n| *n >= least).map(|_| ())
-            })?;
-            v.parse::<u64>().ok()
-        };
-        let duration = |key: &str| {
-            let v = read(key, "a duration such as 30s or 15m", &|v| {
-                ferry_proto::duration::parse(v).ok().map(|_| ())
-            })?;
-            ferry_proto::duration::parse(&v).ok()
-        };
-        let min_label = number(labels::SCALE_MIN, 0);
-        let max_label = number(labels::SCALE_MAX, 1);
-        let target = read(labels::SCALE_TARGET, "a number above 0", &|v| {
-            v.parse::<f64>()
-                .ok()
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .map(|_| ())
-        })
-        .and_then(|v| v.parse().ok());
-        let load = read(labels::SCALE_TYPE, "rps, inflight or queue", &|v| {
-            parse_type(v).map(|_| ())
-        })
-        .and_then(|v| parse_type(&v));
-        let zero = read(labels::SCALE_ZERO, "true or false", &|v| {
-            parse_bool(v).map(|_| ())
-        })
-        .and_then(|v| parse_bool(&v))
-        .unwrap_or(false);
-        let factor = number(labels::SCALE_FACTOR, 0)
+        let labels_of = ScaleLabels { f: f_ref, d };
+        let min_label = labels_of.number(labels::SCALE_MIN, 0);
+        let max_label = labels_of.number(labels::SCALE_MAX, 1);
+        let target = labels_of.read(labels::SCALE_TARGET, "a number above 0", |v| {
+            v.parse::<f64>().ok().filter(|t| t.is_finite() && *t > 0.0)
+        });
+        let load = labels_of.read(labels::SCALE_TYPE, "rps, inflight or queue", parse_type);
+        let zero = labels_of
+            .read(labels::SCALE_ZERO, "true or false", parse_bool)
+            .unwrap_or(false);
+        let factor = labels_of
+            .number(labels::SCALE_FACTOR, 0)
             .filter(|f| {
                 *f <= 100 || {
                     warn_once(f_ref, labels::SCALE_FACTOR, &f.to_string(), "0 to 100");
@@ -175,9 +148,10 @@ impl ScalePolicy {
             manual_max: max_label.unwrap_or(if targeted { max } else { u64::MAX }),
             target: target.unwrap_or(DEFAULT_TARGET),
             load: load.unwrap_or(LoadType::Rps),
-            down_window: duration(labels::SCALE_DOWN_WINDOW),
+            down_window: labels_of.duration(labels::SCALE_DOWN_WINDOW),
             zero,
-            zero_duration: duration(labels::SCALE_ZERO_DURATION)
+            zero_duration: labels_of
+                .duration(labels::SCALE_ZERO_DURATION)
                 .filter(|d| !d.is_zero())
                 .unwrap_or(DEFAULT_ZERO_DURATION),
         }
@@ -202,6 +176,40 @@ impl ScalePolicy {
     /// An autoscaling recommendation within `[min, max]`.
     pub fn clamp_auto(&self, replicas: u64) -> u64 {
         replicas.clamp(self.min, self.max)
+    }
+}
+
+/// The `com.openfaas.scale.*` labels of one function: a value that does not parse is
+/// warned about (once) and read as absent.
+struct ScaleLabels<'a> {
+    f: &'a FunctionRef,
+    d: &'a FunctionDeployment,
+}
+
+impl ScaleLabels<'_> {
+    /// The label `key` parsed (trimmed) by `parse`; `expected` says what it should be.
+    fn read<T>(&self, key: &str, expected: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let value = self.d.labels.get(key)?;
+        let parsed = parse(value.trim());
+        if parsed.is_none() {
+            warn_once(self.f, key, value, expected);
+        }
+        parsed
+    }
+
+    /// A whole number, at least `least`.
+    fn number(&self, key: &str, least: u64) -> Option<u64> {
+        let expected = format!("a whole number, at least {least}");
+        self.read(key, &expected, |v| {
+            v.parse::<u64>().ok().filter(|n| *n >= least)
+        })
+    }
+
+    /// A duration such as `30s`.
+    fn duration(&self, key: &str) -> Option<Duration> {
+        self.read(key, "a duration such as 30s or 15m", |v| {
+            ferry_proto::duration::parse(v).ok()
+        })
     }
 }
 

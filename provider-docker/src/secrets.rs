@@ -1,6 +1,6 @@
-//! Secrets stored on disk and mounted into functions: provider-docker's
-//! [`SecretBackend`] (the `/system/secrets` routes, parsing and statuses are
-//! `ferry-provider-core`'s [`ferry_provider_core::secrets`]).
+//! Secrets stored on disk and mounted into functions: what provider-docker's
+//! [`ferry_provider_core::SecretBackend`] (in [`crate::api`]) works on; the `/system/secrets`
+//! routes, parsing and statuses are `ferry-provider-core`'s [`ferry_provider_core::secrets`].
 //!
 //! A secret is the file `<data_dir>/secrets/<namespace>/<name>` holding its bytes. The
 //! folders are `0700`, so no other user of the host can reach the files; the files themselves
@@ -19,15 +19,15 @@
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ferry_proto::{FunctionRef, Name};
+use ferry_provider_core::ApiError;
 use ferry_provider_core::secrets::{describe, in_use, missing};
-use ferry_provider_core::{ApiError, SecretBackend};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 use crate::error::ProviderError;
-use crate::provider::Provider;
+use crate::store::Store;
 
 /// The secrets on disk.
 #[derive(Debug)]
@@ -137,6 +137,27 @@ impl Secrets {
         }
         Ok(guard)
     }
+
+    /// Deletes a secret no deployed function (in `store`) names; 409 if one does.
+    pub async fn delete(&self, ns: &Name, name: &str, store: &Store) -> Result<(), ProviderError> {
+        let not_found = || ProviderError::from(ApiError::SecretNotFound(describe(ns, name)));
+        let _exclusive = self.in_use.write().await;
+        if !self.exists(ns, name) {
+            return Err(not_found());
+        }
+        let users: Vec<String> = store
+            .list(Some(ns.as_str()))
+            .into_iter()
+            .filter(|(_, want)| want.deployment.secrets.iter().any(|s| s == name))
+            .map(|(f, _)| f.to_string())
+            .collect();
+        in_use(ns, name, &users)?;
+        match std::fs::remove_file(self.path(ns, name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 fn write_value(mut file: std::fs::File, path: &Path, value: &[u8]) -> Result<(), ProviderError> {
@@ -153,51 +174,6 @@ fn private_dir(dir: &Path) -> io::Result<()> {
         .mode(0o700)
         .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-impl SecretBackend for Provider {
-    async fn secret_names(self: &Arc<Self>, ns: &Name) -> Result<Vec<String>, ProviderError> {
-        Ok(self.secrets.names(ns)?)
-    }
-
-    async fn create_secret(
-        self: &Arc<Self>,
-        ns: &Name,
-        name: &str,
-        value: &[u8],
-    ) -> Result<(), ProviderError> {
-        self.secrets.create(ns, name, value)
-    }
-
-    async fn update_secret(
-        self: &Arc<Self>,
-        ns: &Name,
-        name: &str,
-        value: &[u8],
-    ) -> Result<(), ProviderError> {
-        self.secrets.update(ns, name, value)
-    }
-
-    async fn delete_secret(self: &Arc<Self>, ns: &Name, name: &str) -> Result<(), ProviderError> {
-        let not_found = || ProviderError::from(ApiError::SecretNotFound(describe(ns, name)));
-        let _exclusive = self.secrets.in_use.write().await;
-        if !self.secrets.exists(ns, name) {
-            return Err(not_found());
-        }
-        let users: Vec<String> = self
-            .store
-            .list(Some(ns.as_str()))
-            .into_iter()
-            .filter(|(_, want)| want.deployment.secrets.iter().any(|s| s == name))
-            .map(|(f, _)| f.to_string())
-            .collect();
-        in_use(ns, name, &users)?;
-        match std::fs::remove_file(self.secrets.path(ns, name)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found()),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 #[cfg(test)]

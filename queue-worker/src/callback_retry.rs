@@ -190,28 +190,7 @@ async fn deliver_again(ctx: &Context, mut job: CallbackJob, retry: u32) -> Dispo
     let key = ctx.signing_key.as_ref();
     let (status, error, permanent) = match callback::deliver(&ctx.http, &job, key, timeout).await {
         Delivery::Delivered(code) => {
-            tracing::info!(status = code, attempt, "callback delivered");
-            ctx.metrics.callback("delivered");
-            let cb = callback_status(
-                &job.url,
-                CallbackState::Delivered,
-                attempt,
-                Some(code),
-                None,
-            );
-            let now = ferry_proto::time::now();
-            write(ctx, record.as_mut(), |s| {
-                s.callback = Some(cb.clone());
-                if waiting {
-                    s.state = job.state;
-                    s.finished_at = Some(now.clone());
-                }
-            })
-            .await;
-            if waiting {
-                let submitted = UNIX_EPOCH + Duration::from_millis(job.submitted_unix_ms);
-                ctx.observe_end(job.state, submitted);
-            }
+            delivered(ctx, record.as_mut(), &job, attempt, code, waiting).await;
             return Disposition::Ack;
         }
         Delivery::Failed {
@@ -247,6 +226,40 @@ async fn deliver_again(ctx: &Context, mut job: CallbackJob, retry: u32) -> Dispo
     ctx.metrics.callback("failed");
     write(ctx, record.as_mut(), |s| s.callback = Some(cb.clone())).await;
     Disposition::Ack
+}
+
+/// A delivery that succeeded: counted, recorded, and (if the call waited for it) the call
+/// ends now.
+async fn delivered(
+    ctx: &Context,
+    record: Option<&mut crate::status::Record>,
+    job: &CallbackJob,
+    attempt: u32,
+    code: u16,
+    waiting: bool,
+) {
+    tracing::info!(status = code, attempt, "callback delivered");
+    ctx.metrics.callback("delivered");
+    let cb = callback_status(
+        &job.url,
+        CallbackState::Delivered,
+        attempt,
+        Some(code),
+        None,
+    );
+    let now = ferry_proto::time::now();
+    write(ctx, record, |s| {
+        s.callback = Some(cb.clone());
+        if waiting {
+            s.state = job.state;
+            s.finished_at = Some(now.clone());
+        }
+    })
+    .await;
+    if waiting {
+        let submitted = UNIX_EPOCH + Duration::from_millis(job.submitted_unix_ms);
+        ctx.observe_end(job.state, submitted);
+    }
 }
 
 /// Applies `change` to the call's record, when there is one.

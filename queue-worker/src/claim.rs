@@ -257,4 +257,5 @@ impl Call {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // tests read as one scenario
 mod tests;

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use ferry_invoke::client::BoxError;
 use ferry_proto::FunctionRef;
 use ferry_proto::calls::{
-    Attempt, CallResult, CallState, CallbackState, CallbackStatus, DeadLetter, DeadLetterReason,
+    Attempt, CallResult, CallState, CallStatus, CallbackState, CallbackStatus, DeadLetter,
+    DeadLetterReason,
 };
 
 use crate::call::Call;
@@ -386,28 +387,7 @@ pub(crate) async fn give_up(
     if let (Some(v), Some(a)) = (view.as_mut(), attempt) {
         record_attempt(v, a);
     }
-    let letter = DeadLetter {
-        call_id: job.call_id.clone(),
-        function: function.to_string(),
-        queue: job.queue.clone(),
-        reason: DeadLetterReason::CallbackFailed,
-        dead_lettered_at: ferry_proto::time::now(),
-        submitted_at: view
-            .as_ref()
-            .map(|v| v.submitted_at.clone())
-            .unwrap_or_default(),
-        attempts: match view.as_ref() {
-            Some(v) if v.attempt_history.len() > job.attempt_history.len() => {
-                v.attempt_history.clone()
-            }
-            _ => job.attempt_history.clone(),
-        },
-        callback: Some(callback.clone()),
-        result: Some(job.result.clone()),
-        request: job.request.clone(),
-        payload: Vec::new(),
-        error: None,
-    };
+    let letter = callback_letter(&function, job, view.as_ref(), &callback);
     let redrives = view.as_ref().map_or(0, |v| v.redrives);
     let limit = payload_limit(&ctx.client);
     let stored = match deadletter::publish(
@@ -449,4 +429,32 @@ pub(crate) async fn give_up(
         SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(job.submitted_unix_ms);
     ctx.observe_end(CallState::CallbackFailed, submitted);
     Disposition::Ack
+}
+
+/// The dead letter of a call whose callback failed for good; `view` is its record, if any.
+fn callback_letter(
+    function: &FunctionRef,
+    job: &CallbackJob,
+    view: Option<&CallStatus>,
+    callback: &CallbackStatus,
+) -> DeadLetter {
+    DeadLetter {
+        call_id: job.call_id.clone(),
+        function: function.to_string(),
+        queue: job.queue.clone(),
+        reason: DeadLetterReason::CallbackFailed,
+        dead_lettered_at: ferry_proto::time::now(),
+        submitted_at: view.map(|v| v.submitted_at.clone()).unwrap_or_default(),
+        attempts: match view {
+            Some(v) if v.attempt_history.len() > job.attempt_history.len() => {
+                v.attempt_history.clone()
+            }
+            _ => job.attempt_history.clone(),
+        },
+        callback: Some(callback.clone()),
+        result: Some(job.result.clone()),
+        request: job.request.clone(),
+        payload: Vec::new(),
+        error: None,
+    }
 }

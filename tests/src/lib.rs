@@ -104,7 +104,22 @@ pub fn free_port() -> u16 {
 /// Polls `check` every 100 ms until it returns `true`; panics naming `what` after `timeout`.
 ///
 /// For "eventually" assertions: `wait_until("replica is ready", secs(10), || async { .. })`.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    if let Err(e) = try_wait_until(what, timeout, check).await {
+        panic!("{e}");
+    }
+}
+
+/// [`wait_until`] that returns the time-out as an error rather than panicking (the bench's).
+pub async fn try_wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<(), TimedOut>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -112,13 +127,41 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if check().await {
-            return;
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting until {what}");
+            return Err(TimedOut {
+                what: what.to_string(),
+                timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// What [`try_wait_until`] waited for in vain.
+#[derive(Debug)]
+pub struct TimedOut {
+    what: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (timeout, what) = (self.timeout, &self.what);
+        write!(f, "timed out after {timeout:?} waiting until {what}")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Whether `url` answers a GET with 200.
+pub async fn answers_ok(client: &reqwest::Client, url: &str) -> bool {
+    client
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
 }
 
 /// An HTTP client for talking to services under test: plain HTTP, no proxy from the

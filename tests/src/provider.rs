@@ -94,16 +94,7 @@ impl TestProvider {
         wait_until(
             "provider-docker answers /healthz",
             Duration::from_secs(30),
-            || {
-                let (client, health) = (client.clone(), health.clone());
-                async move {
-                    client
-                        .get(&health)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200)
-                }
-            },
+            || crate::answers_ok(&client, &health),
         )
         .await;
         p
@@ -144,16 +135,7 @@ impl TestProvider {
         wait_until(
             "the provider answers /healthz",
             Duration::from_secs(30),
-            || {
-                let (client, health) = (self.client.clone(), health.clone());
-                async move {
-                    client
-                        .get(&health)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200)
-                }
-            },
+            || crate::answers_ok(&self.client, &health),
         )
         .await;
     }

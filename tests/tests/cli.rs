@@ -3,6 +3,9 @@
 //! without a registry, and every other command, with exit codes and golden `--json` output
 //! (`tests/tests/cli/*.json`; `FERRY_BLESS=1` rewrites them).
 
+// A test reads as one scenario; the 80-line limit is for the code under test.
+#![allow(clippy::too_many_lines)]
+
 use ferry_tests::auth::AuthedStack;
 use ferry_tests::cli::{Ferry, assert_golden};
 use ferry_tests::platform::{FAST_RETRIES, MINUTE};

@@ -11,6 +11,9 @@
 //! own names, free ports, a temporary data folder, everything labelled with the test id and
 //! removed by the test's [`DockerGuard`], pass or fail).
 
+// A test reads as one scenario; the 80-line limit is for the code under test.
+#![allow(clippy::too_many_lines)]
+
 use std::time::Duration;
 
 use ferry_tests::auth::assert_protected;

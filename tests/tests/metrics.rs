@@ -6,6 +6,9 @@
 //! queue-worker, watchdog) passes `promtool check metrics`; a real Prometheus scraping the
 //! gateway gives a function's history (`GET /system/function-metrics`).
 
+// A test reads as one scenario; the 80-line limit is for the code under test.
+#![allow(clippy::too_many_lines)]
+
 use std::time::Duration;
 
 use ferry_tests::callback::CallbackReceiver;

@@ -88,35 +88,40 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ),
     );
     if let (Some(g), Some(d)) = (gw_last, direct_last) {
-        let series = |name: &str, run: &crate::load::Run| Series {
-            name: name.to_string(),
-            points: run.timeline.rates(),
-        };
-        let svg = line_chart(
-            "P1 throughput over time (last repeat)",
-            "seconds",
-            "requests / s",
-            &[series("gateway", &g), series("direct", &d)],
-            false,
-        );
-        ctx.plot("p1-throughput.svg", "P1 throughput over time", svg);
-        let svg = line_chart(
-            "P1 latency CDF, closed loop (last repeat)",
-            "latency (µs, log)",
-            "% of requests",
-            &[
-                Series {
-                    name: "gateway".into(),
-                    points: cdf(&g.latency),
-                },
-                Series {
-                    name: "direct".into(),
-                    points: cdf(&d.latency),
-                },
-            ],
-            true,
-        );
-        ctx.plot("p1-latency-cdf.svg", "P1 latency distribution", svg);
+        plots(ctx, &g, &d);
     }
     Ok(())
+}
+
+/// P1's throughput and latency plots, of the last pair (`g` through the gateway, `d` direct).
+fn plots(ctx: &mut Ctx, g: &crate::load::Run, d: &crate::load::Run) {
+    let series = |name: &str, run: &crate::load::Run| Series {
+        name: name.to_string(),
+        points: run.timeline.rates(),
+    };
+    let svg = line_chart(
+        "P1 throughput over time (last repeat)",
+        "seconds",
+        "requests / s",
+        &[series("gateway", g), series("direct", d)],
+        false,
+    );
+    ctx.plot("p1-throughput.svg", "P1 throughput over time", svg);
+    let svg = line_chart(
+        "P1 latency CDF, closed loop (last repeat)",
+        "latency (µs, log)",
+        "% of requests",
+        &[
+            Series {
+                name: "gateway".into(),
+                points: cdf(&g.latency),
+            },
+            Series {
+                name: "direct".into(),
+                points: cdf(&d.latency),
+            },
+        ],
+        true,
+    );
+    ctx.plot("p1-latency-cdf.svg", "P1 latency distribution", svg);
 }

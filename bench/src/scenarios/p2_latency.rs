@@ -40,36 +40,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         add(&mut direct_hist, &d);
     }
     ctx.read_rss("after P2");
-    let (d50, d99) = (
-        median(&p50[0]) - median(&p50[1]),
-        median(&p99[0]) - median(&p99[1]),
-    );
-    ctx.figure(Figure {
-        id: "P2",
-        name: format!("Δp50 vs direct at {rate:.0} /s"),
-        value: d50,
-        unit: "µs",
-        goal: Goal::AtMost(100.0),
-        baseline: format!("direct p50 {:.0} µs", median(&p50[1])),
-        raw: format!(
-            "p50 µs gateway [{}], direct [{}]",
-            list(&p50[0]),
-            list(&p50[1])
-        ),
-    });
-    ctx.figure(Figure {
-        id: "P2",
-        name: format!("Δp99 vs direct at {rate:.0} /s"),
-        value: d99,
-        unit: "µs",
-        goal: Goal::AtMost(1000.0),
-        baseline: format!("direct p99 {:.0} µs", median(&p99[1])),
-        raw: format!(
-            "p99 µs gateway [{}], direct [{}]",
-            list(&p99[0]),
-            list(&p99[1])
-        ),
-    });
+    figures(ctx, rate, &p50, &p99);
     ctx.section(
         "P2 sync latency at a constant rate",
         format!(
@@ -105,4 +76,38 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 
 fn add(into: &mut hdrhistogram::Histogram<u64>, run: &Run) {
     into.add(&run.latency).expect("same histogram bounds");
+}
+
+/// The Δp50 and Δp99 figures from the repeats' quantiles (`[gateway, direct]`).
+fn figures(ctx: &mut Ctx, rate: f64, p50: &[Vec<f64>; 2], p99: &[Vec<f64>; 2]) {
+    let (d50, d99) = (
+        median(&p50[0]) - median(&p50[1]),
+        median(&p99[0]) - median(&p99[1]),
+    );
+    ctx.figure(Figure {
+        id: "P2",
+        name: format!("Δp50 vs direct at {rate:.0} /s"),
+        value: d50,
+        unit: "µs",
+        goal: Goal::AtMost(100.0),
+        baseline: format!("direct p50 {:.0} µs", median(&p50[1])),
+        raw: format!(
+            "p50 µs gateway [{}], direct [{}]",
+            list(&p50[0]),
+            list(&p50[1])
+        ),
+    });
+    ctx.figure(Figure {
+        id: "P2",
+        name: format!("Δp99 vs direct at {rate:.0} /s"),
+        value: d99,
+        unit: "µs",
+        goal: Goal::AtMost(1000.0),
+        baseline: format!("direct p99 {:.0} µs", median(&p99[1])),
+        raw: format!(
+            "p99 µs gateway [{}], direct [{}]",
+            list(&p99[0]),
+            list(&p99[1])
+        ),
+    });
 }

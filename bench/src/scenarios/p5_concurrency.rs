@@ -44,19 +44,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             let before = ctx.stack.receiver.count();
             ctx.stack.start_worker(inflight).await;
             let meter = ctx.cpu_meter().await;
-            let (mut first, mut last) = (None, None);
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(120) {
-                let done = (ctx.stack.receiver.count() - before) as u64;
-                if done >= 1 && first.is_none() {
-                    first = Some(Instant::now());
-                }
-                if done >= calls {
-                    last = Some(Instant::now());
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let (first, last) = callbacks_span(ctx, before, calls).await;
             cpu = cpu_text(&meter.finish());
             let (Some(first), Some(last)) = (first, last) else {
                 anyhow::bail!("P5: not all {calls} calls came back at max_inflight {inflight}");
@@ -99,4 +87,27 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.stack.purge_calls().await?;
     ctx.stack.start_worker(64).await;
     Ok(())
+}
+
+/// When the first and the `calls`-th callback after the `before` counted so far arrived
+/// (None: not within 120 s).
+async fn callbacks_span(
+    ctx: &Ctx,
+    before: usize,
+    calls: u64,
+) -> (Option<Instant>, Option<Instant>) {
+    let (mut first, mut last) = (None, None);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let done = (ctx.stack.receiver.count() - before) as u64;
+        if done >= 1 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if done >= calls {
+            last = Some(Instant::now());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (first, last)
 }

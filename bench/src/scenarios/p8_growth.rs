@@ -81,38 +81,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
 
     let functions = if ctx.quick { 100 } else { 1000 };
-    let deploy_start = Instant::now();
-    let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(0..functions)
-        .map(|i| {
-            let stack = &ctx.stack;
-            async move {
-                stack
-                    .deploy(&format!("idle-{i}"), json!({"com.openfaas.scale.min": "0"}))
-                    .await
-            }
-        })
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
-    let deploy_secs = deploy_start.elapsed().as_secs_f64();
-    let client = ferry_tests::http_client();
-    let url = ctx.stack.gateway_url("/system/functions");
-    let (mut times, mut listed) = (Vec::new(), 0);
-    for _ in 0..15 {
-        let start = Instant::now();
-        let resp = client.get(&url).send().await?;
-        anyhow::ensure!(
-            resp.status() == 200,
-            "GET /system/functions: {}",
-            resp.status()
-        );
-        let body: serde_json::Value = resp.json().await?;
-        times.push(start.elapsed().as_secs_f64() * 1000.0);
-        listed = body.as_array().map_or(0, Vec::len);
-    }
+    let (deploy_secs, times, listed) = listing(ctx, functions).await?;
     ctx.figure(Figure {
         id: "P8",
         name: format!("GET /system/functions with {functions} functions, median"),
@@ -172,4 +141,42 @@ async fn fill(ctx: &Ctx, n: u64) -> anyhow::Result<()> {
         sent += batch;
     }
     Ok(())
+}
+
+/// Deploys `functions` idle functions, then times `GET /system/functions` 15 times: the
+/// seconds the deploys took, the listing times (ms) and how many functions the last listed.
+async fn listing(ctx: &Ctx, functions: usize) -> anyhow::Result<(f64, Vec<f64>, usize)> {
+    let deploy_start = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(0..functions)
+        .map(|i| {
+            let stack = &ctx.stack;
+            async move {
+                stack
+                    .deploy(&format!("idle-{i}"), json!({"com.openfaas.scale.min": "0"}))
+                    .await
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let deploy_secs = deploy_start.elapsed().as_secs_f64();
+    let client = ferry_tests::http_client();
+    let url = ctx.stack.gateway_url("/system/functions");
+    let (mut times, mut listed) = (Vec::new(), 0);
+    for _ in 0..15 {
+        let start = Instant::now();
+        let resp = client.get(&url).send().await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "GET /system/functions: {}",
+            resp.status()
+        );
+        let body: serde_json::Value = resp.json().await?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        listed = body.as_array().map_or(0, Vec::len);
+    }
+    Ok((deploy_secs, times, listed))
 }

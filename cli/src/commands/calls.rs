@@ -1,7 +1,7 @@
 //! `ferry calls get|cancel|list` (`/system/async-calls`) and `ferry dead-letters
 //! list|show|redrive` (`/system/dead-letters`).
 
-use ferry_proto::calls::CallStatus;
+use ferry_proto::calls::{CallStatus, DeadLetterSummary};
 
 use crate::args::{CallsCommand, DeadLettersCommand};
 use crate::client::{encode, query_string};
@@ -58,6 +58,32 @@ fn show_call(ctx: &Ctx, status: &CallStatus) -> Result<()> {
     }
 }
 
+/// The dead letters of a page as a table.
+fn dead_letters_table(items: &[DeadLetterSummary]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|d| {
+            vec![
+                d.call_id.clone(),
+                d.function.clone(),
+                d.reason.as_str().to_owned(),
+                d.attempts.to_string(),
+                d.last_status.map(|s| s.to_string()).unwrap_or_default(),
+                d.dead_lettered_at.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "CALL ID",
+        "FUNCTION",
+        "REASON",
+        "ATTEMPTS",
+        "LAST STATUS",
+        "DEAD SINCE",
+    ];
+    output::table(&header, &rows)
+}
+
 /// Runs a `ferry dead-letters` command.
 pub(super) async fn dead_letters(ctx: &Ctx, command: DeadLettersCommand) -> Result<()> {
     let client = ctx.client()?;
@@ -77,29 +103,7 @@ pub(super) async fn dead_letters(ctx: &Ctx, command: DeadLettersCommand) -> Resu
             if ctx.global.json {
                 return output::json(&page);
             }
-            let rows: Vec<Vec<String>> = page
-                .items
-                .iter()
-                .map(|d| {
-                    vec![
-                        d.call_id.clone(),
-                        d.function.clone(),
-                        d.reason.as_str().to_owned(),
-                        d.attempts.to_string(),
-                        d.last_status.map(|s| s.to_string()).unwrap_or_default(),
-                        d.dead_lettered_at.clone(),
-                    ]
-                })
-                .collect();
-            let header = [
-                "CALL ID",
-                "FUNCTION",
-                "REASON",
-                "ATTEMPTS",
-                "LAST STATUS",
-                "DEAD SINCE",
-            ];
-            output::stdout(&output::table(&header, &rows))?;
+            output::stdout(&dead_letters_table(&page.items))?;
             if let Some(next) = page.next {
                 output::note(&format!("ferry: more with --after {next}"));
             }

@@ -230,4 +230,5 @@ impl Params {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // tests read as one scenario
 mod tests;

@@ -58,7 +58,7 @@ impl Endpoints {
             Arc::new(move |f: FunctionRef| {
                 let (provider, loads) = (provider.clone(), loads.clone());
                 async move {
-                    let endpoints = provider.endpoints(&f).await.map_err(|e| e.to_string())?;
+                    let endpoints = provider.endpoints(&f).await?;
                     Ok(endpoints.map(|e| Replicas::from_endpoints(e, &loads, &[])))
                 }
                 .boxed()
@@ -120,11 +120,7 @@ impl Endpoints {
         if entry.value.ready.is_empty() {
             return Err(no_ready(function, &entry));
         }
-        Chosen::pick(entry, &[]).ok_or_else(|| {
-            InvokeError::Provider(format!(
-                "every known replica of {function} failed, and no new list could be fetched"
-            ))
-        })
+        Chosen::pick(entry, &[]).ok_or_else(|| InvokeError::ReplicasExhausted(function.to_string()))
     }
 
     /// After connecting to `failed` did not work (the caller has called

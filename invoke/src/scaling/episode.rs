@@ -15,6 +15,7 @@ use super::{
 };
 use crate::cache::Cached;
 use crate::endpoints::Replicas;
+use crate::provider::ProviderCallError;
 
 /// What one episode has seen so far.
 struct Seen {
@@ -22,7 +23,7 @@ struct Seen {
     /// Whether it asked the provider for replicas.
     scaled: bool,
     /// The provider's last error, while it fails.
-    problem: Option<String>,
+    problem: Option<Problem>,
     /// The provider's last listing.
     listing: Option<FunctionEndpoints>,
     /// Listed replicas to probe.
@@ -86,11 +87,12 @@ pub(super) async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Ins
 impl Seen {
     /// The episode's time ran out: logged, counted, and what was seen last.
     fn timed_out(&self, inner: &Inner, f: &FunctionRef) -> Failure {
+        let problem = self.problem.as_ref().map(ToString::to_string);
         let detail = describe(
             self.listing.as_ref(),
             &self.addresses,
             self.scaled,
-            self.problem.as_deref(),
+            problem.as_deref(),
         );
         tracing::warn!(
             function = %f,
@@ -117,7 +119,7 @@ impl Seen {
         match answer {
             Ok(None) => Step::Done(Err(Failure::NotFound)),
             Err(reason) => {
-                self.problem = Some(reason.to_string());
+                self.problem = Some(Problem::Provider(reason));
                 self.next_list = now + PROVIDER_RETRY;
                 Step::Probe
             }
@@ -181,6 +183,17 @@ impl Seen {
     }
 }
 
+/// Why asking the provider failed during an episode.
+#[derive(Debug, Clone, thiserror::Error)]
+enum Problem {
+    /// The provider could not be asked, or answered something unusable.
+    #[error(transparent)]
+    Provider(#[from] ProviderCallError),
+    /// No answer before the episode's deadline.
+    #[error("the provider did not answer in time")]
+    Late,
+}
+
 /// What [`scale_up`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ScaleUp {
@@ -194,12 +207,10 @@ enum ScaleUp {
 
 /// Asks for `max(com.openfaas.scale.min, 1)` replicas, unless the function has some desired
 /// replicas by now.
-async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<ScaleUp, String> {
-    let timed_out = || "the provider did not answer in time".to_string();
+async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<ScaleUp, Problem> {
     let status = tokio::time::timeout_at(deadline, inner.provider.function(f))
         .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| Problem::Late)??;
     let Some(status) = status else {
         return Ok(ScaleUp::Gone);
     };
@@ -221,8 +232,7 @@ async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<S
     let replicas = min.max(1);
     let found = tokio::time::timeout_at(deadline, inner.provider.scale(f, replicas))
         .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| Problem::Late)??;
     if !found {
         return Ok(ScaleUp::Gone);
     }

@@ -12,16 +12,7 @@ fn name(s: &str) -> Name {
 }
 
 fn labelled(n: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> FunctionNamespace {
-    let map = |kv: &[(&str, &str)]| {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    FunctionNamespace {
-        name: n.into(),
-        labels: map(labels),
-        annotations: map(annotations),
-    }
+    FunctionNamespace::labelled(n, labels, annotations)
 }
 
 fn mode(p: &Path) -> u32 {

@@ -119,29 +119,7 @@ pub async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
 
-    let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers.entry(name.as_str()).or_default().push(value);
-    }
-    let env: BTreeMap<String, String> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .filter(|(k, _)| !k.starts_with("Http_"))
-        .collect();
-    let echo = json!({
-        "method": parts.method.as_str(),
-        "path": parts.uri.path(),
-        "query": parts.uri.query().unwrap_or(""),
-        "headers": headers,
-        "body": String::from_utf8_lossy(&body),
-        "hostname": hostname(),
-        "env": env,
-    });
+    let echo = echo_json(&parts, &body);
 
     let control = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(ms) = control("x-echo-sleep-ms").and_then(|v| v.trim().parse().ok()) {
@@ -179,8 +157,40 @@ pub async fn handle(
             .unwrap_or(503);
         *resp.status_mut() = StatusCode::from_u16(fail).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     }
-    for line in parts
-        .headers
+    add_headers(&mut resp, &parts.headers);
+    resp
+}
+
+/// What an echo answers: the request (method, path, query, headers, body) and where it ran.
+fn echo_json(parts: &hyper::http::request::Parts, body: &[u8]) -> Value {
+    let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers.entry(name.as_str()).or_default().push(value);
+    }
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .filter(|(k, _)| !k.starts_with("Http_"))
+        .collect();
+    json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query().unwrap_or(""),
+        "headers": headers,
+        "body": String::from_utf8_lossy(body),
+        "hostname": hostname(),
+        "env": env,
+    })
+}
+
+/// Appends the headers that `X-Echo-Header: <name>: <value>` request lines ask for.
+fn add_headers(resp: &mut Response<Full<Bytes>>, headers: &hyper::HeaderMap) {
+    for line in headers
         .get_all("x-echo-header")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -195,7 +205,6 @@ pub async fn handle(
             resp.headers_mut().append(name, value);
         }
     }
-    resp
 }
 
 fn stats_response(stats: &Mutex<Stats>) -> Response<Full<Bytes>> {

@@ -164,3 +164,52 @@ mod tests {
         assert_eq!(in_use.status(), StatusCode::CONFLICT);
     }
 }
+
+/// The conversions and the response of a backend's error enum `$error`, which has the
+/// variants `BadRequest(String)` and `Api(ApiError)` and a `status()`: an [`ApiError`]'s bad
+/// request becomes the backend's own, the engine's, basic auth's, a name's and a
+/// deployment's errors become the shared or bad-request variants, and the answer is
+/// [`error_response`]. One definition for both providers.
+#[macro_export]
+macro_rules! backend_error_conversions {
+    ($error:ident) => {
+        impl ::axum::response::IntoResponse for $error {
+            fn into_response(self) -> ::axum::response::Response {
+                $crate::error::error_response(self.status(), self.to_string())
+            }
+        }
+
+        impl From<$crate::ApiError> for $error {
+            fn from(e: $crate::ApiError) -> Self {
+                match e {
+                    $crate::ApiError::BadRequest(m) => $error::BadRequest(m),
+                    e => $error::Api(e),
+                }
+            }
+        }
+
+        impl From<::bollard::errors::Error> for $error {
+            fn from(e: ::bollard::errors::Error) -> Self {
+                $error::Api(e.into())
+            }
+        }
+
+        impl From<::ferry_runtime::auth::AuthError> for $error {
+            fn from(e: ::ferry_runtime::auth::AuthError) -> Self {
+                $error::Api(e.into())
+            }
+        }
+
+        impl From<::ferry_proto::NameError> for $error {
+            fn from(e: ::ferry_proto::NameError) -> Self {
+                $error::BadRequest(e.to_string())
+            }
+        }
+
+        impl From<::ferry_proto::function::DeploymentError> for $error {
+            fn from(e: ::ferry_proto::function::DeploymentError) -> Self {
+                $error::BadRequest(e.to_string())
+            }
+        }
+    };
+}

@@ -334,33 +334,15 @@ impl Engine {
     /// Starts an existing (stopped) container again: a parked replica. Already running is
     /// fine.
     pub async fn start_existing(&self, id: &str) -> Result<(), DockerError> {
-        match self.docker.start_container(id, None).await {
-            Ok(())
-            | Err(DockerError::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        unless_already(self.docker.start_container(id, None).await)
     }
 
     /// Stops a container gracefully (SIGTERM, then SIGKILL after the stop timeout) and keeps
     /// it. Already stopped is fine.
     pub async fn stop(&self, id: &str) -> Result<(), DockerError> {
         let t = i32::try_from(self.stop_timeout.as_secs()).unwrap_or(i32::MAX);
-        match self
-            .docker
-            .stop_container(
-                id,
-                Some(StopContainerOptionsBuilder::default().t(t).build()),
-            )
-            .await
-        {
-            Ok(())
-            | Err(DockerError::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        let options = StopContainerOptionsBuilder::default().t(t).build();
+        unless_already(self.docker.stop_container(id, Some(options)).await)
     }
 
     /// Stops a replica gracefully (SIGTERM, then SIGKILL after the stop timeout) and removes it.
@@ -406,6 +388,17 @@ pub fn split_image(image: &str) -> (&str, &str) {
     match image[last_slash..].rfind(':') {
         Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
         None => (image, "latest"),
+    }
+}
+
+/// `result`, with the engine's `304` (the container is already started, or stopped) as
+/// success.
+fn unless_already(result: Result<(), DockerError>) -> Result<(), DockerError> {
+    match result {
+        Err(DockerError::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        other => other,
     }
 }
 

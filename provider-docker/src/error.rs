@@ -1,7 +1,6 @@
 //! The provider's errors and their HTTP statuses, in one place.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 
 /// Everything an API call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -60,44 +59,7 @@ impl ProviderError {
     }
 }
 
-impl IntoResponse for ProviderError {
-    fn into_response(self) -> Response {
-        ferry_provider_core::error::error_response(self.status(), self.to_string())
-    }
-}
-
-impl From<ferry_provider_core::ApiError> for ProviderError {
-    fn from(e: ferry_provider_core::ApiError) -> Self {
-        match e {
-            ferry_provider_core::ApiError::BadRequest(m) => ProviderError::BadRequest(m),
-            e => ProviderError::Api(e),
-        }
-    }
-}
-
-impl From<bollard::errors::Error> for ProviderError {
-    fn from(e: bollard::errors::Error) -> Self {
-        ProviderError::Api(e.into())
-    }
-}
-
-impl From<ferry_runtime::auth::AuthError> for ProviderError {
-    fn from(e: ferry_runtime::auth::AuthError) -> Self {
-        ProviderError::Api(e.into())
-    }
-}
-
-impl From<ferry_proto::NameError> for ProviderError {
-    fn from(e: ferry_proto::NameError) -> Self {
-        ProviderError::BadRequest(e.to_string())
-    }
-}
-
-impl From<ferry_proto::function::DeploymentError> for ProviderError {
-    fn from(e: ferry_proto::function::DeploymentError) -> Self {
-        ProviderError::BadRequest(e.to_string())
-    }
-}
+ferry_provider_core::backend_error_conversions!(ProviderError);
 
 #[cfg(test)]
 mod tests {

@@ -81,11 +81,9 @@ impl Namespaces {
         ns: FunctionNamespace,
         holds_functions: bool,
     ) -> Result<(), ProviderError> {
-        let mut created = self.lock();
-        rules::check_create(name, created.contains_key(name), holds_functions)?;
-        self.write(name, &ns)?;
-        created.insert(name.clone(), ns);
-        Ok(())
+        self.put(name, ns, |created| {
+            rules::check_create(name, created, holds_functions)
+        })
     }
 
     /// Replaces the labels and annotations of `name`; `404` if it does not exist. An implicit
@@ -96,8 +94,20 @@ impl Namespaces {
         ns: FunctionNamespace,
         holds_functions: bool,
     ) -> Result<(), ProviderError> {
+        self.put(name, ns, |created| {
+            rules::check_update(name, created, holds_functions)
+        })
+    }
+
+    /// Stores `ns` as `name` if `allowed` (told whether `name` was created) says so.
+    fn put(
+        &self,
+        name: &Name,
+        ns: FunctionNamespace,
+        allowed: impl FnOnce(bool) -> Result<(), ferry_provider_core::ApiError>,
+    ) -> Result<(), ProviderError> {
         let mut created = self.lock();
-        rules::check_update(name, created.contains_key(name), holds_functions)?;
+        allowed(created.contains_key(name))?;
         self.write(name, &ns)?;
         created.insert(name.clone(), ns);
         Ok(())

@@ -206,8 +206,11 @@ impl Provider {
         Ok(())
     }
 
-    /// `GET /system/function/{name}`.
-    pub async fn status(&self, f: &FunctionRef) -> Result<FunctionStatus, ProviderError> {
+    /// What `f` should be and its replicas now; `NotFound` unless deployed.
+    async fn desired_and_live(
+        &self,
+        f: &FunctionRef,
+    ) -> Result<(Desired, Vec<Replica>), ProviderError> {
         let want = self
             .parts
             .store
@@ -219,6 +222,12 @@ impl Provider {
             .await?
             .remove(f)
             .unwrap_or_default();
+        Ok((want, replicas))
+    }
+
+    /// `GET /system/function/{name}`.
+    pub async fn status(&self, f: &FunctionRef) -> Result<FunctionStatus, ProviderError> {
+        let (want, replicas) = self.desired_and_live(f).await?;
         Ok(self.status_of(f, &want, &replicas).await)
     }
 
@@ -235,17 +244,7 @@ impl Provider {
 
     /// `GET /system/endpoints/{name}`: every running replica, its address and readiness.
     pub async fn endpoints(&self, f: &FunctionRef) -> Result<FunctionEndpoints, ProviderError> {
-        let want = self
-            .parts
-            .store
-            .get(f)
-            .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        let replicas = self
-            .parts
-            .live(Some(f))
-            .await?
-            .remove(f)
-            .unwrap_or_default();
+        let (want, replicas) = self.desired_and_live(f).await?;
         let running: Vec<Replica> = replicas.into_iter().filter(|r| r.running).collect();
         let ready = self.parts.prober.ready_all(&running).await;
         let endpoints = running

@@ -3,7 +3,6 @@
 //! [`ApiError`], held in [`SwarmError::Api`].
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use ferry_provider_core::ApiError;
 
 /// Everything an API call can fail with.
@@ -43,44 +42,7 @@ impl SwarmError {
     }
 }
 
-impl IntoResponse for SwarmError {
-    fn into_response(self) -> Response {
-        ferry_provider_core::error::error_response(self.status(), self.to_string())
-    }
-}
-
-impl From<ApiError> for SwarmError {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::BadRequest(m) => SwarmError::BadRequest(m),
-            e => SwarmError::Api(e),
-        }
-    }
-}
-
-impl From<bollard::errors::Error> for SwarmError {
-    fn from(e: bollard::errors::Error) -> Self {
-        SwarmError::Api(e.into())
-    }
-}
-
-impl From<ferry_runtime::auth::AuthError> for SwarmError {
-    fn from(e: ferry_runtime::auth::AuthError) -> Self {
-        SwarmError::Api(e.into())
-    }
-}
-
-impl From<ferry_proto::function::DeploymentError> for SwarmError {
-    fn from(e: ferry_proto::function::DeploymentError) -> Self {
-        SwarmError::BadRequest(e.to_string())
-    }
-}
-
-impl From<ferry_proto::NameError> for SwarmError {
-    fn from(e: ferry_proto::NameError) -> Self {
-        SwarmError::BadRequest(e.to_string())
-    }
-}
+ferry_provider_core::backend_error_conversions!(SwarmError);
 
 #[cfg(test)]
 mod tests {

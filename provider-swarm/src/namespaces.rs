@@ -131,6 +131,13 @@ impl SwarmProvider {
         Ok(())
     }
 
+    /// Whether `name` was created (is stored), and whether functions are deployed in it.
+    async fn stored_and_holding(&self, name: &Name) -> Result<(bool, bool), SwarmError> {
+        let stored = self.stored_namespaces().await?.contains_key(name.as_str());
+        let holds = !self.functions_in(name).await?.is_empty();
+        Ok((stored, holds))
+    }
+
     /// The names of the functions deployed in `ns`.
     async fn functions_in(&self, ns: &Name) -> Result<Vec<String>, SwarmError> {
         let (services, _) = self.engine.services(None).await?;
@@ -173,8 +180,7 @@ impl NamespaceBackend for SwarmProvider {
         ns: FunctionNamespace,
     ) -> Result<(), SwarmError> {
         let _guard = self.changes.lock().await;
-        let stored = self.stored_namespaces().await?.contains_key(name.as_str());
-        let holds = !self.functions_in(name).await?.is_empty();
+        let (stored, holds) = self.stored_and_holding(name).await?;
         rules::check_create(name, stored, holds)?;
         // Versions left unreadable would hide this one: start after them.
         let after = self.newest_version(name).await?;
@@ -187,8 +193,7 @@ impl NamespaceBackend for SwarmProvider {
         ns: FunctionNamespace,
     ) -> Result<(), SwarmError> {
         let _guard = self.changes.lock().await;
-        let stored = self.stored_namespaces().await?.contains_key(name.as_str());
-        let holds = !self.functions_in(name).await?.is_empty();
+        let (stored, holds) = self.stored_and_holding(name).await?;
         rules::check_update(name, stored, holds)?;
         let version = self.newest_version(name).await? + 1;
         self.write_namespace(name, &ns, version).await?;

@@ -271,21 +271,16 @@ pub async fn ensure_dead_letter_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let mut stream = js
-        .get_or_create_stream(stream::Config {
-            name: DEAD_LETTER_STREAM.to_string(),
-            description: Some("ferry: async calls that could not complete".to_string()),
-            subjects: vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            num_replicas: config.stream_replicas,
-            max_age: config.dead_letter_max_age,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await?;
-    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
-    Ok(stream)
+    let wanted = stream::Config {
+        name: DEAD_LETTER_STREAM.to_string(),
+        description: Some("ferry: async calls that could not complete".to_string()),
+        subjects: vec![format!("{DEAD_LETTER_SUBJECT_PREFIX}.>")],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: config.dead_letter_max_age,
+        allow_direct: true,
+        ..Default::default()
+    };
+    ensure_stream(js, config, wanted).await
 }
 
 /// Returns the stream of callbacks waiting for a retry, creating it if it does not exist.
@@ -293,44 +288,49 @@ pub async fn ensure_callback_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let mut stream = js
-        .get_or_create_stream(stream::Config {
-            name: CALLBACK_STREAM.to_string(),
-            description: Some(
-                "ferry: callbacks of finished calls, waiting for delivery".to_string(),
-            ),
-            subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            num_replicas: config.stream_replicas,
-            ..Default::default()
-        })
-        .await?;
-    reconcile_replicas(js, &mut stream, config.stream_replicas).await;
-    Ok(stream)
+    let wanted = stream::Config {
+        name: CALLBACK_STREAM.to_string(),
+        description: Some("ferry: callbacks of finished calls, waiting for delivery".to_string()),
+        subjects: vec![format!("{CALLBACK_SUBJECT_PREFIX}.>")],
+        retention: stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    };
+    ensure_stream(js, config, wanted).await
 }
 
 /// Returns the call index, creating it if it does not exist: limits retention, at most
 /// [`RECENT_CALLS_KEPT`] messages per function (the oldest dropped), each kept as long as a
-/// status record (`call_status_ttl`), file storage, `nats_replicas` copies.
+/// status record (`call_status_ttl`).
 pub async fn ensure_call_index_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let mut stream = js
-        .get_or_create_stream(stream::Config {
-            name: CALL_INDEX_STREAM.to_string(),
-            description: Some("ferry: the recent async calls of each function".to_string()),
-            subjects: vec![format!("{CALL_INDEX_SUBJECT_PREFIX}.>")],
-            retention: stream::RetentionPolicy::Limits,
-            discard: stream::DiscardPolicy::Old,
-            max_messages_per_subject: RECENT_CALLS_KEPT as i64,
-            max_age: config.call_status_ttl,
-            storage: stream::StorageType::File,
-            num_replicas: config.stream_replicas,
-            ..Default::default()
-        })
-        .await?;
+    let wanted = stream::Config {
+        name: CALL_INDEX_STREAM.to_string(),
+        description: Some("ferry: the recent async calls of each function".to_string()),
+        subjects: vec![format!("{CALL_INDEX_SUBJECT_PREFIX}.>")],
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        max_messages_per_subject: RECENT_CALLS_KEPT as i64,
+        max_age: config.call_status_ttl,
+        ..Default::default()
+    };
+    ensure_stream(js, config, wanted).await
+}
+
+/// Returns stream `wanted` (file storage, `nats_replicas` copies), creating it if it does not
+/// exist; an existing one is brought to `nats_replicas` ([`reconcile_replicas`]).
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+    wanted: stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let wanted = stream::Config {
+        storage: stream::StorageType::File,
+        num_replicas: config.stream_replicas,
+        ..wanted
+    };
+    let mut stream = js.get_or_create_stream(wanted).await?;
     reconcile_replicas(js, &mut stream, config.stream_replicas).await;
     Ok(stream)
 }

@@ -30,6 +30,17 @@ struct Row {
     default_text: String,
 }
 
+/// Panics with every difference between `readme`'s table of `service` and the declaration
+/// of `A` (each service's test that its README table and `--help` agree).
+pub fn assert_agrees<A: Args>(readme: &str, service: &str) {
+    let problems = differences::<A>(readme, service);
+    assert!(
+        problems.is_empty(),
+        "README.md and --help differ:\n{}",
+        problems.join("\n")
+    );
+}
+
 /// What differs between `readme`'s table of `service` and the declaration of `A`; empty
 /// when they agree.
 pub fn differences<A: Args>(readme: &str, service: &str) -> Vec<String> {

@@ -124,47 +124,6 @@ impl From<ferry_proto::function::DeploymentError> for ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_and_challenge() {
-        assert_eq!(
-            ApiError::BadRequest("x".into()).status(),
-            StatusCode::BAD_REQUEST
-        );
-        let r = ApiError::Unauthorized.into_response();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert!(
-            r.headers()
-                .contains_key(axum::http::header::WWW_AUTHENTICATE)
-        );
-        let image = ApiError::ImageUnavailable {
-            image: "i".into(),
-            reason: "r".into(),
-        };
-        assert_eq!(image.status(), StatusCode::BAD_REQUEST);
-        let engine = |status_code| {
-            ApiError::Docker(bollard::errors::Error::DockerResponseServerError {
-                status_code,
-                message: "m".into(),
-            })
-        };
-        assert_eq!(engine(500).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(engine(409).status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            ApiError::SecretNotFound("s".into()).status(),
-            StatusCode::NOT_FOUND
-        );
-        let in_use = ApiError::NamespaceInUse {
-            namespace: "dev".into(),
-            reason: "r".into(),
-        };
-        assert_eq!(in_use.status(), StatusCode::CONFLICT);
-    }
-}
-
 /// The conversions and the response of a backend's error enum `$error`, which has the
 /// variants `BadRequest(String)` and `Api(ApiError)` and a `status()`: an [`ApiError`]'s bad
 /// request becomes the backend's own, the engine's, basic auth's, a name's and a
@@ -212,4 +171,45 @@ macro_rules! backend_error_conversions {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_challenge() {
+        assert_eq!(
+            ApiError::BadRequest("x".into()).status(),
+            StatusCode::BAD_REQUEST
+        );
+        let r = ApiError::Unauthorized.into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            r.headers()
+                .contains_key(axum::http::header::WWW_AUTHENTICATE)
+        );
+        let image = ApiError::ImageUnavailable {
+            image: "i".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(image.status(), StatusCode::BAD_REQUEST);
+        let engine = |status_code| {
+            ApiError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: "m".into(),
+            })
+        };
+        assert_eq!(engine(500).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(engine(409).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ApiError::SecretNotFound("s".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        let in_use = ApiError::NamespaceInUse {
+            namespace: "dev".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(in_use.status(), StatusCode::CONFLICT);
+    }
 }

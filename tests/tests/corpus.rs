@@ -159,9 +159,11 @@ async fn admin_get(base: &str, path: &str, credentials: &Credentials) -> Value {
             name.unwrap_or_default().to_string()
         });
         for item in items.iter_mut() {
-            // Counters move with calls (the corpus's own sync calls of `echo`).
+            // Counters move with calls (the corpus's own sync calls of `echo`), and the
+            // replicas' sampled memory and CPU with time.
             if let Some(object) = item.as_object_mut() {
                 object.remove("invocationCount");
+                object.remove("usage");
             }
         }
     }

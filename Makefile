@@ -127,6 +127,7 @@ deps:
 
 test-clean:
 	@for kind in container network image volume; do \
-	  ids=$$(docker $$kind ls -q --filter label=com.ferry.test 2>/dev/null); \
+	  all=; [ $$kind = container ] && all=--all; \
+	  ids=$$(docker $$kind ls -q $$all --filter label=com.ferry.test 2>/dev/null); \
 	  [ -z "$$ids" ] || docker $$kind rm -f $$ids >/dev/null 2>&1 || true; \
 	done

@@ -139,7 +139,7 @@ impl Prometheus {
             )
         })
         .await
-        .map_err(|_| unreachable(format!("no answer within {QUERY_TIMEOUT:?}")))??;
+        .map_err(|_| GatewayError::Prometheus(format!("no answer within {QUERY_TIMEOUT:?}")))??;
         Ok(FunctionHistory {
             function,
             start,
@@ -174,12 +174,12 @@ impl Prometheus {
             .client
             .request(request)
             .await
-            .map_err(|e| unreachable(ferry_invoke::client::error_chain(&e)))?;
+            .map_err(|e| GatewayError::Prometheus(ferry_invoke::client::error_chain(&e)))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| unreachable(format!("reading its answer: {e}")))?
+            .map_err(|e| GatewayError::Prometheus(format!("reading its answer: {e}")))?
             .to_bytes();
         points(status, &body)
     }
@@ -209,11 +209,12 @@ struct Series {
 /// The points of the first series of an answer; `NaN` and infinite values (a quantile with
 /// no calls in its window) are left out.
 fn points(status: StatusCode, body: &[u8]) -> Result<Vec<(f64, f64)>, GatewayError> {
-    let answer: Answer = serde_json::from_slice(body)
-        .map_err(|_| unreachable(format!("an answer that is not its API's JSON ({status})")))?;
+    let answer: Answer = serde_json::from_slice(body).map_err(|_| {
+        GatewayError::Prometheus(format!("an answer that is not its API's JSON ({status})"))
+    })?;
     if answer.status != "success" {
         let why = answer.error.unwrap_or_else(|| status.to_string());
-        return Err(unreachable(format!("the query failed: {why}")));
+        return Err(GatewayError::Prometheus(format!("the query failed: {why}")));
     }
     let series = answer.data.and_then(|d| d.result.into_iter().next());
     Ok(series
@@ -227,10 +228,6 @@ fn points(status: StatusCode, body: &[u8]) -> Result<Vec<(f64, f64)>, GatewayErr
                 .map(|v| (t, v))
         })
         .collect())
-}
-
-fn unreachable(why: String) -> GatewayError {
-    GatewayError::Prometheus(why)
 }
 
 #[cfg(test)]

@@ -178,6 +178,7 @@ impl Client {
             service_name: name.to_owned(),
             replicas,
             namespace: namespace.unwrap_or_default().to_owned(),
+            from_zero: false,
         };
         let path = format!(
             "/system/scale-function/{}{}",

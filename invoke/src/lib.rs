@@ -173,8 +173,8 @@ impl Invoker {
     pub async fn replica(&self, function: &str) -> Result<(Chosen, bool), InvokeError> {
         match self.endpoints.choose(function).await {
             Ok(chosen) => Ok((chosen, false)),
-            Err(InvokeError::NoReadyReplica { .. }) if self.hold => {
-                let chosen = self.scaler.wait(function, &[]).await?;
+            Err(InvokeError::NoReadyReplica { replicas, .. }) if self.hold => {
+                let chosen = self.scaler.wait(function, &[], replicas == 0).await?;
                 let chosen = chosen.ok_or_else(|| InvokeError::NoReadyReplica {
                     function: function.to_string(),
                     replicas: 0,
@@ -196,9 +196,10 @@ impl Invoker {
         tried: &[Authority],
     ) -> Result<(Option<Chosen>, bool), InvokeError> {
         match self.endpoints.retry(function, failed, tried).await {
-            Err(InvokeError::NoReadyReplica { .. }) if self.hold => {
+            Err(InvokeError::NoReadyReplica { replicas, .. }) if self.hold => {
                 // The replica went and no other is ready (scaled to zero meanwhile?).
-                Ok((self.scaler.wait(function, tried).await?, true))
+                let chosen = self.scaler.wait(function, tried, replicas == 0).await?;
+                Ok((chosen, true))
             }
             next => Ok((next?, false)),
         }

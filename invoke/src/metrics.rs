@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, Registry};
 
 /// Cold-start buckets, in seconds: from 10 ms (a parked start) to a minute.
 const COLD_START_BUCKETS: [f64; 12] = [
@@ -17,7 +17,7 @@ const COLD_START_BUCKETS: [f64; 12] = [
 pub struct ScaleFromZero {
     scale_ups: IntCounter,
     cold_starts: IntCounter,
-    cold_start_seconds: Histogram,
+    cold_start_seconds: HistogramVec,
     /// The exact total of cold starts, for [`ScaleFromZero::snapshot`].
     cold_start_micros: AtomicU64,
     timeouts: IntCounter,
@@ -57,12 +57,13 @@ impl ScaleFromZero {
             ),
             cold_start_seconds: register(
                 r,
-                valid(Histogram::with_opts(
+                valid(HistogramVec::new(
                     HistogramOpts::new(
                         format!("{prefix}_cold_start_seconds"),
-                        "Seconds from the first held call to a ready replica.",
+                        "Seconds from the first held call to a ready replica, by how the function came back (tier).",
                     )
                     .buckets(COLD_START_BUCKETS.to_vec()),
+                    &["tier"],
                 )),
             ),
             cold_start_micros: AtomicU64::new(0),
@@ -81,9 +82,13 @@ impl ScaleFromZero {
         self.scale_ups.inc();
     }
 
-    pub fn became_ready(&self, after: Duration) {
+    /// A wait ended with a ready replica after `after`; `tier`: how the function came back
+    /// (`frozen`, `stopped`, `new`, `warm`, or `unknown` when another request brought it back).
+    pub fn became_ready(&self, after: Duration, tier: &str) {
         self.cold_starts.inc();
-        self.cold_start_seconds.observe(after.as_secs_f64());
+        self.cold_start_seconds
+            .with_label_values(&[tier])
+            .observe(after.as_secs_f64());
         let micros = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
         self.cold_start_micros.fetch_add(micros, Ordering::Relaxed);
     }

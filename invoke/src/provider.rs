@@ -10,9 +10,11 @@ use ferry_proto::routes::{
     HEALTHZ, SYSTEM_ENDPOINTS, SYSTEM_FUNCTION, SYSTEM_FUNCTIONS, SYSTEM_NAMESPACES,
     SYSTEM_SCALE_FUNCTION,
 };
-use ferry_proto::{FunctionEndpoints, FunctionRef, FunctionStatus, Name, ScaleServiceRequest};
+use ferry_proto::{
+    FunctionEndpoints, FunctionRef, FunctionStatus, Name, ScaleServiceRequest, Wake,
+};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt as _, Limited};
 use serde::de::DeserializeOwned;
@@ -86,9 +88,15 @@ impl ProviderClient {
         self.get_json(&path).await
     }
 
-    /// `POST /system/scale-function/{name}?namespace=` with `{"serviceName", "replicas",
-    /// "namespace"}`; `Ok(false)` when the function does not exist.
-    pub async fn scale(&self, f: &FunctionRef, replicas: u64) -> Result<bool, ProviderCallError> {
+    /// `POST /system/scale-function/{name}?namespace=` with `{"serviceName", "replicas": 1,
+    /// "namespace", "fromZero": true}` (ferry's): only a function at zero desired replicas is
+    /// scaled, to `max(com.openfaas.scale.min, 1)`, so racing gateways and operators never
+    /// undo each other. The answer says how it came back (`X-Ferry-Wake`) and, for a thawed
+    /// replica, where it listens; `Ok(None)` when the function does not exist.
+    pub async fn scale_from_zero(
+        &self,
+        f: &FunctionRef,
+    ) -> Result<Option<ScaleAnswer>, ProviderCallError> {
         let path = format!(
             "{SYSTEM_SCALE_FUNCTION}{}?namespace={}",
             f.name.as_str(),
@@ -96,14 +104,25 @@ impl ProviderClient {
         );
         let body = serde_json::to_vec(&ScaleServiceRequest {
             service_name: f.name.to_string(),
-            replicas,
+            replicas: 1,
             namespace: f.namespace.to_string(),
+            from_zero: true,
         })
         .map_err(|e| ProviderCallError::Encode(e.to_string()))?;
-        match self.send(Method::POST, &path, Body::from(body)).await? {
-            (StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT, _) => Ok(true),
-            (StatusCode::NOT_FOUND, _) => Ok(false),
-            (status, body) => Err(answered(Method::POST, &path, status, &body)),
+        let (status, headers, body) = self.exchange(Method::POST, &path, Body::from(body)).await?;
+        match status {
+            StatusCode::OK | StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
+                Ok(Some(ScaleAnswer {
+                    wake: headers
+                        .get(Wake::HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(Wake::parse),
+                    // Only a provider that knows the replica's address sends it.
+                    endpoints: serde_json::from_slice(&body).ok(),
+                }))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(answered(Method::POST, &path, status, &body)),
         }
     }
 
@@ -160,6 +179,16 @@ impl ProviderClient {
         path: &str,
         body: Body,
     ) -> Result<(StatusCode, Bytes), ProviderCallError> {
+        let (status, _, body) = self.exchange(method, path, body).await?;
+        Ok((status, body))
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ProviderCallError> {
         let uri = self.url.uri(path).map_err(|e| ProviderCallError::Url {
             path: path.to_string(),
             reason: e.to_string(),
@@ -183,6 +212,7 @@ impl ProviderClient {
                     }
                 })?;
                 let status = response.status();
+                let headers = response.headers().clone();
                 let body = Limited::new(response.into_body(), MAX_LOOKUP_BODY)
                     .collect()
                     .await
@@ -191,7 +221,7 @@ impl ProviderClient {
                         reason: e.to_string(),
                     })?
                     .to_bytes();
-                Ok((status, body))
+                Ok((status, headers, body))
             };
         tokio::time::timeout(self.timeout, exchange)
             .await
@@ -200,6 +230,15 @@ impl ProviderClient {
                 timeout: self.timeout,
             })?
     }
+}
+
+/// What a scale request led to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScaleAnswer {
+    /// How the function came back from zero, if this request brought it back.
+    pub wake: Option<Wake>,
+    /// The replica brought back, when the provider knows its address at once (thawed).
+    pub endpoints: Option<FunctionEndpoints>,
 }
 
 /// What a provider look-up failed with. `Clone`: a cached look-up's failure is shared by the

@@ -11,9 +11,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_proto::labels::SCALE_MIN;
-use ferry_proto::{Endpoint, FunctionEndpoints, FunctionStatus, ScaleServiceRequest};
+use ferry_proto::{Endpoint, FunctionEndpoints, FunctionStatus, ScaleServiceRequest, Wake};
 use tokio::time::Instant;
 
 /// The function the cold provider knows.
@@ -45,6 +46,9 @@ pub struct Cold {
     /// Whether the provider itself reports the replica ready once it is (else it never
     /// does, as when its probe cache lags: only the gateway's own probes can tell).
     pub provider_probes: Arc<AtomicBool>,
+    /// Whether the scale answer says the replica was thawed and where it listens (a frozen
+    /// replica), rather than that a new one was created.
+    pub thaws: Arc<AtomicBool>,
     /// The replica's address.
     pub replica: SocketAddr,
     /// The provider's address.
@@ -64,6 +68,7 @@ impl Cold {
             start_time,
             started_at: Arc::new(Mutex::new((desired > 0).then(Instant::now))),
             provider_probes: Arc::default(),
+            thaws: Arc::default(),
             replica: ([127, 0, 0, 1], 0).into(),
             provider: ([127, 0, 0, 1], 0).into(),
         };
@@ -140,22 +145,47 @@ async fn function(
     }))
 }
 
-async fn scale(State(cold): State<Cold>, Path(name): Path<String>, body: Bytes) -> StatusCode {
+/// Ferry's conditional scale (`fromZero`), as provider-docker answers it.
+async fn scale(State(cold): State<Cold>, Path(name): Path<String>, body: Bytes) -> Response {
     if name != COLD {
-        return StatusCode::NOT_FOUND;
+        return StatusCode::NOT_FOUND.into_response();
     }
     let req: ScaleServiceRequest = serde_json::from_slice(&body).unwrap();
     assert_eq!(req.service_name, COLD);
     assert_eq!(req.namespace, "openfaas-fn");
-    // Starting a container takes a moment.
+    assert!(req.from_zero, "a gateway only scales from zero");
+    if cold.desired.load(Ordering::SeqCst) > 0 {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    // Starting a container takes a moment; max(com.openfaas.scale.min = 2, asked).
     tokio::time::sleep(Duration::from_millis(30)).await;
-    cold.scaled_to.lock().unwrap().push(req.replicas);
-    cold.desired.store(req.replicas, Ordering::SeqCst);
+    let replicas = req.replicas.max(2);
+    cold.scaled_to.lock().unwrap().push(replicas);
+    cold.desired.store(replicas, Ordering::SeqCst);
     cold.started_at
         .lock()
         .unwrap()
         .get_or_insert_with(Instant::now);
-    StatusCode::ACCEPTED
+    if !cold.thaws.load(Ordering::SeqCst) {
+        return (StatusCode::ACCEPTED, [(Wake::HEADER, "new")]).into_response();
+    }
+    let thawed = FunctionEndpoints {
+        name,
+        namespace: "openfaas-fn".into(),
+        replicas,
+        endpoints: vec![Endpoint {
+            id: "r1".into(),
+            address: cold.replica.to_string(),
+            ready: false,
+        }],
+        probe: Default::default(),
+    };
+    (
+        StatusCode::ACCEPTED,
+        [(Wake::HEADER, "frozen")],
+        axum::Json(thawed),
+    )
+        .into_response()
 }
 
 /// `/_/health` (the default readiness probe): 503 until the replica is ready; anything else:

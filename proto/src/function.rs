@@ -246,6 +246,9 @@ pub struct FunctionUsage {
     /// Memory in bytes.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub total_memory_bytes: f64,
+    /// Ferry's: of `totalMemoryBytes`, what a frozen replica of a function at zero holds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub frozen_memory_bytes: f64,
 }
 
 /// The body of `POST /system/scale-function/{name}`.
@@ -261,6 +264,47 @@ pub struct ScaleServiceRequest {
     /// Namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// Ferry's: scale only if the function has zero desired replicas, and then to at least
+    /// its `com.openfaas.scale.min` (what a gateway holding calls asks for). OpenFaaS
+    /// providers ignore it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub from_zero: bool,
+}
+
+/// How a function at zero replicas came back: the `X-Ferry-Wake` header of a scale answer
+/// (ferry's), and the `tier` label of the cold-start metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wake {
+    /// A frozen (paused) replica was unpaused.
+    Frozen,
+    /// A parked (stopped) container was started again.
+    Stopped,
+    /// A new container was created.
+    New,
+    /// The replica going to zero was still running (not yet frozen): it was kept.
+    Warm,
+}
+
+impl Wake {
+    /// The response header that carries it.
+    pub const HEADER: &'static str = "x-ferry-wake";
+
+    /// Its name in the header and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wake::Frozen => "frozen",
+            Wake::Stopped => "stopped",
+            Wake::New => "new",
+            Wake::Warm => "warm",
+        }
+    }
+
+    /// Reads a header value; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Wake> {
+        [Wake::Frozen, Wake::Stopped, Wake::New, Wake::Warm]
+            .into_iter()
+            .find(|w| w.as_str() == s)
+    }
 }
 
 /// The body of `DELETE /system/functions`.

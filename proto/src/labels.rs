@@ -26,6 +26,12 @@ pub const SCALE_TYPE: &str = "com.openfaas.scale.type";
 pub const SCALE_ZERO: &str = "com.openfaas.scale.zero";
 /// Idle time before scaling to zero.
 pub const SCALE_ZERO_DURATION: &str = "com.openfaas.scale.zero-duration";
+/// Which idle tiers a function at zero goes through: `freeze,stop` (the default), `freeze`
+/// or `stop` (ferry's; see the provider's `freeze` module).
+pub const SCALE_ZERO_TIERS: &str = "com.ferry.scale.zero.tiers";
+/// How long a frozen function stays frozen before it is stopped (ferry's; default: the
+/// provider's `frozen_stop_after`).
+pub const SCALE_ZERO_STOP_AFTER: &str = "com.ferry.scale.zero.stop-after";
 /// Stabilisation window of autoscaling down: the highest recommendation of this window wins.
 pub const SCALE_DOWN_WINDOW: &str = "com.openfaas.scale.down.window";
 

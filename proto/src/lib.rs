@@ -41,7 +41,7 @@ pub mod token;
 pub use error::ErrorBody;
 pub use function::{
     DeleteFunctionRequest, Endpoint, FunctionDeployment, FunctionEndpoints, FunctionResources,
-    FunctionStatus, FunctionUsage, ScaleServiceRequest,
+    FunctionStatus, FunctionUsage, ScaleServiceRequest, Wake,
 };
 pub use name::{DEFAULT_NAMESPACE, FunctionRef, Name, NameError};
 pub use namespace::FunctionNamespace;

@@ -201,11 +201,15 @@ fn scale_and_delete_requests() {
         serde_json::to_string(&ScaleServiceRequest {
             service_name: "f".into(),
             replicas: 0,
-            namespace: String::new()
+            namespace: String::new(),
+            from_zero: false,
         })
         .unwrap(),
         r#"{"serviceName":"f","replicas":0}"#
     );
+    let s: ScaleServiceRequest =
+        serde_json::from_str(r#"{"serviceName":"f","replicas":1,"fromZero":true}"#).unwrap();
+    assert!(s.from_zero);
     let d: DeleteFunctionRequest = serde_json::from_str(r#"{"functionName":"f"}"#).unwrap();
     assert_eq!((d.function_name.as_str(), d.namespace.as_str()), ("f", ""));
     assert_eq!(

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use ferry_proto::info::ProviderInfo;
 use ferry_proto::{
     DeleteFunctionRequest, ErrorBody, FunctionDeployment, FunctionEndpoints, FunctionRef,
-    FunctionStatus, ScaleServiceRequest,
+    FunctionStatus, ScaleServiceRequest, Wake,
 };
 use serde::de::DeserializeOwned;
 
@@ -53,12 +53,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
         namespace: &str,
     ) -> impl Future<Output = Result<Vec<FunctionStatus>, Self::Error>> + Send;
     /// `POST /system/scale-function/{name}`; returns the replicas set (within the
-    /// function's bounds).
+    /// function's bounds) and, coming back from zero, how. With `from_zero` (ferry's
+    /// `fromZero`), only a function at zero desired replicas is scaled, and to at least its
+    /// `com.openfaas.scale.min`.
     fn scale(
         self: &Arc<Self>,
         f: &FunctionRef,
         replicas: u64,
-    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+        from_zero: bool,
+    ) -> impl Future<Output = Result<Scaled, Self::Error>> + Send;
     /// `GET /system/endpoints/{name}`: the replicas' addresses and readiness.
     fn endpoints(
         self: &Arc<Self>,
@@ -70,6 +73,19 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn health(self: &Arc<Self>) -> impl Future<Output = Result<(), String>> + Send;
     /// `GET /metrics`: Prometheus text.
     fn metrics(self: &Arc<Self>) -> impl Future<Output = Vec<u8>> + Send;
+}
+
+/// What a scale call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scaled {
+    /// The desired replicas now.
+    pub replicas: u64,
+    /// How a replica came back, when the call scaled the function up from zero (sent as
+    /// `X-Ferry-Wake`).
+    pub wake: Option<Wake>,
+    /// The replica brought back, when its address is known at once (a thawed one): the
+    /// answer's body, so that a gateway holding calls probes it without listing first.
+    pub endpoints: Option<FunctionEndpoints>,
 }
 
 /// The shared routes, with the backend as state; add the backend's own and [`finish`].
@@ -160,7 +176,7 @@ async fn scale<B: Backend>(
     Path(name): Path<String>,
     Query(q): Params,
     body: Bytes,
-) -> Result<StatusCode, B::Error> {
+) -> Result<Response, B::Error> {
     let req: ScaleServiceRequest = parse_json(&body, "{\"serviceName\": ..., \"replicas\": N}")?;
     let f = function_ref(&name, &q, Some(&req.namespace))?;
     if !req.service_name.is_empty()
@@ -173,9 +189,20 @@ async fn scale<B: Backend>(
         ));
         return Err(e.into());
     }
-    let replicas = b.scale(&f, req.replicas).await?;
-    tracing::info!(function = %f, asked = req.replicas, replicas, "scaled");
-    Ok(StatusCode::ACCEPTED)
+    let scaled = b.scale(&f, req.replicas, req.from_zero).await?;
+    let wake = scaled.wake.map(Wake::as_str);
+    tracing::info!(function = %f, asked = req.replicas, from_zero = req.from_zero,
+        replicas = scaled.replicas, wake, "scaled");
+    let mut response = match scaled.endpoints {
+        Some(endpoints) => (StatusCode::ACCEPTED, Json(endpoints)).into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    };
+    if let Some(wake) = wake {
+        response
+            .headers_mut()
+            .insert(Wake::HEADER, axum::http::HeaderValue::from_static(wake));
+    }
+    Ok(response)
 }
 
 async fn endpoints<B: Backend>(

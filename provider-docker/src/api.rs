@@ -17,6 +17,7 @@ use ferry_proto::info::{ProviderInfo, VersionInfo};
 use ferry_proto::{
     FunctionDeployment, FunctionEndpoints, FunctionNamespace, FunctionRef, FunctionStatus, Name,
 };
+use ferry_provider_core::api::Scaled;
 use ferry_provider_core::{Backend, NamespaceBackend, SecretBackend};
 
 pub use ferry_provider_core::api::{function_ref, namespace_param, parse_json};
@@ -67,8 +68,13 @@ impl Backend for Provider {
         Provider::list(self, namespace).await
     }
 
-    async fn scale(self: &Arc<Self>, f: &FunctionRef, replicas: u64) -> Result<u64, ProviderError> {
-        Provider::scale(self, f, replicas).await
+    async fn scale(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        replicas: u64,
+        from_zero: bool,
+    ) -> Result<Scaled, ProviderError> {
+        Provider::scale(self, f, replicas, from_zero).await
     }
 
     async fn endpoints(

@@ -108,6 +108,21 @@ pub struct Settings {
     #[arg(long = "scale_down_window", env = "scale_down_window", default_value = "60s",
           value_parser = settings::duration)]
     pub scale_down_window: Duration,
+    /// How long a replica going to zero keeps running, unrouted, before it is frozen (calls
+    /// routed on an outdated replica list finish first).
+    #[arg(long = "freeze_grace", env = "freeze_grace", default_value = "5s",
+          value_parser = settings::duration)]
+    pub freeze_grace: Duration,
+    /// How long a function stays frozen before its replica is stopped and its memory
+    /// released (label com.ferry.scale.zero.stop-after per function).
+    #[arg(long = "frozen_stop_after", env = "frozen_stop_after", default_value = "30m",
+          value_parser = settings::duration)]
+    pub frozen_stop_after: Duration,
+    /// Most memory all frozen replicas together may hold (e.g. 1Gi, 512Mi); past it the
+    /// longest-frozen are stopped first. 0 = no cap.
+    #[arg(long = "max_frozen_memory", env = "max_frozen_memory", default_value = "1Gi",
+          value_parser = memory)]
+    pub max_frozen_memory: u64,
     /// NATS server(s) whose ferry-calls stream com.openfaas.scale.type=queue counts; unset,
     /// such functions are not autoscaled.
     #[arg(long = "nats_url", env = "nats_url")]
@@ -202,6 +217,15 @@ pub struct Config {
     /// `scale_down_window` (`60s`): an autoscaled function scales down only to the highest
     /// recommendation of this window (label `com.openfaas.scale.down.window` per function).
     pub scale_down_window: Duration,
+    /// `freeze_grace` (`5s`): how long a replica going to zero keeps running, unrouted,
+    /// before it is frozen (see [`crate::freeze`]).
+    pub freeze_grace: Duration,
+    /// `frozen_stop_after` (`30m`): how long a function stays frozen before its replica is
+    /// stopped (label `com.ferry.scale.zero.stop-after` per function).
+    pub frozen_stop_after: Duration,
+    /// `max_frozen_memory` (`1Gi`): most memory frozen replicas may hold together, in bytes;
+    /// `0` is no cap.
+    pub max_frozen_memory: u64,
     /// `nats_url` (unset): NATS server whose `ferry-calls` stream `queue`-type autoscaling
     /// reads; unset, such functions are not autoscaled. Credentials in it authenticate; show
     /// it only through [`ferry_runtime::redact::url`].
@@ -252,6 +276,9 @@ impl Config {
             function_log_max_files: s.function_log_max_files,
             autoscale_interval: s.autoscale_interval,
             scale_down_window: s.scale_down_window,
+            freeze_grace: s.freeze_grace,
+            frozen_stop_after: s.frozen_stop_after,
+            max_frozen_memory: s.max_frozen_memory,
             nats_url: s.nats_url,
             auth: s.auth,
         })
@@ -288,6 +315,14 @@ fn autoscale_interval(v: &str) -> Result<Duration, String> {
     match settings::duration(v)? {
         d if d >= Duration::from_millis(10) => Ok(d),
         _ => Err("must be at least 10ms".into()),
+    }
+}
+
+/// A memory quantity such as `1Gi` or `512M`, in bytes; `0` is allowed.
+fn memory(v: &str) -> Result<u64, String> {
+    match v.trim() {
+        "0" => Ok(0),
+        v => ferry_provider_core::quantity::parse_memory(v).map_err(|e| e.to_string()),
     }
 }
 

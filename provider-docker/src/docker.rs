@@ -39,11 +39,14 @@ pub const METRICS_PORT: u16 = 8081;
 pub struct Replica {
     /// Container id.
     pub id: String,
-    /// Whether the container is running.
+    /// Whether the container is running (not paused).
     pub running: bool,
+    /// Whether the container is paused: a frozen replica (see [`crate::freeze`]).
+    pub paused: bool,
     /// Deployment generation it was created from.
     pub generation: u64,
-    /// `host:port` of its watchdog, per the endpoint mode (None when not running).
+    /// `host:port` of its watchdog, per the endpoint mode (None when neither running nor
+    /// paused).
     pub address: Option<String>,
     /// `host:port` of its watchdog's metrics listener, reached the same way (None when not
     /// running, or for a container made before the port was published).
@@ -214,8 +217,9 @@ impl Engine {
             .get(labels::FERRY_GENERATION)
             .and_then(|g| g.parse().ok())?;
         let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
+        let paused = c.state == Some(ContainerSummaryStateEnum::PAUSED);
         let address_of = |port: u16| {
-            if !running {
+            if !running && !paused {
                 return None;
             }
             match self.mode {
@@ -246,6 +250,7 @@ impl Engine {
             metrics_address: address_of(METRICS_PORT),
             id: c.id?,
             running,
+            paused,
             generation,
             created: c.created.unwrap_or_default(),
         };
@@ -337,8 +342,20 @@ impl Engine {
         unless_already(self.docker.start_container(id, None).await)
     }
 
+    /// Freezes a running container (`docker pause`: its processes get no CPU, its memory
+    /// stays).
+    pub async fn pause(&self, id: &str) -> Result<(), DockerError> {
+        self.docker.pause_container(id).await
+    }
+
+    /// Thaws a paused container (`docker unpause`).
+    pub async fn unpause(&self, id: &str) -> Result<(), DockerError> {
+        self.docker.unpause_container(id).await
+    }
+
     /// Stops a container gracefully (SIGTERM, then SIGKILL after the stop timeout) and keeps
-    /// it. Already stopped is fine.
+    /// it. Already stopped is fine; a paused one is stopped too (the engine thaws it for the
+    /// signal).
     pub async fn stop(&self, id: &str) -> Result<(), DockerError> {
         let t = i32::try_from(self.stop_timeout.as_secs()).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::default().t(t).build();

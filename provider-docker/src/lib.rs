@@ -28,7 +28,9 @@
 //! - [`autoscale`]: the autoscaling and scale-to-zero loop (every `autoscale_interval`), with
 //!   [`scaling`] reading the `com.openfaas.scale.*` labels, [`replica_metrics`] reading the
 //!   watchdogs' metrics and [`recommend`] deciding;
-//! - [`park`]: the stopped container a function at zero keeps, and cold-start timing;
+//! - [`park`]: the container a function at zero keeps, and cold-start timing; [`freeze`]:
+//!   keeping it frozen (paused) first, stopping it after `frozen_stop_after` or past
+//!   `max_frozen_memory`;
 //! - [`metrics`]: the provider's own Prometheus metrics (`GET /metrics`);
 //! - [`store`]: desired state, persisted under `data_dir`;
 //! - [`docker`]: containers on the engine (create, list, stop, remove, images, network);
@@ -46,6 +48,7 @@ pub mod config;
 pub mod confine;
 pub mod docker;
 pub mod error;
+pub mod freeze;
 pub mod health;
 pub mod logs;
 pub mod metrics;

@@ -4,19 +4,25 @@
 //! |---|---|---|---|
 //! | `provider_function_replicas` | gauge | `function_name` | desired replicas |
 //! | `provider_function_available_replicas` | gauge | `function_name` | ready replicas |
-//! | `provider_cold_starts_total` | counter | `function_name` | starts from zero that became ready |
-//! | `provider_cold_start_seconds` | histogram | `function_name` | from the scale-up decision to the first ready probe |
+//! | `provider_cold_starts_total` | counter | `function_name`, `tier` | starts from zero that became ready |
+//! | `provider_cold_start_seconds` | histogram | `function_name`, `tier` | from the scale-up decision to the first ready probe |
+//! | `provider_frozen_replicas` | gauge | | frozen (paused) replicas of functions at zero |
+//! | `provider_frozen_memory_bytes` | gauge | | memory they hold, as last sampled (capped by `max_frozen_memory`) |
 //! | `provider_scale_events_total` | counter | `function_name`, `direction` | changes of the desired replicas, `up` or `down` (manual, autoscaling, idle) |
 //!
-//! `function_name` is `name.namespace`, as OpenFaaS labels it. The two gauges are read when
+//! `function_name` is `name.namespace`, as OpenFaaS labels it; `tier` is how the function came
+//! back: `frozen` (unpaused), `stopped` (a parked container started), `new` (a container
+//! created) or `warm` (still running, not yet frozen). The two gauges are read when
 //! `/metrics` is scraped. Every metric lives in the provider's own [`Registry`].
 
 use std::time::Duration;
 
 use ferry_proto::FunctionRef;
+use ferry_proto::Wake;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Cold-start buckets, in seconds: from 10 ms (a parked start) to a minute (a pull).
@@ -33,6 +39,8 @@ pub struct Metrics {
     cold_starts: IntCounterVec,
     cold_start_seconds: HistogramVec,
     scale_events: IntCounterVec,
+    frozen_replicas: IntGauge,
+    frozen_memory: IntGauge,
 }
 
 impl Default for Metrics {
@@ -70,7 +78,7 @@ impl Metrics {
         let cold_starts = counter(
             "provider_cold_starts_total",
             "Starts of a function from zero replicas that became ready.",
-            &["function_name"],
+            &["function_name", "tier"],
         );
         let scale_events = counter(
             "provider_scale_events_total",
@@ -83,10 +91,23 @@ impl Metrics {
                 "Seconds from the decision to scale a function up from zero to its first ready replica.",
             )
             .buckets(COLD_START_BUCKETS.to_vec()),
-            &["function_name"],
+            &["function_name", "tier"],
         )
         .expect("a valid metric");
         register(Box::new(cold_start_seconds.clone()));
+        let plain = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("a valid metric");
+            register(Box::new(g.clone()));
+            g
+        };
+        let frozen_replicas = plain(
+            "provider_frozen_replicas",
+            "Frozen (paused) replicas kept by functions at zero.",
+        );
+        let frozen_memory = plain(
+            "provider_frozen_memory_bytes",
+            "Memory held by frozen replicas, as last sampled.",
+        );
         Metrics {
             registry,
             replicas,
@@ -94,6 +115,8 @@ impl Metrics {
             cold_starts,
             cold_start_seconds,
             scale_events,
+            frozen_replicas,
+            frozen_memory,
         }
     }
 
@@ -105,13 +128,21 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a cold start of `f` that took `took`.
-    pub fn cold_start(&self, f: &FunctionRef, took: Duration) {
-        let name = f.to_string();
-        self.cold_starts.with_label_values(&[name.as_str()]).inc();
+    /// Records a cold start of `f` from `tier` that took `took`.
+    pub fn cold_start(&self, f: &FunctionRef, tier: Wake, took: Duration) {
+        let labels = [f.to_string(), tier.as_str().to_string()];
+        self.cold_starts.with_label_values(&labels).inc();
         self.cold_start_seconds
-            .with_label_values(&[name.as_str()])
+            .with_label_values(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Sets the frozen replicas' count and memory.
+    pub fn set_frozen(&self, replicas: usize, memory_bytes: u64) {
+        self.frozen_replicas
+            .set(i64::try_from(replicas).unwrap_or(i64::MAX));
+        self.frozen_memory
+            .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
     }
 
     /// Sets the replica gauges to `(function, desired, available)` for every function (and
@@ -151,15 +182,18 @@ mod tests {
         let f = FunctionRef::resolve("echo", None).unwrap();
         m.scale_event(&f, 0, 1);
         m.scale_event(&f, 3, 1);
-        m.cold_start(&f, Duration::from_millis(40));
+        m.cold_start(&f, Wake::Frozen, Duration::from_millis(40));
         m.set_replicas(&[(f.clone(), 2, 1)]);
+        m.set_frozen(1, 2048);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             r#"provider_function_replicas{function_name="echo.openfaas-fn"} 2"#,
             r#"provider_function_available_replicas{function_name="echo.openfaas-fn"} 1"#,
-            r#"provider_cold_starts_total{function_name="echo.openfaas-fn"} 1"#,
-            r#"provider_cold_start_seconds_count{function_name="echo.openfaas-fn"} 1"#,
-            r#"provider_cold_start_seconds_bucket{function_name="echo.openfaas-fn",le="0.05"} 1"#,
+            r#"provider_cold_starts_total{function_name="echo.openfaas-fn",tier="frozen"} 1"#,
+            r#"provider_cold_start_seconds_count{function_name="echo.openfaas-fn",tier="frozen"} 1"#,
+            r#"provider_cold_start_seconds_bucket{function_name="echo.openfaas-fn",tier="frozen",le="0.05"} 1"#,
+            "provider_frozen_replicas 1",
+            "provider_frozen_memory_bytes 2048",
             r#"provider_scale_events_total{direction="up",function_name="echo.openfaas-fn"} 1"#,
             r#"provider_scale_events_total{direction="down",function_name="echo.openfaas-fn"} 1"#,
         ] {

@@ -1,13 +1,15 @@
-//! Parking: how a function at zero replicas keeps its cold start close to a bare
-//! `docker start`.
+//! Parking: how a function at zero replicas keeps one container for its next start.
 //!
-//! Going to zero (idle, or a manual scale to 0), reconcile stops one container of the current
-//! generation and keeps it — preferring a running one — and removes the others. Its id is
+//! Going to zero (idle, or a manual scale to 0), reconcile keeps one container of the current
+//! generation — preferring a frozen one, then a running one — and removes the others. A
+//! running one is frozen after a grace ([`crate::freeze`], the first idle tier) or, when the
+//! function's tiers are `stop` only, stopped at once (the second tier, described here). Its id is
 //! written to the function's desired state (`parked`) before it is stopped, so a restarted
 //! provider keeps it rather than removing it as a stopped replica. The stop (SIGTERM, the
 //! watchdog's drain, SIGKILL after `stop_timeout`) runs in the background, so neither the
 //! scale call nor the function's lock waits for it. Coming back (0 → n), the parked container
-//! is started again before any other is created, and `parked` is cleared once it runs — unless
+//! is thawed (frozen) or started again (stopped) before any other is created, and `parked`
+//! is cleared once it runs — unless
 //! it is still stopping (a call right after the function went idle): waiting for its drain
 //! could take up to `stop_timeout`, so it is removed and a new container created instead. An
 //! update (a new generation) discards it with the other old containers.
@@ -23,10 +25,14 @@ use std::time::{Duration, Instant};
 
 use ferry_proto::FunctionRef;
 
+use ferry_proto::Wake;
+
 use crate::docker::Replica;
 use crate::error::ProviderError;
+use crate::freeze::Freezing;
 use crate::parts::Parts;
-use crate::store::Desired;
+use crate::scaling::ScalePolicy;
+use crate::store::{Desired, Frozen};
 
 /// How often a replica starting from zero is probed.
 pub const COLD_START_PROBE: Duration = Duration::from_millis(10);
@@ -35,21 +41,33 @@ pub const COLD_START_PROBE: Duration = Duration::from_millis(10);
 #[derive(Debug, Default, Clone)]
 pub struct Stopping(Arc<Mutex<HashSet<String>>>);
 
-/// Containers a reconcile started.
+/// Containers a reconcile started, and how the function came back from zero.
 #[derive(Debug, Default)]
 pub struct Started {
-    /// The parked container, started again.
+    /// The parked container, started, thawed or kept running.
     pub parked: Option<String>,
     /// Containers created.
     pub created: Vec<String>,
+    /// How the parked container came back (`None`: there was none to bring back).
+    pub wake: Option<Wake>,
+}
+
+impl Started {
+    /// How the function came back: the parked container's way, else `new` when containers
+    /// were created.
+    pub fn wake(&self) -> Option<Wake> {
+        self.wake
+            .or_else(|| (!self.created.is_empty()).then_some(Wake::New))
+    }
 }
 
 /// The parking part of reconcile: at zero, keeps one container of the current generation
-/// stopped (and takes it out of `replicas`, so it is not removed); above zero, starts the
-/// parked container (which then counts as a running replica). The caller holds `f`'s lock.
+/// (and takes it out of `replicas`, so it is not removed), frozen or stopped per the
+/// function's tiers; above zero, brings the parked container back (which then counts as a
+/// running replica). The caller holds `f`'s lock.
 pub(crate) async fn handle(
     parts: &Arc<Parts>,
-    stopping: &Stopping,
+    keepers: &Keepers,
     f: &FunctionRef,
     want: &Desired,
     mut replicas: Vec<Replica>,
@@ -59,49 +77,27 @@ pub(crate) async fn handle(
         .parked
         .as_ref()
         .and_then(|id| replicas.iter().position(|r| &r.id == id && current(r)));
-    let mut started = Started::default();
     if want.replicas > 0 {
-        if want.parked.is_none() {
-            return Ok((started, replicas));
-        }
-        if let Some(r) = recorded.map(|i| &mut replicas[i]) {
-            if stopping.contains(&r.id) {
-                tracing::info!(function = %f, container = %r.id,
-                    "the parked replica is still stopping; creating a new one instead");
-                // Counted as stopped: removed below, once its stop is done.
-                r.running = false;
-                set_parked(parts, f, want, None)?;
-                return Ok((started, replicas));
+        let mut started = Started::default();
+        if want.parked.is_some() {
+            if let Some(r) = recorded.map(|i| &mut replicas[i]) {
+                started.wake = bring_back(parts, &keepers.stopping, f, r).await;
+                started.parked = started.wake.map(|_| r.id.clone());
             }
-            // Started even if listed as running: it may have stopped since the listing.
-            match parts.engine.start_existing(&r.id).await {
-                Ok(()) => {
-                    tracing::info!(function = %f, container = %r.id, "started the parked replica");
-                    parts.prober.forget(&r.id);
-                    r.running = true;
-                    // A new start may publish new ports: the next listing says.
-                    r.address = None;
-                    r.metrics_address = None;
-                    started.parked = Some(r.id.clone());
-                }
-                // Left stopped, it is removed below and a new one created.
-                Err(e) => {
-                    tracing::warn!(function = %f, container = %r.id, error = %e, "cannot start the parked replica; creating a new one")
-                }
-            }
+            set_parked(parts, f, want, None)?;
         }
-        set_parked(parts, f, want, None)?;
         return Ok((started, replicas));
     }
 
-    // At zero: the recorded one, else a running one, else a stopped one (oldest first).
+    // At zero: the recorded one, else a frozen one, else a running one, else a stopped one
+    // (oldest first).
     let keep = recorded.or_else(|| {
         let mut candidates: Vec<(usize, &Replica)> = replicas
             .iter()
             .enumerate()
             .filter(|(_, r)| current(r))
             .collect();
-        candidates.sort_by_key(|(_, r)| (!r.running, r.created));
+        candidates.sort_by_key(|(_, r)| (!r.paused, !r.running, r.created));
         candidates.first().map(|(i, _)| *i)
     });
     let Some(i) = keep else {
@@ -109,21 +105,87 @@ pub(crate) async fn handle(
             tracing::info!(function = %f, "the parked replica is gone; the next start creates one");
             set_parked(parts, f, want, None)?;
         }
-        return Ok((started, replicas));
+        return Ok((Started::default(), replicas));
     };
     let r = replicas.remove(i);
-    if want.parked.as_deref() != Some(r.id.as_str()) {
-        set_parked(parts, f, want, Some(r.id.clone()))?;
+    if want.parked.as_deref() != Some(r.id.as_str()) || (r.paused && want.frozen.is_none()) {
+        let mut d = want.clone();
+        d.parked = Some(r.id.clone());
+        d.frozen = r.paused.then(|| Frozen {
+            since: crate::freeze::unix_now(),
+            address: r.address.clone(),
+        });
+        parts.store.put(f, d)?;
     }
     if r.running {
-        stopping.stop_in_background(parts, f, r.id);
+        if ScalePolicy::of(f, &want.deployment).tiers.freeze {
+            keepers.freezing.freeze_after_grace(parts, f, r.id);
+        } else {
+            keepers.stopping.stop_in_background(parts, f, r.id);
+        }
     }
-    Ok((started, replicas))
+    Ok((Started::default(), replicas))
+}
+
+/// What keeps a function's container at zero: the stops and the freezes under way.
+#[derive(Debug, Clone)]
+pub struct Keepers {
+    /// Parked containers being stopped.
+    pub stopping: Stopping,
+    /// Containers waiting to be frozen.
+    pub freezing: Freezing,
+}
+
+/// Brings the parked container `r` back: thawed if frozen, kept if still running, started if
+/// stopped. `None` (and `r` marked stopped, so reconcile removes it and creates another) when
+/// it is still stopping or cannot be brought back.
+async fn bring_back(
+    parts: &Parts,
+    stopping: &Stopping,
+    f: &FunctionRef,
+    r: &mut Replica,
+) -> Option<Wake> {
+    if stopping.contains(&r.id) {
+        tracing::info!(function = %f, container = %r.id,
+            "the parked replica is still stopping; creating a new one instead");
+        // Counted as stopped: removed below, once its stop is done.
+        r.running = false;
+        return None;
+    }
+    let (wake, result) = if r.paused {
+        (Wake::Frozen, parts.engine.unpause(&r.id).await)
+    } else if r.running {
+        // Going to zero, not yet frozen: started anyway, the listing may be outdated.
+        (Wake::Warm, parts.engine.start_existing(&r.id).await)
+    } else {
+        (Wake::Stopped, parts.engine.start_existing(&r.id).await)
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(function = %f, container = %r.id, tier = wake.as_str(), "brought the parked replica back");
+            parts.prober.forget(&r.id);
+            r.running = true;
+            if wake == Wake::Stopped {
+                // A new start may publish new ports: the next listing says.
+                r.address = None;
+                r.metrics_address = None;
+            }
+            r.paused = false;
+            Some(wake)
+        }
+        // Left stopped, it is removed below and a new one created.
+        Err(e) => {
+            tracing::warn!(function = %f, container = %r.id, error = %e, "cannot bring the parked replica back; creating a new one");
+            r.running = false;
+            r.paused = false;
+            None
+        }
+    }
 }
 
 impl Stopping {
     /// Stops the container `id` in the background and keeps it (once per stop).
-    fn stop_in_background(&self, parts: &Arc<Parts>, f: &FunctionRef, id: String) {
+    pub(crate) fn stop_in_background(&self, parts: &Arc<Parts>, f: &FunctionRef, id: String) {
         if !self
             .0
             .lock()
@@ -158,6 +220,7 @@ fn set_parked(
 ) -> Result<(), ProviderError> {
     let mut d = want.clone();
     d.parked = parked;
+    d.frozen = None;
     Ok(parts.store.put(f, d)?)
 }
 
@@ -202,14 +265,14 @@ pub(crate) fn watch_cold_start(
                 let id = &replica.id;
                 if this.prober.probe_now(replica).await {
                     let took = decided.elapsed();
-                    let kind = if started.parked.as_ref() == Some(id) {
-                        "parked"
+                    let tier = if started.parked.as_ref() == Some(id) {
+                        started.wake.unwrap_or(Wake::Stopped)
                     } else {
-                        "created"
+                        Wake::New
                     };
-                    tracing::info!(function = %f, container = %id, kind,
+                    tracing::info!(function = %f, container = %id, tier = tier.as_str(),
                         ms = took.as_secs_f64() * 1e3, "cold start: replica ready");
-                    this.metrics.cold_start(&f, took);
+                    this.metrics.cold_start(&f, tier, took);
                     return;
                 }
             }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_proto::{
-    Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, labels,
+    Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, Wake, labels,
 };
+use ferry_provider_core::api::Scaled;
 
 use ferry_proto::probe::ReadinessProbe;
 
@@ -20,9 +21,10 @@ use crate::autoscale::{Autoscaler, Rescale};
 use crate::config::Config;
 use crate::docker::{Engine, Replica};
 use crate::error::ProviderError;
+use crate::freeze::Freezing;
 use crate::health::Unready;
 use crate::namespaces::Namespaces;
-use crate::park::{Started, Stopping};
+use crate::park::{Keepers, Started, Stopping};
 use crate::parts::Parts;
 use crate::scaling::ScalePolicy;
 use crate::secrets::Secrets;
@@ -42,8 +44,8 @@ pub struct Provider {
     pub(crate) unready: Unready,
     /// Autoscaling and scale-to-zero state.
     pub(crate) autoscaler: Autoscaler,
-    /// Parked containers still being stopped.
-    pub(crate) stopping: Stopping,
+    /// Parked containers being stopped or frozen.
+    pub(crate) keepers: Keepers,
     /// Replicas' memory and CPU ([`crate::usage`]).
     pub(crate) usage: Usage,
 }
@@ -61,13 +63,17 @@ impl Provider {
     ) -> Arc<Provider> {
         let unready = Unready::new(config.unready_timeout);
         let autoscaler = Autoscaler::new(&config, jetstream);
+        let keepers = Keepers {
+            stopping: Stopping::default(),
+            freezing: Freezing::new(config.probe_timeout),
+        };
         Arc::new(Provider {
             parts: Parts::new(config, engine, store),
             secrets,
             namespaces,
             unready,
             autoscaler,
-            stopping: Stopping::default(),
+            keepers,
             usage: Usage::default(),
         })
     }
@@ -93,6 +99,7 @@ impl Provider {
             generation: 1,
             created_at: now_rfc3339(),
             parked: None,
+            frozen: None,
         };
         self.parts.store.put(&f, want.clone())?;
         if let Err(e) = self.reconcile(&f, &want, false).await {
@@ -135,6 +142,7 @@ impl Provider {
             generation: old.generation + 1,
             created_at: old.created_at.clone(),
             parked: None,
+            frozen: None,
         };
         self.parts.store.put(&f, want.clone())?;
         if let Err(e) = self.reconcile(&f, &want, true).await {
@@ -147,12 +155,15 @@ impl Provider {
     }
 
     /// `POST /system/scale-function/{name}`, within the function's bounds
-    /// ([`ScalePolicy::clamp_manual`]). Returns the replicas set.
+    /// ([`ScalePolicy::clamp_manual`]). With `from_zero` (a gateway holding calls), only a
+    /// function at zero is scaled, to at least `com.openfaas.scale.min` and 1; a frozen
+    /// replica is thawed before anything else and its address answered.
     pub async fn scale(
         self: &Arc<Self>,
         f: &FunctionRef,
         replicas: u64,
-    ) -> Result<u64, ProviderError> {
+        from_zero: bool,
+    ) -> Result<Scaled, ProviderError> {
         let decided = Instant::now();
         let lock = self.parts.store.lock_for(f);
         let _guard = lock.lock().await;
@@ -161,16 +172,29 @@ impl Provider {
             .store
             .get(f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        let replicas = ScalePolicy::of(f, &want.deployment).clamp_manual(replicas);
+        if from_zero && want.replicas > 0 {
+            return Ok(Scaled {
+                replicas: want.replicas,
+                wake: None,
+                endpoints: None,
+            });
+        }
+        let policy = ScalePolicy::of(f, &want.deployment);
+        let asked = if from_zero {
+            replicas.max(policy.min).max(1)
+        } else {
+            replicas
+        };
+        let replicas = policy.clamp_manual(asked);
         self.autoscaler.manual(f, replicas);
         self.set_replicas(f, want, replicas, "manual", decided)
-            .await?;
-        Ok(replicas)
+            .await
     }
 
     /// Sets the desired replicas of `f` to `replicas` and reconciles; coming back from zero,
-    /// the time from `decided` until a replica is ready is recorded as a cold start. The
-    /// caller holds the function's lock; `cause` is for the log.
+    /// a frozen replica is thawed first, and the time from `decided` until a replica is ready
+    /// is recorded as a cold start. The caller holds the function's lock; `cause` is for the
+    /// log.
     pub(crate) async fn set_replicas(
         self: &Arc<Self>,
         f: &FunctionRef,
@@ -178,19 +202,69 @@ impl Provider {
         replicas: u64,
         cause: &'static str,
         decided: Instant,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Scaled, ProviderError> {
         let from = want.replicas;
+        let waking = from == 0 && replicas > 0;
+        let thawed = match waking {
+            true => crate::freeze::thaw(&self.parts, f, &mut want).await,
+            false => None,
+        };
         want.replicas = replicas;
         self.parts.store.put(f, want.clone())?;
         if from != replicas {
             tracing::info!(function = %f, from, to = replicas, cause, "scaling");
             self.parts.metrics.scale_event(f, from, replicas);
         }
-        let started = self.reconcile(f, &want, false).await?;
-        if from == 0 && replicas > 0 {
+        let mut scaled = Scaled {
+            replicas,
+            wake: None,
+            endpoints: None,
+        };
+        let started = match thawed {
+            // The thawed replica is all that is wanted: nothing to reconcile before answering
+            // (the periodic reconcile checks it like any other).
+            Some((id, address)) => {
+                scaled.wake = Some(Wake::Frozen);
+                scaled.endpoints = address.map(|address| self.thawed(f, &want, &id, address));
+                let started = Started {
+                    parked: Some(id),
+                    created: Vec::new(),
+                    wake: Some(Wake::Frozen),
+                };
+                if replicas > 1 {
+                    self.reconcile(f, &want, false).await?;
+                }
+                started
+            }
+            None => self.reconcile(f, &want, false).await?,
+        };
+        if waking {
+            scaled.wake = scaled.wake.or(started.wake());
             crate::park::watch_cold_start(&self.parts, f, started, decided);
         }
-        Ok(())
+        Ok(scaled)
+    }
+
+    /// The listing of `f`'s thawed replica `id` at `address`, not yet ready, for the caller
+    /// of a scale from zero to probe.
+    fn thawed(
+        &self,
+        f: &FunctionRef,
+        want: &Desired,
+        id: &str,
+        address: String,
+    ) -> FunctionEndpoints {
+        FunctionEndpoints {
+            name: f.name.to_string(),
+            namespace: f.namespace.to_string(),
+            replicas: want.replicas,
+            endpoints: vec![Endpoint {
+                id: id.to_string(),
+                address,
+                ready: false,
+            }],
+            probe: ReadinessProbe::from_annotations(&want.deployment.annotations),
+        }
     }
 
     /// `DELETE /system/functions`: the function is gone at once; its containers drain and
@@ -242,10 +316,11 @@ impl Provider {
         Ok(futures_util::future::join_all(statuses).await)
     }
 
-    /// `GET /system/endpoints/{name}`: every running replica, its address and readiness.
+    /// `GET /system/endpoints/{name}`: every running replica, its address and readiness (the
+    /// one a function at zero keeps is not listed: it takes no calls).
     pub async fn endpoints(&self, f: &FunctionRef) -> Result<FunctionEndpoints, ProviderError> {
         let (want, replicas) = self.desired_and_live(f).await?;
-        let running: Vec<Replica> = replicas.into_iter().filter(|r| r.running).collect();
+        let running = serving(&want, replicas);
         let ready = self.parts.prober.ready_all(&running).await;
         let endpoints = running
             .into_iter()
@@ -271,7 +346,7 @@ impl Provider {
     pub async fn replica_counts(&self) -> Result<Vec<(FunctionRef, u64, u64)>, ProviderError> {
         let mut live = self.parts.live(None).await?;
         let counts = self.parts.store.list(None).into_iter().map(|(f, want)| {
-            let replicas = live.remove(&f).unwrap_or_default();
+            let replicas = serving(&want, live.remove(&f).unwrap_or_default());
             async move {
                 let ready = self.parts.prober.ready_all(&replicas).await;
                 let available = ready.iter().filter(|r| **r).count() as u64;
@@ -319,7 +394,7 @@ impl Provider {
             .remove(f)
             .unwrap_or_default();
         let (mut started, replicas) =
-            crate::park::handle(&self.parts, &self.stopping, f, want, replicas).await?;
+            crate::park::handle(&self.parts, &self.keepers, f, want, replicas).await?;
         let (running, stopped): (Vec<_>, Vec<_>) = replicas.into_iter().partition(|r| r.running);
         for r in stopped {
             tracing::info!(function = %f, container = %r.id, "removing stopped replica");
@@ -336,6 +411,7 @@ impl Provider {
             current.push(Replica {
                 id,
                 running: true,
+                paused: false,
                 generation: want.generation,
                 address: None,
                 metrics_address: None,
@@ -390,7 +466,11 @@ impl Provider {
         want: &Desired,
         replicas: &[Replica],
     ) -> FunctionStatus {
-        let ready = self.parts.prober.ready_all(replicas).await;
+        let ready = self
+            .parts
+            .prober
+            .ready_all(&serving(want, replicas.to_vec()))
+            .await;
         let mut status = FunctionStatus::from_deployment(&want.deployment, f.namespace.as_str());
         // As OpenFaaS providers report it on every function.
         status.labels.insert(
@@ -400,7 +480,16 @@ impl Provider {
         status.replicas = want.replicas;
         status.available_replicas = ready.iter().filter(|r| **r).count() as u64;
         status.created_at = Some(want.created_at.clone());
+        // A frozen replica's memory counts: the function holds it (`frozenMemoryBytes` says
+        // how much of it is frozen).
         status.usage = self.usage.of(replicas.iter().map(|r| r.id.as_str()));
+        if let (Some(usage), Some(id)) = (status.usage.as_mut(), &want.parked) {
+            usage.frozen_memory_bytes = want
+                .frozen
+                .as_ref()
+                .and_then(|_| self.usage.memory_of(id))
+                .unwrap_or(0) as f64;
+        }
         status
     }
 
@@ -408,12 +497,16 @@ impl Provider {
     /// ([`crate::autoscale`]).
     pub async fn autoscale_all(self: &Arc<Self>) {
         self.autoscaler.round(&self.parts, self).await;
+        crate::freeze::tick(&self.parts, &self.keepers.stopping, &self.usage);
     }
 
     /// Samples the resource usage of every running replica ([`crate::usage`]).
     pub async fn sample_usage(&self) {
         let running = match self.parts.live(None).await {
-            Ok(live) => live.into_values().flatten().filter(|r| r.running),
+            Ok(live) => live
+                .into_values()
+                .flatten()
+                .filter(|r| r.running || r.paused),
             Err(error) => {
                 tracing::debug!(%error, "cannot list replicas to sample their usage");
                 return;
@@ -433,8 +526,18 @@ impl Rescale for Provider {
         cause: &'static str,
         decided: Instant,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send {
-        self.set_replicas(f, want, replicas, cause, decided)
+        let scaled = self.set_replicas(f, want, replicas, cause, decided);
+        async move { scaled.await.map(drop) }
     }
+}
+
+/// The replicas of `replicas` that take calls: running, and not the one a function at zero
+/// keeps (running until it is frozen or stopped).
+fn serving(want: &Desired, replicas: Vec<Replica>) -> Vec<Replica> {
+    replicas
+        .into_iter()
+        .filter(|r| r.running && want.parked.as_ref() != Some(&r.id))
+        .collect()
 }
 
 fn now_rfc3339() -> String {

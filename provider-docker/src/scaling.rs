@@ -10,6 +10,8 @@
 //! | `com.openfaas.scale.down.window` | `scale_down_window` | target rule: stabilisation window of scaling down |
 //! | `com.openfaas.scale.zero` | `false` | scale to zero when idle |
 //! | `com.openfaas.scale.zero-duration` | `15m` | how long idle before going to zero |
+//! | `com.ferry.scale.zero.tiers` | `freeze,stop` | at zero: frozen first, then stopped (`freeze`: frozen only; `stop`: stopped at once), see [`crate::freeze`] |
+//! | `com.ferry.scale.zero.stop-after` | `frozen_stop_after` | how long frozen before stopped |
 //!
 //! Two rules, as the two OpenFaaS editions have them:
 //!
@@ -90,6 +92,28 @@ pub struct ScalePolicy {
     pub zero: bool,
     /// `com.openfaas.scale.zero-duration`.
     pub zero_duration: Duration,
+    /// `com.ferry.scale.zero.tiers`: what happens to the replica kept at zero.
+    pub tiers: Tiers,
+    /// `com.ferry.scale.zero.stop-after`, if set.
+    pub stop_after: Option<Duration>,
+}
+
+/// The idle tiers a function at zero goes through (`com.ferry.scale.zero.tiers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tiers {
+    /// The replica kept at zero is frozen (paused) first.
+    pub freeze: bool,
+    /// It is stopped (after `stop-after` when frozen first).
+    pub stop: bool,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        Tiers {
+            freeze: true,
+            stop: true,
+        }
+    }
 }
 
 impl ScalePolicy {
@@ -154,6 +178,16 @@ impl ScalePolicy {
                 .duration(labels::SCALE_ZERO_DURATION)
                 .filter(|d| !d.is_zero())
                 .unwrap_or(DEFAULT_ZERO_DURATION),
+            tiers: labels_of
+                .read(
+                    labels::SCALE_ZERO_TIERS,
+                    "freeze,stop, freeze or stop",
+                    parse_tiers,
+                )
+                .unwrap_or_default(),
+            stop_after: labels_of
+                .duration(labels::SCALE_ZERO_STOP_AFTER)
+                .filter(|d| !d.is_zero()),
         }
     }
 
@@ -222,6 +256,21 @@ fn parse_type(v: &str) -> Option<LoadType> {
     }
 }
 
+fn parse_tiers(v: &str) -> Option<Tiers> {
+    let mut tiers = Tiers {
+        freeze: false,
+        stop: false,
+    };
+    for tier in v.split(',').map(str::trim) {
+        match tier.to_ascii_lowercase().as_str() {
+            "freeze" => tiers.freeze = true,
+            "stop" => tiers.stop = true,
+            _ => return None,
+        }
+    }
+    Some(tiers)
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
@@ -278,6 +327,16 @@ mod tests {
         assert_eq!((p.min, p.max, p.target), (1, DEFAULT_MAX, DEFAULT_TARGET));
         assert_eq!(p.load, LoadType::Inflight);
         assert_eq!(p.zero_duration, DEFAULT_ZERO_DURATION);
+        assert_eq!((p.tiers, p.stop_after), (Tiers::default(), None));
+        let t = |v: &str| policy(&[(labels::SCALE_ZERO_TIERS, v)]).tiers;
+        let (freeze, stop) = (t("freeze"), t(" Stop "));
+        assert!(freeze.freeze && !freeze.stop && !stop.freeze && stop.stop);
+        assert_eq!(t("stop,freeze"), Tiers::default());
+        assert_eq!(t("pause"), Tiers::default(), "invalid: the default");
+        assert_eq!(
+            policy(&[(labels::SCALE_ZERO_STOP_AFTER, "2m")]).stop_after,
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             policy(&[(labels::SCALE_TYPE, "Capacity")]).load,
             LoadType::Inflight

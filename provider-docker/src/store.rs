@@ -3,8 +3,8 @@
 //! Docker holds what *is* running; this store holds what *should* run. It is kept in memory
 //! and written through to `<data_dir>/functions/<namespace>/<name>.json` (owner-only
 //! permissions, atomic rename), so a restarted provider knows every function and replica
-//! count, including functions scaled to zero, and which stopped container such a function
-//! keeps parked for its next start.
+//! count, including functions scaled to zero, and which stopped or frozen container such a
+//! function keeps parked for its next start.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -31,6 +31,21 @@ pub struct Desired {
     /// discarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked: Option<String>,
+    /// Set while the parked container is frozen (paused) rather than stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<Frozen>,
+}
+
+/// A frozen parked container: since when, and where its watchdog listens (a paused
+/// container keeps its address, so a caller can probe it as soon as it is thawed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Frozen {
+    /// When it was frozen, Unix seconds.
+    pub since: u64,
+    /// Its watchdog's `host:port`, as the endpoint mode gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// The set of functions, in memory and on disk.
@@ -199,6 +214,10 @@ mod tests {
                 generation: 1,
                 created_at: "t".into(),
                 parked: Some("c0ffee".into()),
+                frozen: Some(Frozen {
+                    since: 1_700_000_000,
+                    address: Some("127.0.0.1:32768".into()),
+                }),
             },
         )
     }

@@ -1,7 +1,7 @@
 //! Resource usage of function replicas, reported as `usage` (`cpu`, `totalMemoryBytes`) on
 //! `GET /system/functions` and `GET /system/function/{name}`, as faasd and faas-netes do.
 //!
-//! A background task samples the Docker stats of every running replica every
+//! A background task samples the Docker stats of every running or frozen (paused) replica every
 //! [`SAMPLE_INTERVAL`] (one-shot reads, a few at a time), so answering the API never waits
 //! for the engine. Memory is what `docker stats` shows: the cgroup's usage less its inactive
 //! page cache. CPU is in millicores over the last interval (1000 = one core busy), so it needs
@@ -84,6 +84,14 @@ impl Usage {
             u.cpu += sample.millicores.unwrap_or(0.0);
         }
         usage
+    }
+}
+
+impl Usage {
+    /// The last memory reading of the container `id`, bytes.
+    pub fn memory_of(&self, id: &str) -> Option<u64> {
+        let samples = self.samples.lock().expect("usage samples poisoned");
+        samples.get(id).map(|s| s.memory_bytes)
     }
 }
 

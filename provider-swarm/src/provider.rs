@@ -14,9 +14,10 @@ use std::time::Duration;
 use ferry_proto::info::{ProviderInfo, VersionInfo};
 use ferry_proto::probe::ReadinessProbe;
 use ferry_proto::{
-    Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, labels,
+    Endpoint, FunctionDeployment, FunctionEndpoints, FunctionRef, FunctionStatus, Wake, labels,
 };
 use ferry_provider_core::Backend;
+use ferry_provider_core::api::Scaled;
 
 use crate::config::Config;
 use crate::engine::{Engine, FunctionService};
@@ -189,10 +190,27 @@ impl Backend for SwarmProvider {
         Ok(out)
     }
 
-    async fn scale(self: &Arc<Self>, f: &FunctionRef, replicas: u64) -> Result<u64, SwarmError> {
+    async fn scale(
+        self: &Arc<Self>,
+        f: &FunctionRef,
+        replicas: u64,
+        from_zero: bool,
+    ) -> Result<Scaled, SwarmError> {
         let _guard = self.changes.lock().await;
         let s = self.get(f).await?;
-        let replicas = replicas.min(max_replicas(&s.deployment));
+        if from_zero && s.replicas > 0 {
+            return Ok(Scaled {
+                replicas: s.replicas,
+                wake: None,
+                endpoints: None,
+            });
+        }
+        let floor = if from_zero {
+            min_replicas(&s.deployment).max(1)
+        } else {
+            0
+        };
+        let replicas = replicas.max(floor).min(max_replicas(&s.deployment));
         let mut spec = s.spec.clone();
         if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
             r.replicas = Some(i64::try_from(replicas).unwrap_or(i64::MAX));
@@ -201,7 +219,13 @@ impl Backend for SwarmProvider {
         if s.replicas != replicas {
             tracing::info!(function = %f, from = s.replicas, to = replicas, "scaling");
         }
-        Ok(replicas)
+        // Swarm creates a new task for every replica it adds.
+        let wake = (s.replicas == 0 && replicas > 0).then_some(Wake::New);
+        Ok(Scaled {
+            replicas,
+            wake,
+            endpoints: None,
+        })
     }
 
     async fn endpoints(self: &Arc<Self>, f: &FunctionRef) -> Result<FunctionEndpoints, SwarmError> {
@@ -266,6 +290,14 @@ fn initial_replicas(d: &FunctionDeployment) -> u64 {
     d.labels
         .get(labels::SCALE_MIN)
         .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `com.openfaas.scale.min` (default 1), for a scale from zero.
+fn min_replicas(d: &FunctionDeployment) -> u64 {
+    d.labels
+        .get(labels::SCALE_MIN)
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1)
 }
 

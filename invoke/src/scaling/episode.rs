@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use ferry_proto::labels::SCALE_MIN;
-use ferry_proto::{FunctionEndpoints, FunctionRef};
+use ferry_proto::{FunctionEndpoints, FunctionRef, Wake};
 use http::uri::Authority;
 use tokio::time::Instant;
 
@@ -15,13 +14,15 @@ use super::{
 };
 use crate::cache::Cached;
 use crate::endpoints::Replicas;
-use crate::provider::ProviderCallError;
+use crate::provider::{ProviderCallError, ScaleAnswer};
 
 /// What one episode has seen so far.
 struct Seen {
     started: Instant,
     /// Whether it asked the provider for replicas.
     scaled: bool,
+    /// How the function came back, when this episode's request brought it back.
+    wake: Option<Wake>,
     /// The provider's last error, while it fails.
     problem: Option<Problem>,
     /// The provider's last listing.
@@ -43,18 +44,31 @@ enum Step {
     Probe,
 }
 
-/// One episode (see the module docs).
-pub(super) async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Instant) -> Outcome {
+/// One episode (see the module docs); `at_zero`: the call's cached list said the function has
+/// no desired replica, so it is scaled up before anything is listed.
+pub(super) async fn run(
+    inner: &Inner,
+    key: &str,
+    f: &FunctionRef,
+    deadline: Instant,
+    at_zero: bool,
+) -> Outcome {
     let started = Instant::now();
     let mut seen = Seen {
         started,
         scaled: false,
+        wake: None,
         problem: None,
         listing: None,
         addresses: Vec::new(),
         probe_path: String::new(),
         next_list: started,
     };
+    if at_zero {
+        if let Step::Done(outcome) = seen.scale(inner, f, None, deadline).await {
+            return outcome;
+        }
+    }
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -71,7 +85,7 @@ pub(super) async fn run(inner: &Inner, key: &str, f: &FunctionRef, deadline: Ins
             let up = probe_all(&inner.client, &seen.addresses, &seen.probe_path, deadline).await;
             if !up.is_empty() {
                 if let Some(e) = seen.listing.take() {
-                    return Ok(ready(inner, key, f, e, &up, started));
+                    return Ok(ready(inner, key, f, e, &up, &seen));
                 }
             }
         }
@@ -124,12 +138,12 @@ impl Seen {
                 Step::Probe
             }
             Ok(Some(e)) if e.endpoints.iter().any(|e| e.ready) => {
-                Step::Done(Ok(ready(inner, key, f, e, &[], self.started)))
+                Step::Done(Ok(ready(inner, key, f, e, &[], self)))
             }
             Ok(Some(e)) => {
                 self.problem = None;
                 if e.replicas == 0 && !self.scaled {
-                    return self.scale(inner, f, e, deadline).await;
+                    return self.scale(inner, f, Some(e), deadline).await;
                 }
                 self.watch(e);
                 Step::Probe
@@ -137,27 +151,37 @@ impl Seen {
         }
     }
 
-    /// The function has no desired replica: asks for some (once per episode).
+    /// The function has no desired replica (`e`: as last listed): asks for some, once per
+    /// episode, with `fromZero` (see [`scale_up`]). A thawed replica's address comes with the
+    /// answer and is probed at once; otherwise the replicas are listed again at once.
     async fn scale(
         &mut self,
         inner: &Inner,
         f: &FunctionRef,
-        e: FunctionEndpoints,
+        e: Option<FunctionEndpoints>,
         deadline: Instant,
     ) -> Step {
+        if e.is_some() {
+            self.listing = e;
+        }
         match scale_up(inner, f, deadline).await {
-            // The provider has started the replica: list it at once.
-            Ok(ScaleUp::Requested) => self.scaled = true,
-            // Scaled up meanwhile by someone else: list it again soon.
-            Ok(ScaleUp::NotNeeded) => self.next_list = Instant::now() + LIST_INTERVAL,
-            Ok(ScaleUp::Gone) => return Step::Done(Err(Failure::NotFound)),
+            Ok(Some(answer)) => {
+                self.scaled = true;
+                self.wake = answer.wake;
+                self.problem = None;
+                if let Some(thawed) = answer.endpoints {
+                    self.watch(thawed);
+                    return Step::Probe;
+                }
+                self.next_list = Instant::now();
+            }
+            Ok(None) => return Step::Done(Err(Failure::NotFound)),
             Err(reason) => {
                 tracing::warn!(function = %f, %reason, "scale from zero failed; trying again");
                 self.problem = Some(reason);
                 self.next_list = Instant::now() + PROVIDER_RETRY;
             }
         }
-        self.listing = Some(e);
         Step::Again
     }
 
@@ -194,51 +218,24 @@ enum Problem {
     Late,
 }
 
-/// What [`scale_up`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScaleUp {
-    /// Asked the provider for replicas.
-    Requested,
-    /// The function has desired replicas by now (another gateway, an operator).
-    NotNeeded,
-    /// The function is gone.
-    Gone,
-}
-
-/// Asks for `max(com.openfaas.scale.min, 1)` replicas, unless the function has some desired
-/// replicas by now.
-async fn scale_up(inner: &Inner, f: &FunctionRef, deadline: Instant) -> Result<ScaleUp, Problem> {
-    let status = tokio::time::timeout_at(deadline, inner.provider.function(f))
+/// Asks the provider to scale `f` up from zero (`fromZero`: only if it is still at zero,
+/// to `max(com.openfaas.scale.min, 1)`); `None` when the function is gone.
+async fn scale_up(
+    inner: &Inner,
+    f: &FunctionRef,
+    deadline: Instant,
+) -> Result<Option<ScaleAnswer>, Problem> {
+    let answer = tokio::time::timeout_at(deadline, inner.provider.scale_from_zero(f))
         .await
         .map_err(|_| Problem::Late)??;
-    let Some(status) = status else {
-        return Ok(ScaleUp::Gone);
-    };
-    if status.replicas > 0 {
-        return Ok(ScaleUp::NotNeeded);
-    }
-    let min = match status
-        .labels
-        .get(SCALE_MIN)
-        .map(|v| v.trim().parse::<u64>())
+    if let Some(ScaleAnswer {
+        wake: Some(wake), ..
+    }) = &answer
     {
-        Some(Ok(min)) => min,
-        Some(Err(_)) => {
-            tracing::warn!(function = %f, label = SCALE_MIN, "ignoring a label that is not a number");
-            1
-        }
-        None => 1,
-    };
-    let replicas = min.max(1);
-    let found = tokio::time::timeout_at(deadline, inner.provider.scale(f, replicas))
-        .await
-        .map_err(|_| Problem::Late)??;
-    if !found {
-        return Ok(ScaleUp::Gone);
+        tracing::info!(function = %f, tier = wake.as_str(), "scale from zero: {f} 0 => 1+ ({})", wake.as_str());
+        inner.metrics.scaled_up();
     }
-    tracing::info!(function = %f, replicas, "scale from zero: {f} 0 => {replicas}");
-    inner.metrics.scaled_up();
-    Ok(ScaleUp::Requested)
+    Ok(answer)
 }
 
 /// The episode's end: `e`, with the replicas at `seen` ready, cached under `key`.
@@ -247,18 +244,20 @@ fn ready(
     key: &str,
     f: &FunctionRef,
     e: FunctionEndpoints,
-    seen: &[Authority],
-    started: Instant,
+    up: &[Authority],
+    seen: &Seen,
 ) -> Arc<Cached<Replicas>> {
-    let after = started.elapsed();
+    let after = seen.started.elapsed();
+    let tier = seen.wake.map_or("unknown", Wake::as_str);
     tracing::info!(
         function = %f,
         ms = after.as_millis() as u64,
+        tier,
         "scale from zero: {f} ready after {} ms",
         after.as_millis()
     );
-    inner.metrics.became_ready(after);
-    inner.endpoints.install(key, f.clone(), e, seen)
+    inner.metrics.became_ready(after, tier);
+    inner.endpoints.install(key, f.clone(), e, up)
 }
 
 /// What an episode saw last, for the timeout's message.

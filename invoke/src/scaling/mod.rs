@@ -11,11 +11,15 @@
 //! share its outcome; calls arriving meanwhile join it. The episode:
 //!
 //! 1. asks the provider for the function's replicas (`GET /system/endpoints/{name}`): a ready
-//!    one ends the episode at once; an unknown function ends every waiting call with `404`;
-//! 2. if the desired count is 0, reads `com.openfaas.scale.min` (`GET /system/function/{name}`)
-//!    and asks for `max(min, 1)` replicas (`POST /system/scale-function/{name}`) — once per
-//!    episode; the provider's scale is idempotent, so gateways racing each other do no harm.
-//!    It logs `scale from zero: <fn> 0 => <n>`;
+//!    one ends the episode at once; an unknown function ends every waiting call with `404`
+//!    — unless the list the call saw had zero desired replicas, when step 2 comes first;
+//! 2. if the desired count is 0, asks for replicas with ferry's conditional scale
+//!    (`POST /system/scale-function/{name}` with `"fromZero": true`: the provider scales only
+//!    a function still at zero, to `max(com.openfaas.scale.min, 1)`, so gateways racing each
+//!    other or an operator's scale are never undone) — once per episode. The answer says how
+//!    the function came back (`X-Ferry-Wake`: `frozen`, `stopped`, `new`, `warm`; the `tier`
+//!    of the cold-start metrics) and, for a thawed replica, where it listens, which is then
+//!    probed at once without listing. It logs `scale from zero: <fn> 0 => 1+ (<tier>)`;
 //! 3. as soon as the provider lists a replica's address (ready or not), probes that replica
 //!    itself every [`PROBE_INTERVAL`] with the probe the provider uses (the listing says which:
 //!    `GET /_/health` unless the function's annotations name another path; 200 or 429 meaning
@@ -121,11 +125,13 @@ impl Scaler {
     /// scaling the function up from zero if need be; then chooses a replica for it that it
     /// has not `tried` (`Ok(None)`: the ready ones were all tried). Unknown function → not
     /// found; no ready replica within `scale_from_zero_timeout` →
-    /// [`InvokeError::NotReadyInTime`].
+    /// [`InvokeError::NotReadyInTime`]. `at_zero`: the list the call saw had no desired
+    /// replica (the episode then asks for one before listing).
     pub async fn wait(
         &self,
         function: &str,
         tried: &[Authority],
+        at_zero: bool,
     ) -> Result<Option<Chosen>, InvokeError> {
         let f = FunctionRef::parse(function, &Name::default_namespace())
             .map_err(|e| InvokeError::invalid_name(function, e))?;
@@ -133,7 +139,7 @@ impl Scaler {
         let deadline = Instant::now() + self.inner.timeout;
         tracing::debug!(function, "no ready replica: holding the call");
         loop {
-            match self.episode(function, &f, deadline).await {
+            match self.episode(function, &f, deadline, at_zero).await {
                 Ok(entry) => {
                     self.inner.endpoints.adopt(function, &entry);
                     return Ok(Endpoints::pick(entry, tried));
@@ -156,7 +162,7 @@ impl Scaler {
 
     /// The running episode of `f`, or a new one ending at `deadline` whose list is cached
     /// under `key`.
-    fn episode(&self, key: &str, f: &FunctionRef, deadline: Instant) -> Episode {
+    fn episode(&self, key: &str, f: &FunctionRef, deadline: Instant, at_zero: bool) -> Episode {
         let mut episodes = lock(&self.inner.episodes);
         if let Some(running) = episodes.get(f) {
             return running.clone();
@@ -164,7 +170,7 @@ impl Scaler {
         let inner = self.inner.clone();
         let (key, function) = (key.to_string(), f.clone());
         let episode = async move {
-            let outcome = episode::run(&inner, &key, &function, deadline).await;
+            let outcome = episode::run(&inner, &key, &function, deadline, at_zero).await;
             lock(&inner.episodes).remove(&function);
             outcome
         }

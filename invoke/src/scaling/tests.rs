@@ -11,6 +11,14 @@ use crate::provider::ProviderUrl;
 use crate::test_support::{COLD, Cold};
 
 fn scaler(cold: &Cold, timeout: Duration) -> (Scaler, Arc<ScaleFromZero>) {
+    scaler_in(cold, timeout, &prometheus::Registry::new())
+}
+
+fn scaler_in(
+    cold: &Cold,
+    timeout: Duration,
+    registry: &prometheus::Registry,
+) -> (Scaler, Arc<ScaleFromZero>) {
     let client = crate::client::http_client();
     let provider = ProviderClient::new(
         client.clone(),
@@ -23,7 +31,7 @@ fn scaler(cold: &Cold, timeout: Duration) -> (Scaler, Arc<ScaleFromZero>) {
         Duration::from_secs(1),
         Duration::from_secs(5),
     );
-    let metrics = Arc::new(ScaleFromZero::new(&prometheus::Registry::new(), "test"));
+    let metrics = Arc::new(ScaleFromZero::new(registry, "test"));
     let scaler = Scaler::new(provider, client, endpoints, timeout, metrics.clone());
     (scaler, metrics)
 }
@@ -38,7 +46,7 @@ async fn wait_all(
         tokio::spawn(async move {
             let name = if i % 2 == 0 { COLD } else { "cold.openfaas-fn" };
             let started = Instant::now();
-            let result = scaler.wait(name, &[]).await;
+            let result = scaler.wait(name, &[], false).await;
             (result, started.elapsed())
         })
     });
@@ -81,6 +89,31 @@ async fn concurrent_waiters_share_one_scale_up_from_zero() {
     let again = wait_all(&scaler, 1).await;
     assert!(again[0].0.as_ref().unwrap().is_some());
     assert_eq!(cold.scale_requests(), [2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thawed_replica_is_probed_without_listing_and_counted_by_tier() {
+    let cold = Cold::start(0, Some(Duration::from_millis(20))).await;
+    cold.thaws.store(true, Ordering::SeqCst);
+    let registry = prometheus::Registry::new();
+    let (scaler, _) = scaler_in(&cold, Duration::from_secs(10), &registry);
+    // The call's cached list said zero desired replicas: scaled first, nothing listed.
+    let chosen = scaler
+        .wait(COLD, &[], true)
+        .await
+        .unwrap()
+        .expect("a replica");
+    assert_eq!(chosen.authority().to_string(), cold.replica.to_string());
+    assert_eq!(cold.scale_requests(), [2]);
+    assert_eq!(cold.lookups.load(Ordering::SeqCst), 0, "no listing");
+    // The tier is the provider's X-Ferry-Wake.
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    assert!(
+        text.contains(r#"test_cold_start_seconds_count{tier="frozen"} 1"#),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,11 +177,11 @@ async fn a_call_joining_late_still_waits_its_whole_timeout() {
     let (scaler, _) = scaler(&cold, timeout);
     let first = tokio::spawn({
         let scaler = scaler.clone();
-        async move { scaler.wait(COLD, &[]).await.map(|_| ()) }
+        async move { scaler.wait(COLD, &[], false).await.map(|_| ()) }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let late = scaler.wait(COLD, &[]).await;
+    let late = scaler.wait(COLD, &[], false).await;
     let took = started.elapsed();
     assert!(matches!(
         first.await.unwrap(),
@@ -164,7 +197,7 @@ async fn an_unknown_function_is_not_found() {
     let cold = Cold::start(0, None).await;
     let (scaler, _) = scaler(&cold, Duration::from_secs(10));
     let started = Instant::now();
-    let result = scaler.wait("other", &[]).await;
+    let result = scaler.wait("other", &[], false).await;
     assert!(
         matches!(&result, Err(InvokeError::FunctionNotFound(f)) if f == "other"),
         "{:?}",

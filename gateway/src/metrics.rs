@@ -11,6 +11,7 @@
 //! | `gateway_scale_from_zero_total` | counter | | scale requests for functions at zero replicas |
 //! | `gateway_cold_starts_total` | counter | | held calls' functions that became ready (one per episode) |
 //! | `gateway_cold_start_seconds` | histogram | `tier` | from the first held call to the replica answering its readiness probe; `tier`: how the function came back (`frozen`, `stopped`, `new`, `warm`, `unknown`) |
+//! | `gateway_cold_start_step_seconds` | histogram | `tier`, `step` | where that time went: `list` (provider look-ups), `scale` (the scale request), `probe` (the rest, until a replica answered ready) |
 //! | `gateway_cold_start_timeouts_total` | counter | | waits that ended after `scale_from_zero_timeout` |
 //! | `gateway_held_requests_total` | counter | | calls held because their function had no ready replica |
 //!
@@ -289,7 +290,11 @@ mod tests {
         m.async_submission("", "rejected");
         m.set_service_counts(&[("echo.openfaas-fn".into(), 2)]);
         let cold = ferry_invoke::ScaleFromZero::new(m.registry(), "gateway");
-        cold.became_ready(Duration::from_millis(40), "frozen");
+        cold.became_ready(
+            Duration::from_millis(40),
+            "frozen",
+            &[("scale", Duration::from_millis(30))],
+        );
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             r#"gateway_function_invocation_started{function_name="echo.openfaas-fn"} 1"#,
@@ -302,6 +307,7 @@ mod tests {
             r#"gateway_async_submissions_total{function_name="",outcome="rejected"} 1"#,
             "gateway_cold_starts_total 1",
             r#"gateway_cold_start_seconds_count{tier="frozen"} 1"#,
+            r#"gateway_cold_start_step_seconds_count{step="scale",tier="frozen"} 1"#,
             "gateway_held_requests_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

@@ -18,6 +18,7 @@ pub struct ScaleFromZero {
     scale_ups: IntCounter,
     cold_starts: IntCounter,
     cold_start_seconds: HistogramVec,
+    cold_start_steps: HistogramVec,
     /// The exact total of cold starts, for [`ScaleFromZero::snapshot`].
     cold_start_micros: AtomicU64,
     timeouts: IntCounter,
@@ -66,6 +67,17 @@ impl ScaleFromZero {
                     &["tier"],
                 )),
             ),
+            cold_start_steps: register(
+                r,
+                valid(HistogramVec::new(
+                    HistogramOpts::new(
+                        format!("{prefix}_cold_start_step_seconds"),
+                        "Where a cold start's time went, by tier and step: list (provider look-ups), scale (the scale request), probe (until a replica answered ready).",
+                    )
+                    .buckets(COLD_START_BUCKETS.to_vec()),
+                    &["tier", "step"],
+                )),
+            ),
             cold_start_micros: AtomicU64::new(0),
             timeouts: counter(
                 "cold_start_timeouts_total",
@@ -84,11 +96,17 @@ impl ScaleFromZero {
 
     /// A wait ended with a ready replica after `after`; `tier`: how the function came back
     /// (`frozen`, `stopped`, `new`, `warm`, or `unknown` when another request brought it back).
-    pub fn became_ready(&self, after: Duration, tier: &str) {
+    /// `steps`: where the time went (`list`, `scale`, `probe`).
+    pub fn became_ready(&self, after: Duration, tier: &str, steps: &[(&str, Duration)]) {
         self.cold_starts.inc();
         self.cold_start_seconds
             .with_label_values(&[tier])
             .observe(after.as_secs_f64());
+        for (step, took) in steps {
+            self.cold_start_steps
+                .with_label_values(&[tier, step])
+                .observe(took.as_secs_f64());
+        }
         let micros = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
         self.cold_start_micros.fetch_add(micros, Ordering::Relaxed);
     }

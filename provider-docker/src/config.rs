@@ -109,7 +109,8 @@ pub struct Settings {
           value_parser = settings::duration)]
     pub scale_down_window: Duration,
     /// How long a replica going to zero keeps running, unrouted, before it is frozen (calls
-    /// routed on an outdated replica list finish first).
+    /// routed on an outdated replica list finish first); at least the gateway's
+    /// endpoint_max_stale.
     #[arg(long = "freeze_grace", env = "freeze_grace", default_value = "5s",
           value_parser = settings::duration)]
     pub freeze_grace: Duration,

@@ -6,6 +6,7 @@
 //! | `provider_function_available_replicas` | gauge | `function_name` | ready replicas |
 //! | `provider_cold_starts_total` | counter | `function_name`, `tier` | starts from zero that became ready |
 //! | `provider_cold_start_seconds` | histogram | `function_name`, `tier` | from the scale-up decision to the first ready probe |
+//! | `provider_wake_step_seconds` | histogram | `tier`, `step` | a scale from zero's steps before it answers: `lock` (from the decision to the function's lock), `thaw` (`docker unpause`), `store` (writing the desired state), `reconcile` (listing containers, starting or creating them) |
 //! | `provider_frozen_replicas` | gauge | | frozen (paused) replicas of functions at zero |
 //! | `provider_frozen_memory_bytes` | gauge | | memory they hold, as last sampled (capped by `max_frozen_memory`) |
 //! | `provider_scale_events_total` | counter | `function_name`, `direction` | changes of the desired replicas, `up` or `down` (manual, autoscaling, idle) |
@@ -41,6 +42,7 @@ pub struct Metrics {
     scale_events: IntCounterVec,
     frozen_replicas: IntGauge,
     frozen_memory: IntGauge,
+    wake_steps: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -95,6 +97,16 @@ impl Metrics {
         )
         .expect("a valid metric");
         register(Box::new(cold_start_seconds.clone()));
+        let wake_steps = HistogramVec::new(
+            HistogramOpts::new(
+                "provider_wake_step_seconds",
+                "Steps of a scale from zero before the scale call answers, by tier.",
+            )
+            .buckets(COLD_START_BUCKETS.to_vec()),
+            &["tier", "step"],
+        )
+        .expect("a valid metric");
+        register(Box::new(wake_steps.clone()));
         let plain = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("a valid metric");
             register(Box::new(g.clone()));
@@ -117,6 +129,7 @@ impl Metrics {
             scale_events,
             frozen_replicas,
             frozen_memory,
+            wake_steps,
         }
     }
 
@@ -135,6 +148,15 @@ impl Metrics {
         self.cold_start_seconds
             .with_label_values(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Records the steps of a scale from zero that brought the function back from `tier`.
+    pub fn wake_steps(&self, tier: Wake, steps: &[(&str, Duration)]) {
+        for (step, took) in steps {
+            self.wake_steps
+                .with_label_values(&[tier.as_str(), step])
+                .observe(took.as_secs_f64());
+        }
     }
 
     /// Sets the frozen replicas' count and memory.
@@ -185,6 +207,7 @@ mod tests {
         m.cold_start(&f, Wake::Frozen, Duration::from_millis(40));
         m.set_replicas(&[(f.clone(), 2, 1)]);
         m.set_frozen(1, 2048);
+        m.wake_steps(Wake::Frozen, &[("thaw", Duration::from_millis(20))]);
         let text = String::from_utf8(m.render()).unwrap();
         for line in [
             r#"provider_function_replicas{function_name="echo.openfaas-fn"} 2"#,
@@ -193,6 +216,7 @@ mod tests {
             r#"provider_cold_start_seconds_count{function_name="echo.openfaas-fn",tier="frozen"} 1"#,
             r#"provider_cold_start_seconds_bucket{function_name="echo.openfaas-fn",tier="frozen",le="0.05"} 1"#,
             "provider_frozen_replicas 1",
+            r#"provider_wake_step_seconds_count{step="thaw",tier="frozen"} 1"#,
             "provider_frozen_memory_bytes 2048",
             r#"provider_scale_events_total{direction="up",function_name="echo.openfaas-fn"} 1"#,
             r#"provider_scale_events_total{direction="down",function_name="echo.openfaas-fn"} 1"#,

@@ -205,12 +205,15 @@ impl Provider {
     ) -> Result<Scaled, ProviderError> {
         let from = want.replicas;
         let waking = from == 0 && replicas > 0;
+        let mut clock = Steps::starting(decided);
         let thawed = match waking {
             true => crate::freeze::thaw(&self.parts, f, &mut want).await,
             false => None,
         };
+        clock.lap("thaw");
         want.replicas = replicas;
         self.parts.store.put(f, want.clone())?;
+        clock.lap("store");
         if from != replicas {
             tracing::info!(function = %f, from, to = replicas, cause, "scaling");
             self.parts.metrics.scale_event(f, from, replicas);
@@ -224,22 +227,24 @@ impl Provider {
             // The thawed replica is all that is wanted: nothing to reconcile before answering
             // (the periodic reconcile checks it like any other).
             Some((id, address)) => {
-                scaled.wake = Some(Wake::Frozen);
                 scaled.endpoints = address.map(|address| self.thawed(f, &want, &id, address));
-                let started = Started {
-                    parked: Some(id),
-                    created: Vec::new(),
-                    wake: Some(Wake::Frozen),
-                };
                 if replicas > 1 {
                     self.reconcile(f, &want, false).await?;
                 }
-                started
+                Started {
+                    parked: Some(id),
+                    created: Vec::new(),
+                    wake: Some(Wake::Frozen),
+                }
             }
             None => self.reconcile(f, &want, false).await?,
         };
+        clock.lap("reconcile");
         if waking {
-            scaled.wake = scaled.wake.or(started.wake());
+            scaled.wake = started.wake();
+            if let Some(tier) = scaled.wake {
+                self.parts.metrics.wake_steps(tier, &clock.laps);
+            }
             crate::park::watch_cold_start(&self.parts, f, started, decided);
         }
         Ok(scaled)
@@ -538,6 +543,29 @@ fn serving(want: &Desired, replicas: Vec<Replica>) -> Vec<Replica> {
         .into_iter()
         .filter(|r| r.running && want.parked.as_ref() != Some(&r.id))
         .collect()
+}
+
+/// A stopwatch of consecutive steps.
+struct Steps {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    /// The first step (`lock`) started at `decided` and ends now.
+    fn starting(decided: Instant) -> Steps {
+        Steps {
+            last: Instant::now(),
+            laps: vec![("lock", decided.elapsed())],
+        }
+    }
+
+    /// Ends the step `name`, which started where the last one ended.
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
 }
 
 fn now_rfc3339() -> String {

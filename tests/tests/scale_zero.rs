@@ -1,4 +1,5 @@
-//! Scale to zero, provider side: an idle function goes to zero replicas keeping one stopped
+//! Scale to zero, provider side, with the `stop` tier only (`com.ferry.scale.zero.tiers=stop`;
+//! the frozen tier is freeze.rs's): an idle function goes to zero replicas keeping one stopped
 //! ("parked") container, which survives a provider restart and is started again (the same
 //! container) on the next scale-up; cold starts are counted and timed.
 
@@ -63,6 +64,7 @@ async fn idle_function_parks_a_container_that_survives_restarts_and_starts_again
         json!({"service": "sleepy", "image": echo.tag, "labels": {
             "com.openfaas.scale.zero": "true",
             "com.openfaas.scale.zero-duration": "3s",
+            "com.ferry.scale.zero.tiers": "stop",
         }}),
     )
     .await;
@@ -109,7 +111,7 @@ async fn idle_function_parks_a_container_that_survives_restarts_and_starts_again
     invoke(&ready_addresses(&provider, "sleepy").await[0]).await;
 
     // The cold start is counted and timed.
-    let function = r#"{function_name="sleepy.openfaas-fn"}"#;
+    let function = r#"{function_name="sleepy.openfaas-fn",tier="stopped"}"#;
     let starts = format!("provider_cold_starts_total{function}");
     wait_until("the cold start is recorded", MINUTE, || async {
         sample(&provider.metrics().await, &starts) == Some(1.0)
@@ -126,6 +128,7 @@ async fn idle_function_parks_a_container_that_survives_restarts_and_starts_again
     );
     let seconds = sample(&text, &format!("provider_cold_start_seconds_sum{function}")).unwrap();
     assert!(seconds > 0.0 && seconds < 60.0, "{seconds}");
+    let function = r#"{function_name="sleepy.openfaas-fn"}"#;
     assert_eq!(
         sample(&text, &format!("provider_function_replicas{function}")),
         Some(1.0)
@@ -175,8 +178,8 @@ async fn cold_starts_of_parked_and_fresh_containers_are_measured() {
     let guard = DockerGuard::new().await;
     let echo = FunctionImage::echo_http(&guard).await;
     let provider = TestProvider::start_with(&guard, &[("autoscale_interval", "1h")]).await;
+    let labels = json!({"com.openfaas.scale.min": "0", "com.ferry.scale.zero.tiers": "stop"});
     for name in ["parked", "fresh"] {
-        let labels = json!({"com.openfaas.scale.min": "0"});
         deploy(
             &provider,
             json!({"service": name, "image": echo.tag, "labels": labels}),
@@ -197,7 +200,7 @@ async fn cold_starts_of_parked_and_fresh_containers_are_measured() {
                 // An update (a new generation) discards the parked container: the next start
                 // creates one.
                 let update = json!({"service": name, "image": echo.tag,
-                    "labels": {"com.openfaas.scale.min": "0"}, "envVars": {"ROUND": round.to_string()}});
+                    "labels": labels, "envVars": {"ROUND": round.to_string()}});
                 assert_eq!(
                     provider
                         .call("PUT", "/system/functions", Some(&update.to_string()))
@@ -210,7 +213,8 @@ async fn cold_starts_of_parked_and_fresh_containers_are_measured() {
                 })
                 .await;
             }
-            let label = format!(r#"{{function_name="{name}.openfaas-fn"}}"#);
+            let tier = if name == "parked" { "stopped" } else { "new" };
+            let label = format!(r#"{{function_name="{name}.openfaas-fn",tier="{tier}"}}"#);
             let series = format!("provider_cold_start_seconds_sum{label}");
             let count = format!("provider_cold_starts_total{label}");
             let text = provider.metrics().await;

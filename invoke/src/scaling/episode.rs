@@ -3,6 +3,7 @@
 //! module's docs for the steps).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_proto::{FunctionEndpoints, FunctionRef, Wake};
 use http::uri::Authority;
@@ -23,6 +24,9 @@ struct Seen {
     scaled: bool,
     /// How the function came back, when this episode's request brought it back.
     wake: Option<Wake>,
+    /// Time spent listing the replicas, and in the scale request.
+    listing_time: Duration,
+    scale_time: Duration,
     /// The provider's last error, while it fails.
     problem: Option<Problem>,
     /// The provider's last listing.
@@ -58,6 +62,8 @@ pub(super) async fn run(
         started,
         scaled: false,
         wake: None,
+        listing_time: Duration::ZERO,
+        scale_time: Duration::ZERO,
         problem: None,
         listing: None,
         addresses: Vec::new(),
@@ -126,8 +132,10 @@ impl Seen {
         now: Instant,
         deadline: Instant,
     ) -> Step {
-        let Ok(answer) = tokio::time::timeout_at(deadline, inner.provider.endpoints(f)).await
-        else {
+        let asked = Instant::now();
+        let answer = tokio::time::timeout_at(deadline, inner.provider.endpoints(f)).await;
+        self.listing_time += asked.elapsed();
+        let Ok(answer) = answer else {
             return Step::Again;
         };
         match answer {
@@ -164,7 +172,10 @@ impl Seen {
         if e.is_some() {
             self.listing = e;
         }
-        match scale_up(inner, f, deadline).await {
+        let asked = Instant::now();
+        let answer = scale_up(inner, f, deadline).await;
+        self.scale_time += asked.elapsed();
+        match answer {
             Ok(Some(answer)) => {
                 self.scaled = true;
                 self.wake = answer.wake;
@@ -256,7 +267,13 @@ fn ready(
         "scale from zero: {f} ready after {} ms",
         after.as_millis()
     );
-    inner.metrics.became_ready(after, tier);
+    let probe = after.saturating_sub(seen.listing_time + seen.scale_time);
+    let steps = [
+        ("list", seen.listing_time),
+        ("scale", seen.scale_time),
+        ("probe", probe),
+    ];
+    inner.metrics.became_ready(after, tier, &steps);
     inner.endpoints.install(key, f.clone(), e, up)
 }
 

@@ -3,16 +3,16 @@
 //! Going to zero (idle, or a manual scale to 0), reconcile keeps one container of the current
 //! generation — preferring a frozen one, then a running one — and removes the others. A
 //! running one is frozen after a grace ([`crate::freeze`], the first idle tier) or, when the
-//! function's tiers are `stop` only, stopped at once (the second tier, described here). Its id is
-//! written to the function's desired state (`parked`) before it is stopped, so a restarted
-//! provider keeps it rather than removing it as a stopped replica. The stop (SIGTERM, the
-//! watchdog's drain, SIGKILL after `stop_timeout`) runs in the background, so neither the
-//! scale call nor the function's lock waits for it. Coming back (0 → n), the parked container
-//! is thawed (frozen) or started again (stopped) before any other is created, and `parked`
-//! is cleared once it runs — unless
-//! it is still stopping (a call right after the function went idle): waiting for its drain
-//! could take up to `stop_timeout`, so it is removed and a new container created instead. An
-//! update (a new generation) discards it with the other old containers.
+//! function's tiers are `stop` only, stopped at once (the second tier, described here). Its
+//! id is written to the function's desired state (`parked`) before it is stopped, so a
+//! restarted provider keeps it rather than removing it as a stopped replica. The stop
+//! (SIGTERM, the watchdog's drain, SIGKILL after `stop_timeout`) runs in the background, so
+//! neither the scale call nor the function's lock waits for it. Coming back (0 → n), the
+//! parked container is thawed (frozen), kept (still running) or started again (stopped)
+//! before any other is created, and `parked` is cleared once it runs — unless it is still
+//! stopping (a call right after the function went idle): waiting for its drain could take up
+//! to `stop_timeout`, so it is removed and a new container created instead. An update (a new
+//! generation) discards it with the other old containers.
 //!
 //! After any start from zero a task probes the new containers' `/_/ready` every
 //! [`COLD_START_PROBE`] and records the first success as a cold start: from the scale-up
@@ -23,9 +23,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_proto::FunctionRef;
-
-use ferry_proto::Wake;
+use ferry_proto::{FunctionRef, Wake};
 
 use crate::docker::Replica;
 use crate::error::ProviderError;
@@ -108,13 +106,20 @@ pub(crate) async fn handle(
         return Ok((Started::default(), replicas));
     };
     let r = replicas.remove(i);
-    if want.parked.as_deref() != Some(r.id.as_str()) || (r.paused && want.frozen.is_none()) {
-        let mut d = want.clone();
-        d.parked = Some(r.id.clone());
-        d.frozen = r.paused.then(|| Frozen {
+    // Recorded frozen exactly when it is paused (it may have been paused or thawed behind
+    // the provider's back, or before a crash).
+    let frozen = match (r.paused, &want.frozen) {
+        (true, Some(frozen)) => Some(frozen.clone()),
+        (true, None) => Some(Frozen {
             since: crate::freeze::unix_now(),
             address: r.address.clone(),
-        });
+        }),
+        (false, _) => None,
+    };
+    if want.parked.as_deref() != Some(r.id.as_str()) || want.frozen != frozen {
+        let mut d = want.clone();
+        d.parked = Some(r.id.clone());
+        d.frozen = frozen;
         parts.store.put(f, d)?;
     }
     if r.running {

@@ -85,7 +85,7 @@ const GATEWAY_STEPS: [usize; 3] = [1, 2, 7];
 
 /// Runs P6.
 pub(super) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let (frozen_n, stopped_n) = if ctx.quick { (3, 2) } else { (15, 7) };
+    let (frozen_n, stopped_n) = if ctx.quick { (3, 2) } else { (15, 11) };
     ctx.stack
         .deploy(FROZEN, json!({"com.openfaas.scale.zero": "true"}))
         .await?;

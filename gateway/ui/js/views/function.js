@@ -78,7 +78,9 @@ function summaryOf(f) {
     replicas: `${f.availableReplicas || 0} ready / ${f.replicas || 0} desired`,
     'sync calls': Math.round(f.invocationCount || 0),
     memory: f.usage && f.usage.totalMemoryBytes
-      ? `${bytes(f.usage.totalMemoryBytes)} (${f.availableReplicas || 0} replicas)` : '–',
+      ? `${bytes(f.usage.totalMemoryBytes)} (${f.availableReplicas || 0} replicas${
+        f.usage.frozenMemoryBytes ? `, ${bytes(f.usage.frozenMemoryBytes)} held by a frozen replica` : ''})`
+      : '–',
     created: f.createdAt || '–',
     fprocess: f.envProcess || '–',
     'read-only root': f.readOnlyRootFilesystem ? 'yes' : 'no',

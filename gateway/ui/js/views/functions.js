@@ -72,8 +72,10 @@ function rows(body, list, stats) {
   list.sort((a, b) => a.name.localeCompare(b.name));
   replace(body, list.map((f) => {
     const s = stats.get(qualified(f.name, f.namespace)) || {};
-    const memory = f.usage && f.usage.totalMemoryBytes && f.availableReplicas
-      ? bytes(f.usage.totalMemoryBytes / f.availableReplicas) : '–';
+    const frozen = f.usage && f.usage.frozenMemoryBytes;
+    const memory = frozen && !f.replicas ? `${bytes(frozen)} frozen`
+      : f.usage && f.usage.totalMemoryBytes && f.availableReplicas
+        ? bytes(f.usage.totalMemoryBytes / f.availableReplicas) : '–';
     const ready = (f.availableReplicas || 0) === (f.replicas || 0) ? 'ok' : '';
     return h('tr', { 'data-function': f.name },
       h('td', {}, h('a', { href: `#/function/${enc(f.namespace)}/${enc(f.name)}` }, f.name)),

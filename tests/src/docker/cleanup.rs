@@ -166,15 +166,22 @@ pub async fn leftovers(docker: &Docker, id: &str) -> Vec<String> {
 }
 
 /// Removes every object labelled with test id `id`: containers, then networks, images and
-/// volumes. Returns the errors of the last of up to three passes (empty when all went).
+/// volumes. Returns the errors of the last of up to four passes (empty when all went).
+///
+/// A pass that removed containers a provider made (`com.ferry.instance`) is followed, after
+/// [`SETTLE`], by another: a provider dropped mid-request (its task aborted when its test
+/// ended) may have a create in flight that the engine completes after the first pass looked.
 pub(crate) async fn remove_all(docker: &Docker, id: &str) -> Vec<String> {
     let mut errors = Vec::new();
-    for _pass in 0..3 {
+    for _pass in 0..4 {
         errors.clear();
+        let mut provider_made = false;
         for kind in KINDS {
             match list_owned(docker, kind, id).await {
                 Ok(found) => {
                     for f in &found {
+                        provider_made |= kind == Kind::Container
+                            && f.labels.get(INSTANCE_LABEL).is_some_and(|v| v == id);
                         if let Err(e) = remove(docker, f).await {
                             errors.push(format!("removing {f}: {e}"));
                         }
@@ -183,12 +190,18 @@ pub(crate) async fn remove_all(docker: &Docker, id: &str) -> Vec<String> {
                 Err(e) => errors.push(format!("listing {kind:?}s: {e}")),
             }
         }
-        if errors.is_empty() {
+        if errors.is_empty() && !provider_made {
             break;
+        }
+        if provider_made {
+            tokio::time::sleep(SETTLE).await;
         }
     }
     errors
 }
+
+/// How long a create already sent to the engine may take to show up.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Removes objects whose `com.ferry.test` or `com.ferry.instance` label names a test process
 /// (`ferry-test-<pid>-...`) that is no longer alive: what killed test runs left behind.

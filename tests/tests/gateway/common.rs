@@ -8,12 +8,40 @@ use async_nats::jetstream;
 use ferry_proto::jetstream::CALLS_STREAM;
 use ferry_tests::gateway::TestGateway;
 use ferry_tests::provider::TestProvider;
-use ferry_tests::{FunctionImage, NatsServer, http_client};
+use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client};
 use serde_json::{Value, json};
 
 pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 /// The subject of the echo function's calls on the default queue.
 pub(crate) const ECHO_SUBJECT: &str = "ferry.calls.faas-request.echo.openfaas-fn";
+
+/// The gateway tests' usual stack: a Docker guard, a provider, a NATS server and a gateway in
+/// front of them, with `echo` (the echo image) deployed and ready. Fields drop in their
+/// order: the gateway, NATS and the provider stop before the guard removes what they made.
+pub(crate) struct EchoStack {
+    pub(crate) gateway: TestGateway,
+    pub(crate) nats: NatsServer,
+    pub(crate) provider: TestProvider,
+    pub(crate) guard: DockerGuard,
+}
+
+impl EchoStack {
+    /// Starts it all and deploys `echo` (no annotations).
+    pub(crate) async fn start() -> EchoStack {
+        let guard = DockerGuard::new().await;
+        let echo = FunctionImage::echo_http(&guard).await;
+        let provider = TestProvider::start(&guard).await;
+        let nats = NatsServer::start_async().await;
+        let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+        deploy_echo(&gateway, &provider, &echo, json!({})).await;
+        EchoStack {
+            gateway,
+            nats,
+            provider,
+            guard,
+        }
+    }
+}
 
 /// Deploys `echo` through the gateway (`POST /system/functions` is forwarded to the provider)
 /// and waits until its replica is ready.

@@ -5,23 +5,18 @@ use async_nats::jetstream;
 use ferry_proto::QueueRequest;
 use ferry_proto::calls::{CallState, CallStatus, DeadLetter, DeadLetterPage};
 use ferry_proto::jetstream::{CALL_ID_HEADER, DEAD_LETTER_STREAM};
-use ferry_tests::gateway::{TestGateway, calls_and_statuses, dead_letter, messages_of};
-use ferry_tests::provider::TestProvider;
-use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client};
+use ferry_tests::gateway::{calls_and_statuses, dead_letter, messages_of};
+use ferry_tests::http_client;
 use serde_json::{Value, json};
 
-use crate::common::{ECHO_SUBJECT, deploy_echo, gateway_error, header};
+use crate::common::{ECHO_SUBJECT, EchoStack, gateway_error, header};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_inspected_redriven_and_deleted() {
-    let guard = DockerGuard::new().await;
-    let echo = FunctionImage::echo_http(&guard).await;
-    let provider = TestProvider::start(&guard).await;
-    let nats = NatsServer::start_async().await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let stack = EchoStack::start().await;
+    let EchoStack { gateway, nats, .. } = &stack;
     let client = http_client();
-    deploy_echo(&gateway, &provider, &echo, json!({})).await;
-    let (stream, statuses) = calls_and_statuses(&nats).await;
+    let (stream, statuses) = calls_and_statuses(nats).await;
     let nc = nats.connect().await;
     let dead_stream = jetstream::new(nc.clone())
         .get_stream(DEAD_LETTER_STREAM)

@@ -4,23 +4,18 @@
 
 use ferry_proto::QueueRequest;
 use ferry_proto::calls::{CallState, CallStatus, CallbackState};
-use ferry_tests::gateway::{TestGateway, calls_and_statuses, messages_of, rewrite_status};
-use ferry_tests::provider::TestProvider;
-use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client};
+use ferry_tests::gateway::{calls_and_statuses, messages_of, rewrite_status};
+use ferry_tests::http_client;
 use serde_json::json;
 
-use crate::common::{ECHO_SUBJECT, deploy_echo, gateway_error, header, uuid_like};
+use crate::common::{ECHO_SUBJECT, EchoStack, gateway_error, header, uuid_like};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
-    let guard = DockerGuard::new().await;
-    let echo = FunctionImage::echo_http(&guard).await;
-    let provider = TestProvider::start(&guard).await;
-    let mut nats = NatsServer::start_async().await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let mut stack = EchoStack::start().await;
+    let (gateway, nats) = (&stack.gateway, &mut stack.nats);
     let client = http_client();
-    deploy_echo(&gateway, &provider, &echo, json!({})).await;
-    let (stream, statuses) = calls_and_statuses(&nats).await;
+    let (stream, statuses) = calls_and_statuses(nats).await;
     let submit = |headers: &[(&str, &str)]| {
         let mut req = client
             .post(gateway.url("/async-function/echo"))
@@ -232,14 +227,10 @@ async fn async_calls_have_a_status_can_be_cancelled_and_are_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_functions_recent_calls_are_listed_newest_first() {
-    let guard = DockerGuard::new().await;
-    let echo = FunctionImage::echo_http(&guard).await;
-    let provider = TestProvider::start(&guard).await;
-    let nats = NatsServer::start_async().await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let stack = EchoStack::start().await;
+    let (gateway, nats) = (&stack.gateway, &stack.nats);
     let client = http_client();
-    deploy_echo(&gateway, &provider, &echo, json!({})).await;
-    let (_, statuses) = calls_and_statuses(&nats).await;
+    let (_, statuses) = calls_and_statuses(nats).await;
     let list = |query: &str| {
         let req = client.get(gateway.url(&format!("/system/async-calls?{query}")));
         async move { req.send().await.unwrap() }

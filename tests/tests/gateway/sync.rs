@@ -7,22 +7,24 @@ use std::time::{Duration, Instant};
 
 use bollard::models::ContainerSummaryStateEnum;
 use ferry_tests::gateway::TestGateway;
-use ferry_tests::provider::{TestProvider, function_containers};
-use ferry_tests::{DockerGuard, FunctionImage, NatsServer, http_client, wait_until};
+use ferry_tests::provider::function_containers;
+use ferry_tests::{http_client, wait_until};
 use serde_json::{Value, json};
 
-use crate::common::{MINUTE, deploy_echo, eventually, gateway_error, header, health, uuid_like};
+use crate::common::{EchoStack, MINUTE, eventually, gateway_error, header, health, uuid_like};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_calls_are_proxied_to_a_ready_replica() {
-    let guard = DockerGuard::new().await;
-    let echo = FunctionImage::echo_http(&guard).await;
-    let provider = TestProvider::start(&guard).await;
-    let nats = NatsServer::start_async().await;
-    let gateway = TestGateway::start(&provider.url(""), &nats.url(), &[]).await;
+    let stack = EchoStack::start().await;
+    let EchoStack {
+        gateway,
+        nats,
+        provider,
+        guard,
+        ..
+    } = &stack;
     let client = http_client();
 
-    deploy_echo(&gateway, &provider, &echo, json!({})).await;
     let list: Value = client
         .get(gateway.url("/system/functions"))
         .send()
@@ -33,7 +35,7 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
         .unwrap();
     assert_eq!(list[0]["name"], "echo", "{list}");
     wait_until("healthz is ok", MINUTE, || async {
-        health(&gateway).await
+        health(gateway).await
             == (
                 200,
                 json!({"status": "ok", "nats": "connected", "provider": "ok"}),
@@ -225,7 +227,7 @@ async fn sync_calls_are_proxied_to_a_ready_replica() {
     .await;
     assert!(last.contains("no ready replica of function echo"), "{last}");
     wait_until("no replica of echo runs", MINUTE, || async {
-        function_containers(&guard, "echo")
+        function_containers(guard, "echo")
             .await
             .iter()
             .all(|c| c.state != Some(ContainerSummaryStateEnum::RUNNING))

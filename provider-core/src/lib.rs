@@ -35,6 +35,7 @@ pub mod namespaces;
 pub mod network;
 pub mod quantity;
 pub mod secrets;
+pub mod usage;
 
 pub use api::Backend;
 pub use error::ApiError;

@@ -30,7 +30,7 @@ use crate::parts::Parts;
 use crate::replica_metrics::Scraper;
 use crate::scaling::ScalePolicy;
 use crate::store::{Desired, Frozen};
-use crate::usage::Usage;
+use ferry_provider_core::usage::Usage;
 
 /// How often a replica with calls in flight is looked at again before it is frozen.
 const IN_FLIGHT_RECHECK: Duration = Duration::from_secs(1);

@@ -65,7 +65,6 @@ pub mod scaling;
 pub mod secrets;
 pub mod spec;
 pub mod store;
-pub mod usage;
 
 use std::future::Future;
 
@@ -146,7 +145,7 @@ pub async fn run(
                 provider.sample_usage().await;
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(usage::SAMPLE_INTERVAL) => {}
+                    _ = tokio::time::sleep(ferry_provider_core::usage::SAMPLE_INTERVAL) => {}
                 }
             }
         }

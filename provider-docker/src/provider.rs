@@ -29,7 +29,7 @@ use crate::parts::Parts;
 use crate::scaling::ScalePolicy;
 use crate::secrets::Secrets;
 use crate::store::{Desired, Store};
-use crate::usage::Usage;
+use ferry_provider_core::usage::Usage;
 
 /// Shared state behind the HTTP API.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ pub struct Provider {
     pub(crate) autoscaler: Autoscaler,
     /// Parked containers being stopped or frozen.
     pub(crate) keepers: Keepers,
-    /// Replicas' memory and CPU ([`crate::usage`]).
+    /// Replicas' memory and CPU ([`ferry_provider_core::usage`]).
     pub(crate) usage: Usage,
 }
 
@@ -505,7 +505,7 @@ impl Provider {
         crate::freeze::tick(&self.parts, &self.keepers.stopping, &self.usage);
     }
 
-    /// Samples the resource usage of every running replica ([`crate::usage`]).
+    /// Samples the resource usage of every running replica ([`ferry_provider_core::usage`]).
     pub async fn sample_usage(&self) {
         let running = match self.parts.live(None).await {
             Ok(live) => live

@@ -41,6 +41,8 @@ pub struct RunningTask {
     pub id: String,
     /// Its container's address on the functions network, `ip:8080`, when known.
     pub address: Option<String>,
+    /// Its container, when Swarm reports it.
+    pub container: Option<String>,
 }
 
 /// A connection to the swarm manager.
@@ -177,13 +179,14 @@ impl Engine {
                 continue;
             }
             let container = status.container_status.and_then(|c| c.container_id);
-            let address = match container {
-                Some(c) => self.container_ip(&c).await,
+            let address = match &container {
+                Some(c) => self.container_ip(c).await,
                 None => None,
             };
             out.push(RunningTask {
                 id: t.id.unwrap_or_default(),
                 address: address.map(|ip| format!("{ip}:8080")),
+                container,
             });
         }
         Ok(out)

@@ -38,7 +38,7 @@ pub use provider::SwarmProvider;
 
 /// Connects to the swarm manager, makes sure the functions network exists, serves the API on
 /// `listener` until `shutdown` resolves, and meanwhile removes stray services of this
-/// instance every `reconcile_interval`.
+/// instance every `reconcile_interval` and samples the tasks' memory and CPU.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -52,6 +52,7 @@ pub async fn run(
     let provider = SwarmProvider::new(config, engine);
     let cancel = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn(provider.clone().reconcile_loop(interval, cancel.clone()));
+    let sampler = tokio::spawn(provider.clone().usage_loop(cancel.clone()));
     tracing::info!(address = %listener.local_addr()?, "provider-swarm listening");
     let routes = ferry_provider_core::api::routes::<SwarmProvider>()
         .merge(ferry_provider_core::namespaces::routes::<SwarmProvider>())
@@ -63,5 +64,6 @@ pub async fn run(
         .await;
     cancel.cancel();
     let _ = reconciler.await;
+    let _ = sampler.await;
     served.map_err(SwarmError::Io)
 }

@@ -18,6 +18,7 @@ use ferry_proto::{
 };
 use ferry_provider_core::Backend;
 use ferry_provider_core::api::Scaled;
+use ferry_provider_core::usage::{SAMPLE_INTERVAL, Usage};
 
 use crate::config::Config;
 use crate::engine::{Engine, FunctionService};
@@ -32,6 +33,8 @@ pub struct SwarmProvider {
     pub(crate) engine: Engine,
     /// Serialises every change (functions, secrets, namespaces).
     pub(crate) changes: tokio::sync::Mutex<()>,
+    /// Tasks' memory and CPU ([`ferry_provider_core::usage`]).
+    usage: Usage,
 }
 
 impl SwarmProvider {
@@ -41,6 +44,7 @@ impl SwarmProvider {
             config,
             engine,
             changes: tokio::sync::Mutex::new(()),
+            usage: Usage::default(),
         })
     }
 
@@ -87,7 +91,30 @@ impl SwarmProvider {
         status.replicas = s.replicas;
         status.available_replicas = (tasks.len() as u64).min(s.replicas);
         status.created_at = Some(s.created_at.clone());
+        status.usage = self
+            .usage
+            .of(tasks.iter().filter_map(|t| t.container.as_deref()));
         Ok(status)
+    }
+
+    /// Samples the resource usage of every running task's container ([`Usage`]); a task on
+    /// another node has no container here and is not sampled.
+    pub async fn sample_usage(&self) {
+        let services = match self.engine.services(None).await {
+            Ok((services, _)) => services,
+            Err(error) => {
+                tracing::debug!(%error, "cannot list services to sample their usage");
+                return;
+            }
+        };
+        let mut containers = Vec::new();
+        for s in services {
+            match self.engine.running_tasks(&s.id).await {
+                Ok(tasks) => containers.extend(tasks.into_iter().filter_map(|t| t.container)),
+                Err(error) => tracing::debug!(%error, "cannot list tasks to sample their usage"),
+            }
+        }
+        self.usage.refresh(self.engine.client(), containers).await;
     }
 
     /// Removes services of this instance that carry no readable deployment, all but the
@@ -127,6 +154,17 @@ impl SwarmProvider {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// Samples the tasks' usage every [`SAMPLE_INTERVAL`] until `cancel`.
+    pub async fn usage_loop(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            self.sample_usage().await;
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(SAMPLE_INTERVAL) => {}
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Resource usage of function replicas, reported as `usage` (`cpu`, `totalMemoryBytes`) on
-//! `GET /system/functions` and `GET /system/function/{name}`, as faasd and faas-netes do.
+//! `GET /system/functions` and `GET /system/function/{name}`, as faasd and faas-netes do; the
+//! same for both providers (a replica is a container: provider-docker's own, or a Swarm
+//! task's on this node).
 //!
 //! A background task samples the Docker stats of every running or frozen (paused) replica every
 //! [`SAMPLE_INTERVAL`] (one-shot reads, a few at a time), so answering the API never waits

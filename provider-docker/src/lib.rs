@@ -17,6 +17,8 @@
 //!   secrets stored under `data_dir/secrets` and mounted read-only at
 //!   `/var/openfaas/secrets/<name>`;
 //! - [`logs`]: `/system/logs`, the containers' output as NDJSON, optionally followed;
+//! - [`status`]: what the provider reports (status, list, endpoints, replica counts, usage
+//!   samples), reads on top of [`provider`];
 //! - [`provider`]: the operations, all built on one `reconcile` step; on top of the modules
 //!   below, which get the narrow [`parts::Parts`] (settings, engine, desired state, prober,
 //!   metrics, containers being removed) rather than the provider;
@@ -64,6 +66,7 @@ pub mod replica_metrics;
 pub mod scaling;
 pub mod secrets;
 pub mod spec;
+pub mod status;
 pub mod store;
 
 use std::future::Future;

@@ -120,14 +120,17 @@ bench: deps static $(if $(findstring --cluster,$(subst --nats-cluster,,$(BENCH_A
 bench-haproxy:
 	@deploy/debs.sh $(HAPROXY_ROOT) haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1
 
-# Removes anything a killed test run left in Docker (tests clean up after themselves; this is
-# the safety net for runs that were killed with SIGKILL).
 deps:
 	@deploy/deps.sh
 
+# Removes anything a killed test run left in Docker (tests clean up after themselves; this is
+# the safety net for runs that were killed with SIGKILL): objects labelled com.ferry.test, and
+# those a test's provider made (com.ferry.instance=ferry-test-...; never a stack's instance).
 test-clean:
 	@for kind in container network image volume; do \
 	  all=; [ $$kind = container ] && all=--all; \
 	  ids=$$(docker $$kind ls -q $$all --filter label=com.ferry.test 2>/dev/null); \
-	  [ -z "$$ids" ] || docker $$kind rm -f $$ids >/dev/null 2>&1 || true; \
+	  ids="$$ids $$(docker $$kind ls $$all --filter label=com.ferry.instance \
+	    --format '{{.ID}} {{.Label "com.ferry.instance"}}' 2>/dev/null | awk '$$2 ~ /^ferry-test-/ {print $$1}')"; \
+	  [ -z "$$(echo $$ids)" ] || docker $$kind rm -f $$ids >/dev/null 2>&1 || true; \
 	done

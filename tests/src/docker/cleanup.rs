@@ -168,9 +168,10 @@ pub async fn leftovers(docker: &Docker, id: &str) -> Vec<String> {
 /// Removes every object labelled with test id `id`: containers, then networks, images and
 /// volumes. Returns the errors of the last of up to four passes (empty when all went).
 ///
-/// A pass that removed containers a provider made (`com.ferry.instance`) is followed, after
-/// [`SETTLE`], by another: a provider dropped mid-request (its task aborted when its test
-/// ended) may have a create in flight that the engine completes after the first pass looked.
+/// A pass that removed containers or networks a provider made (`com.ferry.instance`) is
+/// followed, after [`SETTLE`], by another: a provider dropped mid-request (its task aborted
+/// when its test ended) may have a create in flight that the engine completes after the first
+/// pass looked.
 pub(crate) async fn remove_all(docker: &Docker, id: &str) -> Vec<String> {
     let mut errors = Vec::new();
     for _pass in 0..4 {
@@ -180,7 +181,7 @@ pub(crate) async fn remove_all(docker: &Docker, id: &str) -> Vec<String> {
             match list_owned(docker, kind, id).await {
                 Ok(found) => {
                     for f in &found {
-                        provider_made |= kind == Kind::Container
+                        provider_made |= matches!(kind, Kind::Container | Kind::Network)
                             && f.labels.get(INSTANCE_LABEL).is_some_and(|v| v == id);
                         if let Err(e) = remove(docker, f).await {
                             errors.push(format!("removing {f}: {e}"));

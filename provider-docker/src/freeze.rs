@@ -88,12 +88,8 @@ impl Freezing {
         if want.replicas != 0 || want.parked.as_deref() != Some(id) || want.frozen.is_some() {
             return false;
         }
-        let replica = match parts.live(Some(f)).await {
-            Ok(mut live) => live
-                .remove(f)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|r| r.id == id && r.running),
+        let replica = match parts.live_of(f).await {
+            Ok(live) => live.into_iter().find(|r| r.id == id && r.running),
             Err(error) => {
                 tracing::warn!(function = %f, %error, "cannot list the replica to freeze; trying again");
                 return true;

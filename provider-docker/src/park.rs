@@ -255,10 +255,8 @@ pub(crate) fn watch_cold_start(
             // Addresses are known once a container runs; look again now and then for
             // the ones still missing, without listing containers a hundred times a second.
             if addresses.len() < ids.len() && (addresses.is_empty() || round % 25 == 0) {
-                addresses = match this.live(Some(&f)).await {
-                    Ok(mut live) => live
-                        .remove(&f)
-                        .unwrap_or_default()
+                addresses = match this.live_of(&f).await {
+                    Ok(live) => live
                         .into_iter()
                         .filter(|r| r.running && ids.contains(&r.id))
                         .filter(|r| r.address.is_some())

@@ -65,6 +65,11 @@ impl Parts {
         Ok(out)
     }
 
+    /// The containers of `f`, leaving out those being removed.
+    pub(crate) async fn live_of(&self, f: &FunctionRef) -> Result<Vec<Replica>, ProviderError> {
+        Ok(self.live(Some(f)).await?.remove(f).unwrap_or_default())
+    }
+
     /// Stops and removes a container in the background; from now on it is not counted.
     pub(crate) fn retire(self: &Arc<Self>, id: String) {
         if !self

@@ -316,12 +316,7 @@ impl Provider {
         want: &Desired,
         wait_rollout: bool,
     ) -> Result<Started, ProviderError> {
-        let replicas = self
-            .parts
-            .live(Some(f))
-            .await?
-            .remove(f)
-            .unwrap_or_default();
+        let replicas = self.parts.live_of(f).await?;
         let (mut started, replicas) =
             crate::park::handle(&self.parts, &self.keepers, f, want, replicas).await?;
         let (running, stopped): (Vec<_>, Vec<_>) = replicas.into_iter().partition(|r| r.running);
@@ -372,10 +367,8 @@ impl Provider {
     async fn wait_ready(&self, f: &FunctionRef, generation: u64, n: usize) -> bool {
         let deadline = Instant::now() + self.parts.config.rollout_timeout;
         while Instant::now() < deadline {
-            if let Ok(mut live) = self.parts.live(Some(f)).await {
+            if let Ok(live) = self.parts.live_of(f).await {
                 let current: Vec<Replica> = live
-                    .remove(f)
-                    .unwrap_or_default()
                     .into_iter()
                     .filter(|r| r.running && r.generation == generation)
                     .collect();

@@ -22,12 +22,7 @@ impl Provider {
             .store
             .get(f)
             .ok_or_else(|| ProviderError::NotFound(f.to_string()))?;
-        let replicas = self
-            .parts
-            .live(Some(f))
-            .await?
-            .remove(f)
-            .unwrap_or_default();
+        let replicas = self.parts.live_of(f).await?;
         Ok((want, replicas))
     }
 
